@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-events/strata/internal/testenv"
+)
+
+// The commands end to end on PostgreSQL and MySQL, each test in a fresh schema or database.
+// They run when STRATA_TEST_POSTGRES / STRATA_TEST_MYSQL (or the default addresses) answer.
+
+const (
+	defaultTestPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	defaultTestMySQL    = "mysql://root@127.0.0.1:3306/test"
+)
+
+func pingPostgres(ctx context.Context, dsn string) error {
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	return c.Ping(ctx)
+}
+
+// postgresDB returns a --db value for a fresh schema that is dropped after the test.
+func postgresDB(t *testing.T) string {
+	t.Helper()
+	dsn := testenv.Service(t, "STRATA_TEST_POSTGRES", defaultTestPostgres, pingPostgres)
+	schema := fmt.Sprintf("strata_cmdtest_%x", uuid.New().String()[:8])
+	t.Cleanup(func() {
+		ctx := context.Background()
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("schema", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func pingMySQL(ctx context.Context, dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return err
+	}
+	cfg, err := mysqlConfig(u)
+	if err != nil {
+		return err
+	}
+	db, err := openMySQL(cfg, 1)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.PingContext(ctx)
+}
+
+// mysqlDB returns a --db value for a fresh database that is dropped after the test.
+func mysqlDB(t *testing.T) string {
+	t.Helper()
+	dsn := testenv.Service(t, "STRATA_TEST_MYSQL", defaultTestMySQL, pingMySQL)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := mysqlConfig(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DBName = ""
+	admin, err := openMySQL(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("strata_cmdtest_%x", uuid.New().String()[:8])
+	if _, err := admin.ExecContext(testContext(t), "CREATE DATABASE `"+name+"`"); err != nil {
+		admin.Close()
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, string)
+	}{
+		{"RoundTrip", testRoundTrip}, {"ReadAll", testReadAll}, {"Follow", testFollow}, {"Demo", testDemoTwice},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.fn(t, postgresDB(t))
+		})
+	}
+	t.Run("Bench", func(t *testing.T) {
+		t.Parallel()
+		// The bench makes and drops its own scratch schemas.
+		testBenchSmall(t, testenv.Service(t, "STRATA_TEST_POSTGRES", defaultTestPostgres, pingPostgres))
+	})
+}
+
+func TestMySQL(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, string)
+	}{
+		{"RoundTrip", testRoundTrip}, {"ReadAll", testReadAll}, {"Follow", testFollow}, {"Demo", testDemoTwice},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.fn(t, mysqlDB(t))
+		})
+	}
+	t.Run("Bench", func(t *testing.T) {
+		t.Parallel()
+		// The bench makes and drops its own scratch databases.
+		testBenchSmall(t, testenv.Service(t, "STRATA_TEST_MYSQL", defaultTestMySQL, pingMySQL))
+	})
+}
+
+func testBenchSmall(t *testing.T, db string) {
+	for _, w := range []string{"append", "read"} {
+		out := mustCLI(t, db, "bench", w, "--clients", "2", "--batch", "3", "--events", "20")
+		if !strings.Contains(out, "raw ev/s") || !strings.Contains(out, "x\n") {
+			t.Errorf("bench %s printed no ratio:\n%s", w, out)
+		}
+	}
+}

@@ -1,0 +1,429 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/strata-events/strata"
+)
+
+// benchOpts are the flags of `strata bench`.
+type benchOpts struct {
+	clients, batch, events int
+}
+
+func newBenchCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra.Command {
+	var o benchOpts
+	c := &cobra.Command{
+		Use:   "bench append|read",
+		Short: "Measure strata against raw SQL on the same database",
+		Long: `Measure strata and a raw SQL baseline in the same run and print events/s for both and their ratio.
+
+The baseline writes plain INSERTs to, and pages with plain SELECTs through, a table of the same shape
+and indexes as the backend's events table, with the same clients and batches. Both run in scratch
+space that the bench creates and drops: a temporary directory next to the SQLite file, fresh
+schemas in PostgreSQL, fresh databases in MySQL. Your data is never touched. With mem: only strata
+runs (there is no SQL to compare with).
+
+  append  --clients goroutines each append batches of --batch events to their own stream, until
+          --events events in all. On MySQL, strata's time lasts until the sequencer has stamped
+          the last event (read back through ReadAll).
+  read    pre-fills --events events, then each of --clients readers pages through the whole log:
+          strata ReadAll against SELECT ... WHERE position > ? ORDER BY position LIMIT 1000.`,
+		Example: `  strata bench append --db sqlite:strata.db --clients 4 --batch 10 --events 10000
+  strata bench read --db 'postgres://postgres@127.0.0.1:5432/postgres' --events 100000`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return invalidf("bench", "want a workload: strata bench append or strata bench read")
+			}
+			return invalidf("bench", "unknown workload %q: want append or read", args[0])
+		},
+	}
+	for _, w := range []string{"append", "read"} {
+		c.AddCommand(wrap(&cobra.Command{
+			Use:   w,
+			Short: "Benchmark " + w + "s (see strata bench --help)",
+			Args:  argsExactly(0, "no arguments"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if o.clients < 1 || o.batch < 1 || o.events < 1 {
+					return invalidf("bench", "--clients, --batch and --events must be 1 or more")
+				}
+				if o.batch > strata.MaxEventsPerAppend {
+					return invalidf("bench", "--batch must be at most %d", strata.MaxEventsPerAppend)
+				}
+				d, err := parseDSN(g.dsn())
+				if err != nil {
+					return err
+				}
+				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+				defer stop()
+				return runBench(ctx, cmd.OutOrStdout(), d, w, o)
+			},
+		}))
+	}
+	f := c.PersistentFlags()
+	f.IntVar(&o.clients, "clients", 4, "concurrent clients (goroutines, each with its own stream)")
+	f.IntVar(&o.batch, "batch", 10, "events per append (one transaction)")
+	f.IntVar(&o.events, "events", 10000, "events in all")
+	return c
+}
+
+// benchEnv is a scratch strata store and its raw baseline.
+type benchEnv struct {
+	st strata.Store
+	// raw is the baseline on a table of the events table's shape; nil for mem:.
+	raw rawDB
+	// stamped, if set, is how strata's append time ends: waiting until the log is readable up to
+	// the given number of events (MySQL's sequencer stamps positions after commit).
+	stamped bool
+	// rawNote, if set, says how the baseline differs from strata's table use.
+	rawNote string
+	// cleanup closes both and drops the scratch space.
+	cleanup func() error
+}
+
+// setupBench opens strata and its baseline in scratch space of the database d names.
+func setupBench(ctx context.Context, d dsn, clients int) (*benchEnv, error) {
+	switch d.backend {
+	case backendSQLite:
+		return setupSQLiteBench(ctx, d, clients)
+	case backendPostgres:
+		return setupPostgresBench(ctx, d, clients)
+	case backendMySQL:
+		return setupMySQLBench(ctx, d, clients)
+	}
+	st, err := d.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &benchEnv{st: st, cleanup: st.Close}, nil
+}
+
+// rawDB is the plain-SQL baseline of one backend.
+type rawDB interface {
+	// insert writes evs as versions first, first+1, ... of stream in one transaction, on the
+	// connection of client.
+	insert(ctx context.Context, client int, stream string, first int64, evs []rawEvent) error
+	// readAll pages through the whole table, 1000 rows a query, and returns the rows read.
+	readAll(ctx context.Context, client int) (int, error)
+}
+
+// rawEvent is one event of the baseline, encoded as the backend stores it.
+type rawEvent struct {
+	id     uuid.UUID
+	typ    string
+	schema int
+	data   []byte
+	meta   []byte // canonical metadata JSON
+	tenant string
+}
+
+// The event every bench writes: a certificate issuance of typical size.
+var (
+	benchType = "CertificateIssued"
+	benchData = json.RawMessage(`{"serial":"4F2A9C0D7E3B","subjectDN":"CN=host-0001.example.com,O=Example GmbH,C=DE","subjectEmail":"pki@example.com","validFrom":"2023-03-14T00:00:00Z","validTo":"2024-03-14T00:00:00Z"}`)
+	benchMeta = strata.Metadata{Tenant: "bench", Principal: "operator:bench", Correlation: "bench"}
+)
+
+// benchResult is one row of the table.
+type benchResult struct {
+	backend, workload     string
+	clients, batch, evs   int
+	strataRate, rawRate   float64
+	strataOnly, stampWait bool
+	rawNote               string
+}
+
+func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benchOpts) (err error) {
+	env, err := setupBench(ctx, d, o.clients)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := env.cleanup(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	plan := planBatches(o)
+	res := benchResult{backend: d.backend, workload: workload, clients: o.clients, batch: o.batch, evs: o.events, strataOnly: env.raw == nil, rawNote: env.rawNote}
+	switch workload {
+	case "append":
+		res.stampWait = env.stamped
+		if env.raw != nil {
+			if res.rawRate, err = benchRawAppend(ctx, env.raw, plan, o.events); err != nil {
+				return fmt.Errorf("bench: raw baseline: %w", err)
+			}
+		}
+		if res.strataRate, err = benchStrataAppend(ctx, env, plan, o.events); err != nil {
+			return fmt.Errorf("bench: strata: %w", err)
+		}
+	case "read":
+		if env.raw != nil {
+			if _, err := benchRawAppend(ctx, env.raw, plan, o.events); err != nil {
+				return fmt.Errorf("bench: raw baseline: pre-fill: %w", err)
+			}
+			if res.rawRate, err = benchRawRead(ctx, env.raw, o); err != nil {
+				return fmt.Errorf("bench: raw baseline: %w", err)
+			}
+		}
+		if _, err := benchStrataAppend(ctx, env, plan, o.events); err != nil {
+			return fmt.Errorf("bench: strata: pre-fill: %w", err)
+		}
+		// Readers see an event once nothing that sorts before it can still commit; on
+		// PostgreSQL any open transaction in the database holds that horizon back for a moment.
+		if err := waitVisible(ctx, env.st, o.events); err != nil {
+			return fmt.Errorf("bench: strata: pre-fill: %w", err)
+		}
+		if res.strataRate, err = benchStrataRead(ctx, env.st, o); err != nil {
+			return fmt.Errorf("bench: strata: %w", err)
+		}
+	}
+	printBench(out, res)
+	return nil
+}
+
+func printBench(out io.Writer, r benchResult) {
+	raw, ratio := "-", "-"
+	if !r.strataOnly && r.rawRate > 0 {
+		raw = strconv.FormatFloat(r.rawRate, 'f', 0, 64)
+		ratio = strconv.FormatFloat(r.strataRate/r.rawRate, 'f', 2, 64) + "x"
+	}
+	printRows(out, [][]string{
+		{"backend", "workload", "clients", "batch", "events", "strata ev/s", "raw ev/s", "ratio"},
+		{r.backend, r.workload, strconv.Itoa(r.clients), strconv.Itoa(r.batch), strconv.Itoa(r.evs),
+			strconv.FormatFloat(r.strataRate, 'f', 0, 64), raw, ratio},
+	}, nil)
+	if r.strataOnly {
+		fmt.Fprintf(out, "(%s: no SQL baseline; strata only)\n", r.backend)
+	}
+	if r.rawNote != "" {
+		fmt.Fprintf(out, "(raw baseline: %s)\n", r.rawNote)
+	}
+	if r.stampWait {
+		fmt.Fprintf(out, "(strata's time includes waiting until the sequencer stamped the last event, read back through ReadAll)\n")
+	}
+}
+
+// planBatches splits o.events into batches of o.batch and deals them out to the clients in turn:
+// plan[c] holds the sizes of client c's batches.
+func planBatches(o benchOpts) [][]int {
+	plan := make([][]int, o.clients)
+	for i, left := 0, o.events; left > 0; i++ {
+		n := min(o.batch, left)
+		plan[i%o.clients] = append(plan[i%o.clients], n)
+		left -= n
+	}
+	return plan
+}
+
+func benchStream(client int) string { return fmt.Sprintf("bench-%04d", client) }
+
+// runClients runs fn for each client at once and returns the time until all are done. The
+// first error cancels the others.
+func runClients(ctx context.Context, clients int, fn func(ctx context.Context, client int) error) (time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	start := time.Now()
+	for c := range clients {
+		wg.Go(func() {
+			if err := fn(ctx, c); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), first
+}
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		d = time.Nanosecond
+	}
+	return float64(n) / d.Seconds()
+}
+
+func benchStrataAppend(ctx context.Context, env *benchEnv, plan [][]int, total int) (float64, error) {
+	// Build every batch before the clock starts; IDs are chosen here as the baseline's are.
+	batches := make([][][]strata.EventData, len(plan))
+	for c, sizes := range plan {
+		for _, n := range sizes {
+			evs := make([]strata.EventData, n)
+			for i := range evs {
+				evs[i] = strata.EventData{ID: uuid.Must(uuid.NewV7()), Type: benchType, Data: benchData, Meta: benchMeta}
+			}
+			batches[c] = append(batches[c], evs)
+		}
+	}
+	before, err := logLength(ctx, env.st)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	_, err = runClients(ctx, len(plan), func(ctx context.Context, c int) error {
+		version := int64(0)
+		for _, evs := range batches[c] {
+			res, err := env.st.Append(ctx, benchStream(c), strata.Exact(version), evs...)
+			if err != nil {
+				return err
+			}
+			version = res.LastVersion
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if env.stamped {
+		if err := waitStamped(ctx, env.st, before+total); err != nil {
+			return 0, err
+		}
+	}
+	return rate(total, time.Since(start)), nil
+}
+
+// logLength returns the number of events in the (scratch) store.
+func logLength(ctx context.Context, st strata.Store) (int, error) {
+	n := 0
+	for _, err := range st.ReadAll(ctx, strata.ReadAllOptions{}) {
+		if err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// waitStamped waits until the n-th event of a log with dense positions can be read through
+// ReadAll, that is until the sequencer has stamped every event up to it.
+func waitStamped(ctx context.Context, st strata.Store, n int) error {
+	after := strata.Position{Commit: uint64(n - 1), Event: uint64(n - 1)}
+	for {
+		for _, err := range st.ReadAll(ctx, strata.ReadAllOptions{After: after, Limit: 1}) {
+			if err != nil {
+				return err
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
+}
+
+// waitVisible waits until ReadAll returns n events.
+func waitVisible(ctx context.Context, st strata.Store, n int) error {
+	cursor, seen := strata.Start, 0
+	for {
+		for e, err := range st.ReadAll(ctx, strata.ReadAllOptions{After: cursor}) {
+			if err != nil {
+				return err
+			}
+			cursor = e.Position
+			seen++
+		}
+		if seen >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func benchStrataRead(ctx context.Context, st strata.Store, o benchOpts) (float64, error) {
+	var mu sync.Mutex
+	read := 0
+	d, err := runClients(ctx, o.clients, func(ctx context.Context, c int) error {
+		n := 0
+		for _, err := range st.ReadAll(ctx, strata.ReadAllOptions{}) {
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		mu.Lock()
+		read += n
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if read != o.clients*o.events {
+		return 0, fmt.Errorf("the readers read %d events, want %d", read, o.clients*o.events)
+	}
+	return rate(read, d), nil
+}
+
+func benchRawAppend(ctx context.Context, raw rawDB, plan [][]int, total int) (float64, error) {
+	meta, _ := benchMeta.MarshalJSON()
+	batches := make([][][]rawEvent, len(plan))
+	for c, sizes := range plan {
+		for _, n := range sizes {
+			evs := make([]rawEvent, n)
+			for i := range evs {
+				evs[i] = rawEvent{id: uuid.Must(uuid.NewV7()), typ: benchType, schema: 1, data: benchData, meta: meta, tenant: benchMeta.Tenant}
+			}
+			batches[c] = append(batches[c], evs)
+		}
+	}
+	d, err := runClients(ctx, len(plan), func(ctx context.Context, c int) error {
+		version := int64(1)
+		for _, evs := range batches[c] {
+			if err := raw.insert(ctx, c, benchStream(c), version, evs); err != nil {
+				return err
+			}
+			version += int64(len(evs))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return rate(total, d), nil
+}
+
+func benchRawRead(ctx context.Context, raw rawDB, o benchOpts) (float64, error) {
+	var mu sync.Mutex
+	read := 0
+	d, err := runClients(ctx, o.clients, func(ctx context.Context, c int) error {
+		n, err := raw.readAll(ctx, c)
+		mu.Lock()
+		read += n
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if read != o.clients*o.events {
+		return 0, fmt.Errorf("the readers read %d rows, want %d", read, o.clients*o.events)
+	}
+	return rate(read, d), nil
+}
+
+// scratchName returns a fresh name for scratch schemas and databases.
+func scratchName() string {
+	id := uuid.New()
+	return fmt.Sprintf("strata_bench_%x", id[:5])
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/strata-events/strata/sqlite"
+	_ "modernc.org/sqlite" // the driver strata's sqlite package uses, registered as "sqlite"
+)
+
+// sqliteRawDDL mirrors the events table and its index in sqlite/migrations/0001_events.sql.
+// Keep the two in step: the baseline is only fair while the shapes match.
+const sqliteRawDDL = `
+CREATE TABLE events (
+    position    INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
+    stream      TEXT    NOT NULL,
+    version     INTEGER NOT NULL CHECK (version > 0),
+    type        TEXT    NOT NULL,
+    schema      INTEGER NOT NULL,
+    data        BLOB    NOT NULL,
+    meta        TEXT    NOT NULL,
+    tenant      TEXT    NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE INDEX events_tenant ON events (tenant, position);`
+
+const (
+	sqliteRawInsert = `INSERT INTO events (id, stream, version, type, schema, data, meta, tenant, recorded_at, occurred_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqliteRawPage = `SELECT position, id, stream, version, type, schema, data, meta, recorded_at, occurred_at
+		FROM events WHERE position > ? ORDER BY position LIMIT 1000`
+)
+
+// setupSQLiteBench makes a scratch directory next to the database file and opens strata and the
+// baseline there, with the same durability (WAL, synchronous FULL) and one writer each.
+func setupSQLiteBench(ctx context.Context, d dsn, clients int) (*benchEnv, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(d.target), ".strata-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: scratch directory: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "strata.db"), sqlite.WithReadConns(max(clients, runtime.GOMAXPROCS(0))))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	raw, err := openSQLiteRaw(ctx, filepath.Join(dir, "raw.db"), clients)
+	if err != nil {
+		st.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("bench: raw baseline: %w", err)
+	}
+	return &benchEnv{st: st, raw: raw, cleanup: func() error {
+		return errors.Join(st.Close(), raw.w.Close(), raw.r.Close(), os.RemoveAll(dir))
+	}}, nil
+}
+
+type sqliteRaw struct {
+	w   *sql.DB // one connection, like strata's writer
+	r   *sql.DB
+	ins *sql.Stmt
+}
+
+func openSQLiteRaw(ctx context.Context, path string, clients int) (*sqliteRaw, error) {
+	uri := "file:" + filepath.ToSlash(path) + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	w, err := sql.Open("sqlite", uri+"&_pragma=synchronous(FULL)&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", uri)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(max(clients, runtime.GOMAXPROCS(0)))
+	raw := &sqliteRaw{w: w, r: r}
+	if _, err := w.ExecContext(ctx, sqliteRawDDL); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	if raw.ins, err = w.PrepareContext(ctx, sqliteRawInsert); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	return raw, nil
+}
+
+func (s *sqliteRaw) insert(ctx context.Context, _ int, stream string, first int64, evs []rawEvent) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	ins := tx.StmtContext(ctx, s.ins)
+	now := time.Now().UnixMicro()
+	for i, e := range evs {
+		if _, err := ins.ExecContext(ctx, e.id[:], stream, first+int64(i), e.typ, e.schema, e.data, string(e.meta), e.tenant, now, now); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *sqliteRaw) readAll(ctx context.Context, _ int) (int, error) {
+	var (
+		pos, version, rec, occ int64
+		schema                 int
+		id, data               []byte
+		stream, typ, meta      string
+	)
+	n := 0
+	for {
+		rows, err := s.r.QueryContext(ctx, sqliteRawPage, pos)
+		if err != nil {
+			return n, err
+		}
+		got := 0
+		for rows.Next() {
+			if err := rows.Scan(&pos, &id, &stream, &version, &typ, &schema, &data, &meta, &rec, &occ); err != nil {
+				rows.Close()
+				return n, err
+			}
+			got++
+		}
+		if err := rows.Close(); err != nil {
+			return n, err
+		}
+		if err := rows.Err(); err != nil {
+			return n, err
+		}
+		n += got
+		if got < 1000 {
+			return n, nil
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"strings"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/inmem"
+	"github.com/strata-events/strata/mysql"
+	"github.com/strata-events/strata/postgres"
+	"github.com/strata-events/strata/sqlite"
+)
+
+// defaultDSN is the embedded store in the current directory.
+const defaultDSN = "sqlite:strata.db"
+
+// Backends.
+const (
+	backendSQLite   = "sqlite"
+	backendPostgres = "postgres"
+	backendMySQL    = "mysql"
+	backendMem      = "mem"
+)
+
+// dsn is a parsed --db value.
+type dsn struct {
+	backend string
+	// target is what the backend's Open takes: the file path for SQLite, the connection URL
+	// (without strata's own parameters) for PostgreSQL and MySQL.
+	target string
+	// schema is the PostgreSQL schema (?schema=NAME); empty means the backend's default.
+	schema string
+}
+
+// parseDSN reads sqlite:PATH, sqlite://PATH, postgres://..., postgresql://..., mysql://... and mem:.
+func parseDSN(s string) (dsn, error) {
+	const op = "open"
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok || scheme == "" {
+		return dsn{}, invalidf(op, "database %q has no scheme: want sqlite:PATH, postgres://..., mysql://... or mem: (did you mean sqlite:%s?)", s, s)
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "sqlite3":
+		path := strings.TrimPrefix(rest, "//")
+		if path == "" {
+			return dsn{}, invalidf(op, "database %q: sqlite needs a file path, e.g. sqlite:strata.db", s)
+		}
+		return dsn{backend: backendSQLite, target: path}, nil
+	case "postgres", "postgresql":
+		u, err := url.Parse(s)
+		if err != nil {
+			return dsn{}, invalidf(op, "database URL is not valid: %s", redactErr(err))
+		}
+		d := dsn{backend: backendPostgres}
+		q := u.Query()
+		if q.Has("schema") {
+			d.schema = q.Get("schema")
+			if d.schema == "" {
+				return dsn{}, invalidf(op, "database %s: empty schema parameter", u.Redacted())
+			}
+			q.Del("schema")
+			u.RawQuery = q.Encode()
+		}
+		d.target = u.String()
+		return d, nil
+	case "mysql":
+		u, err := url.Parse(s)
+		if err != nil {
+			return dsn{}, invalidf(op, "database URL is not valid: %s", redactErr(err))
+		}
+		if u.Host == "" {
+			return dsn{}, invalidf(op, "database %s: want mysql://user:pass@host:port/db", u.Redacted())
+		}
+		return dsn{backend: backendMySQL, target: s}, nil
+	case "mem", "memory", "inmem":
+		if strings.Trim(rest, "/") != "" {
+			return dsn{}, invalidf(op, "database %q: the in-memory store takes no path (use mem:)", s)
+		}
+		return dsn{backend: backendMem}, nil
+	}
+	return dsn{}, invalidf(op, "unknown database scheme %q: want sqlite:PATH, postgres://..., mysql://... or mem:", scheme)
+}
+
+// redactErr returns the message of a url.Parse error without the URL, which may hold a password.
+func redactErr(err error) string {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// String returns the DSN for messages, with any password replaced.
+func (d dsn) String() string {
+	switch d.backend {
+	case backendSQLite:
+		return "sqlite:" + d.target
+	case backendMem:
+		return "mem:"
+	}
+	u, err := url.Parse(d.target)
+	if err != nil {
+		return d.backend + "://..."
+	}
+	s := u.Redacted()
+	if d.schema != "" {
+		s += " (schema " + d.schema + ")"
+	}
+	return s
+}
+
+// flagValue returns the DSN as a --db value for messages: like String, but with the schema
+// parameter kept in the URL so that it can be pasted back (after filling in any password).
+func (d dsn) flagValue() string {
+	if d.backend != backendPostgres || d.schema == "" {
+		return d.String()
+	}
+	u, err := url.Parse(d.target)
+	if err != nil {
+		return d.String()
+	}
+	q := u.Query()
+	q.Set("schema", d.schema)
+	u.RawQuery = q.Encode()
+	return u.Redacted()
+}
+
+// open opens the store.
+func (d dsn) open(ctx context.Context) (strata.Store, error) {
+	switch d.backend {
+	case backendSQLite:
+		return sqlite.Open(ctx, d.target)
+	case backendPostgres:
+		var opts []postgres.Option
+		if d.schema != "" {
+			opts = append(opts, postgres.WithSchema(d.schema))
+		}
+		return postgres.Open(ctx, d.target, opts...)
+	case backendMySQL:
+		return mysql.Open(ctx, d.target)
+	case backendMem:
+		return inmem.New(), nil
+	}
+	return nil, strata.Errorf(strata.Internal, "open", "unknown backend %q", d.backend)
+}

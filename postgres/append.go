@@ -1,0 +1,464 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-events/strata"
+)
+
+// maxRaises bounds how often one append raises the offset and retries; one raise suffices
+// unless the data keeps moving under it.
+const maxRaises = 3
+
+// Append implements strata.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected strata.ExpectedVersion, events ...strata.EventData) (strata.AppendResult, error) {
+	res, err := s.append(ctx, "append", []strata.StreamAppend{{Stream: stream, Expected: expected, Events: events}})
+	if err != nil {
+		return strata.AppendResult{}, err
+	}
+	return res[0], nil
+}
+
+// AppendMulti implements strata.Store.
+func (s *Store) AppendMulti(ctx context.Context, appends ...strata.StreamAppend) ([]strata.AppendResult, error) {
+	return s.append(ctx, "append multi", appends)
+}
+
+func (s *Store) append(ctx context.Context, op string, appends []strata.StreamAppend) ([]strata.AppendResult, error) {
+	prepared, err := strata.PrepareAppend(op, appends)
+	if err != nil {
+		return nil, err
+	}
+	if s.closed.Load() {
+		return nil, strata.ClosedError(op)
+	}
+	for raises := 0; ; raises++ {
+		var (
+			res    []strata.AppendResult
+			behind bool
+			err    error
+		)
+		if len(prepared) == 1 {
+			res, behind, err = s.appendOne(ctx, op, prepared[0])
+		} else {
+			res, behind, err = s.appendMany(ctx, op, prepared)
+		}
+		if !behind {
+			return res, err
+		}
+		if raises == maxRaises {
+			return nil, strata.Errorf(strata.Internal, op, "transaction IDs stay below stored positions after raising the offset %d times", maxRaises)
+		}
+		if _, err := s.pool.Exec(ctx, s.q.raise); err != nil {
+			return nil, s.fail(op, err)
+		}
+		s.afterWrite() // readers held below restored rows may now pass
+	}
+}
+
+// versionConflict records which stream failed its expected-version check.
+type versionConflict struct {
+	stream   string
+	expected strata.ExpectedVersion
+}
+
+func (v *versionConflict) Error() string { return "version conflict on stream " + v.stream }
+
+// bounds returns the range the stream's current version must lie in, and whether the stream
+// may be created.
+func bounds(e strata.ExpectedVersion) (lo, hi int64, create bool) {
+	switch {
+	case e.IsAny():
+		return 0, math.MaxInt64, true
+	case e.IsNoStream():
+		return 0, 0, true
+	case e.IsStreamExists():
+		return 1, math.MaxInt64, false
+	}
+	v, _ := e.Version()
+	return v, v, false
+}
+
+// eventArgs are the columns of a batch of events as arrays for unnest.
+type eventArgs struct {
+	streams  []string
+	versions []int64
+	ids      []pgtype.UUID
+	types    []string
+	schemas  []int32
+	data     [][]byte
+	meta     [][]byte
+	tenants  [][]byte
+	occurred []pgtype.Timestamptz
+}
+
+func (a *eventArgs) add(events []strata.EventData) {
+	var (
+		prevMeta  *strata.Metadata
+		prevBytes []byte
+	)
+	for i, e := range events {
+		a.ids = append(a.ids, pgtype.UUID{Bytes: e.ID, Valid: true})
+		a.types = append(a.types, e.Type)
+		a.schemas = append(a.schemas, int32(e.Schema))
+		a.data = append(a.data, e.Data)
+		var meta []byte
+		switch {
+		case e.Meta.IsZero():
+		case prevMeta != nil && prevMeta.Equal(e.Meta):
+			meta = prevBytes // batches often share their metadata
+		default:
+			meta, _ = e.Meta.MarshalJSON() // never fails
+			prevMeta, prevBytes = &events[i].Meta, meta
+		}
+		a.meta = append(a.meta, meta)
+		var tenant []byte
+		if e.Meta.Tenant != "" {
+			tenant = []byte(e.Meta.Tenant)
+		}
+		a.tenants = append(a.tenants, tenant)
+		a.occurred = append(a.occurred, pgtype.Timestamptz{Time: e.OccurredAt, Valid: !e.OccurredAt.IsZero()})
+	}
+}
+
+// appendOne appends to one stream with one statement. Without a BeforeCommit hook the
+// statement is its own transaction: one round trip, like a bare INSERT; a failed check writes
+// nothing, so committing it is harmless. With a hook, BEGIN goes in the same round trip and
+// COMMIT follows the hook. behind reports that the restore guard failed: nothing was written
+// and the offset must rise.
+func (s *Store) appendOne(ctx context.Context, op string, a strata.StreamAppend) (_ []strata.AppendResult, behind bool, _ error) {
+	var args eventArgs
+	args.add(a.Events)
+	lo, hi, create := bounds(a.Expected)
+	n := int64(len(a.Events))
+	var (
+		sql   string
+		qargs []any
+	)
+	if n == 1 {
+		sql = s.q.appendUpdate1
+		if create {
+			sql = s.q.appendUpsert1
+		}
+		qargs = []any{a.Stream, n, lo, hi, args.ids[0], args.types[0], args.schemas[0], args.data[0], args.meta[0], args.tenants[0], args.occurred[0]}
+	} else {
+		sql = s.q.appendUpdate
+		if create {
+			sql = s.q.appendUpsert
+		}
+		qargs = []any{a.Stream, n, lo, hi, args.ids, args.types, args.schemas, args.data, args.meta, args.tenants, args.occurred}
+	}
+	var (
+		txv     int64
+		top     pgtype.Int8
+		version pgtype.Int8
+		tx      pgx.Tx
+		err     error
+	)
+	if !hasHook(ctx) {
+		err = s.pool.QueryRow(ctx, sql, qargs...).Scan(&txv, &top, &version)
+		s.afterWrite()
+	} else {
+		b := &pgx.Batch{}
+		b.BeginTx(pgx.TxOptions{})
+		b.Queue(sql, qargs...)
+		br := s.pool.SendBatch(ctx, b)
+		tx = br.Tx()
+		if _, err = br.Exec(); err == nil {
+			err = br.QueryRow().Scan(&txv, &top, &version)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}
+	switch {
+	case err != nil:
+	case top.Valid && txv <= top.Int64:
+		s.rollback(ctx, tx)
+		return nil, true, nil
+	case !version.Valid:
+		err = &versionConflict{stream: a.Stream, expected: a.Expected}
+	}
+	if err == nil {
+		err = s.commit(ctx, tx)
+	} else {
+		s.rollback(ctx, tx)
+	}
+	if err != nil {
+		return s.appendFailed(ctx, op, []strata.StreamAppend{a}, err)
+	}
+	first := version.Int64 - n + 1
+	return []strata.AppendResult{{Stream: a.Stream, FirstVersion: first, LastVersion: version.Int64}}, false, nil
+}
+
+// appendMany appends to several streams in one transaction: the guard statement (which
+// assigns the transaction's ID), the version checks in name order, so that concurrent appends
+// lock rows in one order, then, with the tx known, the streams' last_tx and one insert of
+// every event.
+func (s *Store) appendMany(ctx context.Context, op string, appends []strata.StreamAppend) (_ []strata.AppendResult, behind bool, _ error) {
+	order := make([]int, len(appends))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int { return strings.Compare(appends[i].Stream, appends[j].Stream) })
+
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, s.fail(op, err)
+	}
+	defer conn.Release()
+	var tx txn = &connTx{conn: conn}
+
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(s.q.begin)
+	for _, i := range order {
+		a := appends[i]
+		lo, hi, create := bounds(a.Expected)
+		sql := s.q.streamUpdate
+		if create {
+			sql = s.q.streamUpsert
+		}
+		b.Queue(sql, a.Stream, int64(len(a.Events)), lo, hi)
+	}
+	br := conn.SendBatch(ctx, b)
+	var (
+		own, txv int64
+		top      pgtype.Int8
+		last     = make([]int64, len(appends))
+		failure  error
+	)
+	_, err = br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&own, &top)
+		txv = own
+	}
+	for _, i := range order {
+		if err != nil {
+			break
+		}
+		var lastTx int64
+		err = br.QueryRow().Scan(&last[i], &lastTx)
+		txv = max(txv, lastTx)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+			if failure == nil {
+				failure = &versionConflict{stream: appends[i].Stream, expected: appends[i].Expected}
+			}
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && top.Valid && own <= top.Int64 {
+		s.rollback(ctx, tx)
+		return nil, true, nil
+	}
+	if err == nil {
+		err = failure
+	}
+	if err == nil {
+		var args eventArgs
+		for i, a := range appends {
+			first := last[i] - int64(len(a.Events)) + 1
+			for j := range a.Events {
+				args.streams = append(args.streams, a.Stream)
+				args.versions = append(args.versions, first+int64(j))
+			}
+			args.add(a.Events)
+		}
+		names := make([]string, len(appends))
+		for i, a := range appends {
+			names[i] = a.Stream
+		}
+		b := &pgx.Batch{}
+		b.Queue(s.q.lastTx, txv, names)
+		b.Queue(s.q.insert, txv, args.streams, args.versions, args.ids, args.types, args.schemas, args.data, args.meta, args.tenants, args.occurred)
+		hook := hasHook(ctx)
+		if !hook {
+			b.Queue("COMMIT") // in the same round trip; a failed insert turns it into a no-op
+		}
+		err = conn.SendBatch(ctx, b).Close()
+		if err == nil && !hook {
+			s.afterWrite()
+			tx = nil // committed
+		}
+	}
+	if err == nil {
+		err = s.commit(ctx, tx)
+	} else {
+		s.rollback(ctx, tx)
+	}
+	if err != nil {
+		return s.appendFailed(ctx, op, appends, err)
+	}
+	res := make([]strata.AppendResult, len(appends))
+	for i, a := range appends {
+		res[i] = strata.AppendResult{Stream: a.Stream, FirstVersion: last[i] - int64(len(a.Events)) + 1, LastVersion: last[i]}
+	}
+	return res, false, nil
+}
+
+// txn is an open append transaction: a pgx.Tx, or a connTx.
+type txn interface {
+	Commit(context.Context) error
+	Rollback(context.Context) error
+}
+
+// connTx is a transaction begun by a BEGIN queued in a batch on conn.
+type connTx struct{ conn *pgxpool.Conn }
+
+func (t *connTx) Commit(ctx context.Context) error {
+	tag, err := t.conn.Exec(ctx, "COMMIT")
+	if err == nil && tag.String() == "ROLLBACK" {
+		err = pgx.ErrTxCommitRollback // the transaction had failed
+	}
+	return err
+}
+
+func (t *connTx) Rollback(ctx context.Context) error {
+	if t.conn.Conn().PgConn().TxStatus() == 'I' {
+		return nil // BEGIN never ran
+	}
+	_, err := t.conn.Exec(ctx, "ROLLBACK")
+	return err
+}
+
+// commit runs the BeforeCommit hook and commits. Its error is the hook's, unchanged, or the
+// database's. A nil tx has committed already.
+func (s *Store) commit(ctx context.Context, tx txn) error {
+	if tx == nil {
+		return nil
+	}
+	if err := strata.BeforeCommit(ctx); err != nil {
+		s.rollback(ctx, tx)
+		return hookError{err}
+	}
+	err := tx.Commit(ctx)
+	s.afterWrite()
+	return err
+}
+
+// rollback ends tx, even when ctx is done, and releases its connection. A nil tx has ended
+// already.
+func (s *Store) rollback(ctx context.Context, tx txn) {
+	if tx == nil {
+		return
+	}
+	rctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	_ = tx.Rollback(rctx) // on failure the pool discards the connection
+	s.afterWrite()
+}
+
+// hookError carries the BeforeCommit hook's error through appendFailed unchanged.
+type hookError struct{ err error }
+
+func (h hookError) Error() string { return h.err.Error() }
+
+// appendFailed turns the failure of an append transaction into the result: a replay's first
+// result, a Conflict, or the mapped error.
+func (s *Store) appendFailed(ctx context.Context, op string, appends []strata.StreamAppend, err error) ([]strata.AppendResult, bool, error) {
+	var hook hookError
+	if errors.As(err, &hook) {
+		return nil, false, hook.err
+	}
+	var vc *versionConflict
+	isConflict := errors.As(err, &vc)
+	var pgErr *pgconn.PgError
+	isDupID := errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_id_key"
+	if !isConflict && !isDupID {
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			// Only a schema edited by hand lets two appends take one version.
+			return nil, false, &strata.Error{Code: strata.Conflict, Op: op, Msg: "an event with this stream and version is already stored", Err: err}
+		}
+		return nil, false, s.fail(op, err)
+	}
+	if s.closed.Load() {
+		return nil, false, strata.ClosedError(op)
+	}
+	res, ok, rerr := s.resolve(ctx, op, appends)
+	if rerr != nil || ok {
+		return res, false, rerr
+	}
+	if isDupID {
+		// The duplicate is gone again (deleted by hand); report what happened.
+		return nil, false, &strata.Error{Code: strata.Conflict, Op: op, Msg: "an event ID of this append is already stored", Err: err}
+	}
+	var actual int64
+	if err := s.pool.QueryRow(ctx, s.q.version, vc.stream).Scan(&actual); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, s.fail(op, err)
+	}
+	return nil, false, strata.VersionConflict(op, vc.stream, vc.expected, actual)
+}
+
+// resolve looks up the batch's event IDs: ok is true when the append was a replay of an
+// earlier one, whose results it returns; err is a Conflict when IDs were reused otherwise.
+func (s *Store) resolve(ctx context.Context, op string, appends []strata.StreamAppend) ([]strata.AppendResult, bool, error) {
+	ids := strata.EventIDs(appends)
+	pids := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		pids[i] = pgtype.UUID{Bytes: id, Valid: true}
+	}
+	var p page
+	if err := s.fetch(ctx, op, &p, 0, nil, false, s.q.lookup, pids); err != nil {
+		return nil, false, err
+	}
+	stored := make(map[uuid.UUID]strata.Event, len(p.events))
+	for _, ev := range p.events {
+		stored[ev.ID] = ev
+	}
+	if len(stored) == 0 {
+		return nil, false, nil
+	}
+	res := make([]strata.AppendResult, len(appends))
+	for i, a := range appends {
+		r, ok, err := strata.ResolveReplay(op, a, stored)
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			return nil, false, strata.Errorf(strata.Conflict, op, "some events of this append were stored before and others were not; a retry must resend the same batch")
+		}
+		res[i] = r
+	}
+	return res, true, nil
+}
+
+// hookKey is the context key under which strata.WithBeforeCommit stores its hook, learned once
+// by asking strata.BeforeCommit to look it up in a context that records the key and holds no
+// value. It is nil if BeforeCommit ever stops looking a key up; hasHook then always says yes.
+// (A strata.HasBeforeCommit in the root package would make this unnecessary.)
+var hookKey = func() any {
+	probe := keyProbe{Context: context.Background()}
+	_ = strata.BeforeCommit(&probe)
+	return probe.key
+}()
+
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	if p.key == nil {
+		p.key = key
+	}
+	return nil
+}
+
+// hasHook reports whether ctx may carry a BeforeCommit hook. Appends without one commit in the
+// round trip that writes, instead of waiting for the hook's.
+func hasHook(ctx context.Context) bool {
+	return hookKey == nil || ctx.Value(hookKey) != nil
+}

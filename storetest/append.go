@@ -1,0 +1,315 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-events/strata"
+)
+
+func (s suite) testAppendAndReadBack(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	id := uuid.Must(uuid.NewV7())
+	occurred := time.Date(2023, 3, 14, 9, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	issued := strata.EventData{
+		ID: id, Type: "CertificateIssued", Schema: 2,
+		Data: []byte(`{"serial":"7F3A",  "subjectDN":"CN=Alice"}`), // odd spacing must survive byte for byte
+		Meta: strata.Metadata{
+			Tenant: "acme", Principal: "alice", Session: "s-1", Correlation: "corr-1", Causation: "cmd-1",
+			Subsystem: "pki", Category: "certificate", Extra: map[string]string{"ticket": "T-9"},
+		},
+		OccurredAt: occurred,
+	}
+	before := time.Now().Add(-time.Minute)
+	res := mustAppend(t, ctx, st, "certificate-7F3A", strata.NoStream, issued, ev("CertificateRevoked", map[string]string{"reason": "keyCompromise"}))
+	if res.Stream != "certificate-7F3A" || res.FirstVersion != 1 || res.LastVersion != 2 || res.Replayed {
+		t.Fatalf("append result %+v, want versions 1..2 not replayed", res)
+	}
+	got := mustCollect(t, st.ReadStream(ctx, "certificate-7F3A", strata.ReadStreamOptions{}))
+	if len(got) != 2 {
+		t.Fatalf("read %d events, want 2", len(got))
+	}
+	e := got[0]
+	if e.ID != id || e.Stream != "certificate-7F3A" || e.Version != 1 || e.Type != "CertificateIssued" || e.Schema != 2 {
+		t.Fatalf("first event %+v does not match what was appended", e)
+	}
+	if !bytes.Equal(e.Data, issued.Data) {
+		t.Fatalf("data %q, want the exact bytes %q", e.Data, issued.Data)
+	}
+	if !e.Meta.Equal(issued.Meta) {
+		t.Fatalf("meta %+v, want %+v", e.Meta, issued.Meta)
+	}
+	if !e.OccurredAt.Equal(strata.Timestamp(occurred)) || e.OccurredAt.Location() != time.UTC {
+		t.Fatalf("occurredAt %v, want %v in UTC with microsecond precision", e.OccurredAt, strata.Timestamp(occurred))
+	}
+	if e.RecordedAt.Before(before) || e.RecordedAt.Location() != time.UTC || e.RecordedAt.Nanosecond()%1000 != 0 {
+		t.Fatalf("recordedAt %v: want a recent UTC time with microsecond precision", e.RecordedAt)
+	}
+	r := got[1]
+	if r.Version != 2 || r.Schema != 1 || r.ID == uuid.Nil || r.ID.Version() != 7 {
+		t.Fatalf("second event %+v: want version 2, schema 1 and a UUIDv7", r)
+	}
+	if !r.OccurredAt.Equal(r.RecordedAt) {
+		t.Fatalf("occurredAt %v should default to recordedAt %v", r.OccurredAt, r.RecordedAt)
+	}
+	if !e.Position.Less(r.Position) || e.Position.IsZero() {
+		t.Fatalf("positions %s, %s: want increasing and non-zero", e.Position, r.Position)
+	}
+	all := allEvents(t, ctx, st)
+	if len(all) != 2 || all[0].ID != e.ID || all[1].ID != r.ID || all[0].Position != e.Position {
+		t.Fatalf("global log does not hold the same two events in order: %+v", all)
+	}
+	// Nil data is stored as {}.
+	mustAppend(t, ctx, st, "empty-data", strata.Any, strata.EventData{Type: "Pinged"})
+	got = mustCollect(t, st.ReadStream(ctx, "empty-data", strata.ReadStreamOptions{}))
+	if string(got[0].Data) != "{}" {
+		t.Fatalf("nil data read back as %q, want {}", got[0].Data)
+	}
+}
+
+func (s suite) testExpectedVersion(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const stream = "certificate-EV"
+	one := func() strata.EventData { return ev("CertificateRenewed", map[string]int{"n": 1}) }
+
+	_, err := st.Append(ctx, stream, strata.StreamExists, one())
+	wantCode(t, err, strata.Conflict, "StreamExists on a missing stream")
+	_, err = st.Append(ctx, stream, strata.Exact(3), one())
+	wantCode(t, err, strata.Conflict, "Exact(3) on a missing stream")
+	var se *strata.Error
+	if !errors.As(err, &se) || se.Stream != stream || se.Actual != 0 || se.Expected != strata.Exact(3) {
+		t.Fatalf("conflict error should carry stream, expected and actual: %+v", se)
+	}
+	if !errors.Is(err, strata.ErrConflict) {
+		t.Fatalf("errors.Is(err, ErrConflict) = false for %v", err)
+	}
+
+	mustAppend(t, ctx, st, stream, strata.NoStream, one())
+	_, err = st.Append(ctx, stream, strata.NoStream, one())
+	wantCode(t, err, strata.Conflict, "NoStream on an existing stream")
+	mustAppend(t, ctx, st, stream, strata.StreamExists, one())
+	res := mustAppend(t, ctx, st, stream, strata.Exact(2), one(), one())
+	if res.FirstVersion != 3 || res.LastVersion != 4 {
+		t.Fatalf("Exact(2) append gave %+v, want 3..4", res)
+	}
+	_, err = st.Append(ctx, stream, strata.Exact(2), one())
+	wantCode(t, err, strata.Conflict, "stale Exact(2)")
+	if errors.As(err, &se); se.Actual != 4 {
+		t.Fatalf("conflict reports actual version %d, want 4", se.Actual)
+	}
+	mustAppend(t, ctx, st, stream, strata.Any, one())
+	mustAppend(t, ctx, st, "fresh-any", strata.Any, one())
+	if n := len(mustCollect(t, st.ReadStream(ctx, stream, strata.ReadStreamOptions{}))); n != 5 {
+		t.Fatalf("stream has %d events, want 5 (failed appends must write nothing)", n)
+	}
+}
+
+func (s suite) testConcurrentExact(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const (
+		stream  = "certificate-RACE"
+		writers = 8
+		rounds  = 10
+	)
+	// In every round, all writers try to append version v+1 after v; exactly one may win.
+	for round := range rounds {
+		var wins atomic.Int64
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := st.Append(ctx, stream, strata.Exact(int64(round)), ev("Attempt", map[string]int{"writer": w, "round": round}))
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case strata.ErrorCode(err) != strata.Conflict:
+					t.Errorf("round %d writer %d: %v, want success or Conflict", round, w, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("round %d: %d writers won version %d, want exactly 1", round, wins.Load(), round+1)
+		}
+	}
+	evs := mustCollect(t, st.ReadStream(ctx, stream, strata.ReadStreamOptions{}))
+	if len(evs) != rounds {
+		t.Fatalf("stream has %d events, want %d", len(evs), rounds)
+	}
+	for i, e := range evs {
+		if e.Version != int64(i+1) {
+			t.Fatalf("event %d has version %d", i, e.Version)
+		}
+	}
+}
+
+func (s suite) testConcurrentAny(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const (
+		stream  = "certificate-ANY"
+		writers = 8
+		each    = 15
+	)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := st.Append(ctx, stream, strata.Any, ev("Tick", map[string]int{"w": w, "i": i})); err != nil {
+					t.Errorf("writer %d append %d with Any: %v", w, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	evs := mustCollect(t, st.ReadStream(ctx, stream, strata.ReadStreamOptions{}))
+	if len(evs) != writers*each {
+		t.Fatalf("stream has %d events, want %d", len(evs), writers*each)
+	}
+	for i, e := range evs {
+		if e.Version != int64(i+1) {
+			t.Fatalf("versions not contiguous: event %d has version %d", i, e.Version)
+		}
+	}
+	info, err := st.StreamInfo(ctx, stream)
+	if err != nil || info.Version != writers*each {
+		t.Fatalf("stream info %+v, %v: want version %d", info, err, writers*each)
+	}
+}
+
+func (s suite) testIdempotentRetry(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const stream = "certificate-IDEM"
+	a := ev("CertificateIssued", map[string]string{"serial": "01"})
+	a.ID = uuid.Must(uuid.NewV7())
+	b := ev("CertificateRevoked", map[string]string{"reason": "superseded"})
+	b.ID = uuid.Must(uuid.NewV7())
+
+	first := mustAppend(t, ctx, st, stream, strata.NoStream, a, b)
+	mustAppend(t, ctx, st, stream, strata.Exact(2), ev("CertificateRenewed", nil))
+
+	// The same batch again, with the now stale expected version: the first result, nothing new.
+	for _, exp := range []strata.ExpectedVersion{strata.NoStream, strata.Any, strata.Exact(2), strata.StreamExists} {
+		again, err := st.Append(ctx, stream, exp, a, b)
+		if err != nil {
+			t.Fatalf("retry with expected %s: %v", exp, err)
+		}
+		if !again.Replayed || again.FirstVersion != first.FirstVersion || again.LastVersion != first.LastVersion {
+			t.Fatalf("retry with expected %s gave %+v, want the first result %+v replayed", exp, again, first)
+		}
+	}
+	// Concurrent retries of one new batch: all succeed with the same versions, one write.
+	c := ev("CertificateSuspended", nil)
+	c.ID = uuid.Must(uuid.NewV7())
+	var wg sync.WaitGroup
+	results := make([]strata.AppendResult, 6)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := st.Append(ctx, stream, strata.Any, c)
+			if err != nil {
+				t.Errorf("concurrent retry %d: %v", i, err)
+			}
+			results[i] = r
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.FirstVersion != 4 {
+			t.Fatalf("concurrent retries disagree: %+v", results)
+		}
+	}
+
+	// The same ID with other content is a conflict.
+	changed := a
+	changed.Data = []byte(`{"serial":"02"}`)
+	_, err := st.Append(ctx, stream, strata.Any, changed)
+	wantCode(t, err, strata.Conflict, "same ID, other data")
+	elsewhere := a
+	_, err = st.Append(ctx, "certificate-OTHER", strata.Any, elsewhere)
+	wantCode(t, err, strata.Conflict, "same ID, other stream")
+	// A batch that repeats one stored ID next to a new one is a conflict, not a partial write.
+	fresh := ev("CertificateRenewed", nil)
+	_, err = st.Append(ctx, stream, strata.Any, a, fresh)
+	wantCode(t, err, strata.Conflict, "stored ID next to a new one")
+
+	if n := len(mustCollect(t, st.ReadStream(ctx, stream, strata.ReadStreamOptions{}))); n != 4 {
+		t.Fatalf("stream has %d events after retries, want 4", n)
+	}
+	if n := len(allEvents(t, ctx, st)); n != 4 {
+		t.Fatalf("global log has %d events after retries, want 4", n)
+	}
+}
+
+func (s suite) testAppendMulti(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	mustAppend(t, ctx, st, "approval-1", strata.NoStream, ev("ApprovalRequested", nil))
+
+	// One failing expectation: nothing is written anywhere.
+	_, err := st.AppendMulti(ctx,
+		strata.StreamAppend{Stream: "certificate-M1", Expected: strata.NoStream, Events: []strata.EventData{ev("CertificateRevoked", nil)}},
+		strata.StreamAppend{Stream: "approval-1", Expected: strata.Exact(5), Events: []strata.EventData{ev("ApprovalCompleted", nil)}},
+	)
+	wantCode(t, err, strata.Conflict, "multi-append with one stale stream")
+	if info, _ := st.StreamInfo(ctx, "certificate-M1"); info.Exists {
+		t.Fatalf("a failed multi-append wrote to certificate-M1")
+	}
+
+	res, err := st.AppendMulti(ctx,
+		strata.StreamAppend{Stream: "certificate-M1", Expected: strata.NoStream, Events: []strata.EventData{ev("CertificateRevoked", nil), ev("CertificateNoted", nil)}},
+		strata.StreamAppend{Stream: "approval-1", Expected: strata.Exact(1), Events: []strata.EventData{ev("ApprovalCompleted", nil)}},
+	)
+	if err != nil {
+		t.Fatalf("multi-append: %v", err)
+	}
+	if len(res) != 2 || res[0].Stream != "certificate-M1" || res[0].LastVersion != 2 || res[1].Stream != "approval-1" || res[1].FirstVersion != 2 {
+		t.Fatalf("multi-append results %+v", res)
+	}
+	all := allEvents(t, ctx, st)
+	if len(all) != 4 {
+		t.Fatalf("global log has %d events, want 4", len(all))
+	}
+	checkAscending(t, all)
+
+	// Streams in opposite orders from concurrent callers must not deadlock or lose events.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x, y := "pair-a", "pair-b"
+			if i%2 == 1 {
+				x, y = y, x
+			}
+			_, err := st.AppendMulti(ctx,
+				strata.StreamAppend{Stream: x, Expected: strata.Any, Events: []strata.EventData{ev("Linked", nil)}},
+				strata.StreamAppend{Stream: y, Expected: strata.Any, Events: []strata.EventData{ev("Linked", nil)}},
+			)
+			if err != nil {
+				t.Errorf("crossed multi-append %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, name := range []string{"pair-a", "pair-b"} {
+		if info, err := st.StreamInfo(ctx, name); err != nil || info.Version != 8 {
+			t.Fatalf("%s: %+v %v, want version 8", name, info, err)
+		}
+	}
+}

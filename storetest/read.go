@@ -1,0 +1,263 @@
+package storetest
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/strata-events/strata"
+)
+
+func (s suite) testReadStream(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const stream, n = "certificate-PAGE", 1234 // more than one page of any backend
+	batch := make([]strata.EventData, n)
+	for i := range batch {
+		batch[i] = ev("Tick", map[string]int{"i": i + 1})
+	}
+	mustAppend(t, ctx, st, stream, strata.NoStream, batch...)
+	mustAppend(t, ctx, st, "other", strata.NoStream, ev("Tick", nil))
+
+	versions := func(opts strata.ReadStreamOptions) []int64 {
+		var vs []int64
+		for _, e := range mustCollect(t, st.ReadStream(ctx, stream, opts)) {
+			if e.Stream != stream {
+				t.Fatalf("read of %q returned an event of %q", stream, e.Stream)
+			}
+			vs = append(vs, e.Version)
+		}
+		return vs
+	}
+	seq := func(from, to int64) []int64 {
+		var vs []int64
+		if from <= to {
+			for v := from; v <= to; v++ {
+				vs = append(vs, v)
+			}
+		} else {
+			for v := from; v >= to; v-- {
+				vs = append(vs, v)
+			}
+		}
+		return vs
+	}
+	for _, c := range []struct {
+		name string
+		opts strata.ReadStreamOptions
+		want []int64
+	}{
+		{"all forward", strata.ReadStreamOptions{}, seq(1, n)},
+		{"forward from 1000", strata.ReadStreamOptions{From: 1000}, seq(1000, n)},
+		{"forward limit", strata.ReadStreamOptions{From: 10, Limit: 3}, seq(10, 12)},
+		{"forward limit past a page", strata.ReadStreamOptions{From: 2, Limit: 1100}, seq(2, 1101)},
+		{"all backward", strata.ReadStreamOptions{Backward: true}, seq(n, 1)},
+		{"backward from 5", strata.ReadStreamOptions{Backward: true, From: 5}, seq(5, 1)},
+		{"backward limit", strata.ReadStreamOptions{Backward: true, Limit: 2}, seq(n, n-1)},
+		{"backward from beyond the end", strata.ReadStreamOptions{Backward: true, From: n + 50, Limit: 1}, seq(n, n)},
+		{"forward from beyond the end", strata.ReadStreamOptions{From: n + 1}, nil},
+	} {
+		if got := versions(c.opts); !slices.Equal(got, c.want) {
+			t.Fatalf("%s: got %d versions %v..., want %d", c.name, len(got), head(got), len(c.want))
+		}
+	}
+	if got := mustCollect(t, st.ReadStream(ctx, "no-such-stream", strata.ReadStreamOptions{})); len(got) != 0 {
+		t.Fatalf("reading a missing stream returned %d events", len(got))
+	}
+	// Stopping early must not break later reads (rows and connections released).
+	for range 20 {
+		for range st.ReadStream(ctx, stream, strata.ReadStreamOptions{}) {
+			break
+		}
+	}
+	if got := versions(strata.ReadStreamOptions{Limit: 1}); !slices.Equal(got, []int64{1}) {
+		t.Fatalf("read after early stops: %v", got)
+	}
+}
+
+func head(vs []int64) []int64 { return vs[:min(len(vs), 5)] }
+
+func (s suite) testReadAll(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	// 3 tenants × 4 certificates × (issued, revoked), interleaved, plus noise in another subsystem.
+	for round := range 2 {
+		for c := range 4 {
+			for _, tenant := range []string{"acme", "globex", "initech"} {
+				e := ev("CertificateIssued", map[string]int{"c": c})
+				if round == 1 {
+					e = ev("CertificateRevoked", map[string]int{"c": c})
+				}
+				e.Meta.Tenant = tenant
+				mustAppend(t, ctx, st, fmt.Sprintf("certificate-%s-%d", tenant, c), strata.Any, e)
+			}
+		}
+	}
+	for i := range 1100 { // past a page, to exercise paging of global reads
+		mustAppend(t, ctx, st, "health-probe", strata.Any, ev("HealthChecked", map[string]int{"i": i}))
+	}
+	all := allEvents(t, ctx, st)
+	if len(all) != 24+1100 {
+		t.Fatalf("global log has %d events, want %d", len(all), 24+1100)
+	}
+	checkAscending(t, all)
+
+	// Resume from every cursor of the first events: the rest follows exactly.
+	for _, i := range []int{0, 1, 7, 23, 500} {
+		rest := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: all[i].Position}))
+		if len(rest) != len(all)-i-1 || rest[0].ID != all[i+1].ID {
+			t.Fatalf("resume after event %d (%s): %d events, want %d starting with %s", i, all[i].Position, len(rest), len(all)-i-1, all[i+1].Position)
+		}
+	}
+	// A cursor round-trips through its text form.
+	p, err := strata.ParsePosition(all[5].Position.String())
+	if err != nil || p != all[5].Position {
+		t.Fatalf("position %s does not round-trip: %v %v", all[5].Position, p, err)
+	}
+	if got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: all[2].Position, Limit: 3})); len(got) != 3 || got[0].ID != all[3].ID {
+		t.Fatalf("limit 3 after event 2 returned %d events", len(got))
+	}
+	if got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: all[len(all)-1].Position})); len(got) != 0 {
+		t.Fatalf("read after the last event returned %d events", len(got))
+	}
+
+	for _, c := range []struct {
+		name   string
+		filter strata.Filter
+	}{
+		{"type", strata.Filter{Types: []string{"CertificateRevoked"}}},
+		{"two types", strata.Filter{Types: []string{"CertificateRevoked", "CertificateIssued"}}},
+		{"stream prefix", strata.Filter{StreamPrefix: "certificate-globex-"}},
+		{"tenant", strata.Filter{Tenant: "initech"}},
+		{"tenant and type", strata.Filter{Tenant: "acme", Types: []string{"CertificateIssued"}}},
+		{"prefix with LIKE wildcards", strata.Filter{StreamPrefix: "certificate-%"}},
+		{"prefix matching nothing", strata.Filter{StreamPrefix: "zzz"}},
+		{"type and limit", strata.Filter{Types: []string{"HealthChecked"}}},
+	} {
+		var want []strata.Event
+		for i := range all {
+			if c.filter.Match(&all[i]) {
+				want = append(want, all[i])
+			}
+		}
+		got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{Filter: c.filter}))
+		if !sameIDs(got, want) {
+			t.Fatalf("filter %s: got %d events, want %d", c.name, len(got), len(want))
+		}
+		// Paging through a filtered log by cursor gives the same events.
+		var paged []strata.Event
+		after := strata.Start
+		for {
+			page := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: after, Filter: c.filter, Limit: 7}))
+			if len(page) == 0 {
+				break
+			}
+			paged = append(paged, page...)
+			after = page[len(page)-1].Position
+		}
+		if !sameIDs(paged, want) {
+			t.Fatalf("filter %s paged by 7: got %d events, want %d", c.name, len(paged), len(want))
+		}
+	}
+}
+
+func sameIDs(a, b []strata.Event) bool {
+	return slices.EqualFunc(a, b, func(x, y strata.Event) bool { return x.ID == y.ID && x.Position == y.Position })
+}
+
+func (s suite) testLargePayload(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	big := make([]byte, 0, 1<<20)
+	big = append(big, `{"blob":"`...)
+	for len(big) < 1<<20-2 {
+		big = append(big, "0123456789abcdef"[len(big)%16])
+	}
+	big = append(big, `"}`...)
+	evs := []strata.EventData{{Type: "Blob", Data: big}, {Type: "Blob", Data: big}, {Type: "Small"}}
+	mustAppend(t, ctx, st, "blobs", strata.NoStream, evs...)
+	got := mustCollect(t, st.ReadStream(ctx, "blobs", strata.ReadStreamOptions{}))
+	if len(got) != 3 || !bytes.Equal(got[0].Data, big) || !bytes.Equal(got[1].Data, big) {
+		t.Fatalf("1 MiB payloads did not round-trip (%d events)", len(got))
+	}
+	all := allEvents(t, ctx, st)
+	if len(all) != 3 || !bytes.Equal(all[1].Data, big) {
+		t.Fatalf("1 MiB payloads did not round-trip through the global log")
+	}
+}
+
+func (s suite) testUnicode(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	names := []string{
+		"zertifikat-größe", "証明書-7F3A", "сертификат-1", "cert-🔐-emoji", "e\u0301clair", "\u00e9clair",
+		"Cert-CASE", "cert-case", "with space/and:colon", strings.Repeat("ü", strata.MaxStreamNameLen/2),
+	}
+	for i, name := range names {
+		mustAppend(t, ctx, st, name, strata.NoStream, ev("Named", map[string]int{"i": i}))
+	}
+	for i, name := range names {
+		got := mustCollect(t, st.ReadStream(ctx, name, strata.ReadStreamOptions{}))
+		if len(got) != 1 || got[0].Stream != name || string(got[0].Data) != fmt.Sprintf(`{"i":%d}`, i) {
+			t.Fatalf("stream %q: read %d events %+v; names must be distinct byte-wise (case, normalization)", name, len(got), got)
+		}
+	}
+	listed := mustCollect(t, st.Streams(ctx, strata.ListStreamsOptions{}))
+	var got []string
+	for _, info := range listed {
+		got = append(got, info.Stream)
+	}
+	want := slices.Clone(names)
+	slices.Sort(want) // Go's string order is byte order
+	if !slices.Equal(got, want) {
+		t.Fatalf("streams listed as %q, want byte order %q", got, want)
+	}
+	if got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{Filter: strata.Filter{StreamPrefix: "cert-"}})); len(got) != 2 {
+		t.Fatalf("prefix cert- matched %d events, want 2 (case-sensitive)", len(got))
+	}
+}
+
+func (s suite) testStreams(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	for _, name := range []string{"certificate-B", "certificate-A", "approval-1", "certificate-C", "certificatf"} {
+		mustAppend(t, ctx, st, name, strata.NoStream, ev("E", nil))
+	}
+	mustAppend(t, ctx, st, "certificate-A", strata.Exact(1), ev("E", nil), ev("E", nil))
+
+	info, err := st.StreamInfo(ctx, "certificate-A")
+	if err != nil || !info.Exists || info.Version != 3 || info.FirstRecordedAt.IsZero() || info.LastRecordedAt.Before(info.FirstRecordedAt) {
+		t.Fatalf("stream info %+v, %v", info, err)
+	}
+	missing, err := st.StreamInfo(ctx, "certificate-Z")
+	if err != nil || missing.Exists || missing.Version != 0 {
+		t.Fatalf("info of a missing stream: %+v, %v", missing, err)
+	}
+	names := func(opts strata.ListStreamsOptions) []string {
+		var out []string
+		for _, i := range mustCollect(t, st.Streams(ctx, opts)) {
+			out = append(out, i.Stream)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		opts strata.ListStreamsOptions
+		want []string
+	}{
+		{strata.ListStreamsOptions{}, []string{"approval-1", "certificate-A", "certificate-B", "certificate-C", "certificatf"}},
+		{strata.ListStreamsOptions{Prefix: "certificate-"}, []string{"certificate-A", "certificate-B", "certificate-C"}},
+		{strata.ListStreamsOptions{Prefix: "certificate-", After: "certificate-A", Limit: 1}, []string{"certificate-B"}},
+		{strata.ListStreamsOptions{Prefix: "nothing"}, nil},
+		{strata.ListStreamsOptions{Prefix: "certificate_"}, nil}, // _ is not a wildcard
+	} {
+		if got := names(c.opts); !slices.Equal(got, c.want) {
+			t.Fatalf("streams %+v: got %q, want %q", c.opts, got, c.want)
+		}
+	}
+	all := mustCollect(t, st.Streams(ctx, strata.ListStreamsOptions{Prefix: "certificate-A"}))
+	if len(all) != 1 || all[0].Version != 3 {
+		t.Fatalf("listing carries stream info: %+v", all)
+	}
+}
