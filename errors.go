@@ -45,6 +45,12 @@ var (
 // ErrClosed is wrapped by the Unavailable error that every call on a closed Store returns.
 var ErrClosed = errors.New("store is closed")
 
+// ErrEventIDReused is wrapped by the Conflict error of an append whose event IDs are already
+// stored with other content or in another batch: the append is not a retry of the first one.
+// Command handlers that derive event IDs from command IDs read it as "this command was handled
+// before".
+var ErrEventIDReused = errors.New("event ID already stored")
+
 // Error is the one error type of strata. Op names the operation ("append", "read stream", ...),
 // Msg says what went wrong in words a user can act on, and Err is the underlying cause, if any.
 // For a version conflict, Stream, Expected and Actual say which stream and versions disagreed.

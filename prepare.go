@@ -81,6 +81,15 @@ func ValidateStreamName(op, name string) error {
 	return nil
 }
 
+// ValidateEventType returns an Invalid error unless name is a valid event type name: non-empty,
+// valid UTF-8, at most MaxTypeLen bytes, and free of control characters.
+func ValidateEventType(op, name string) error {
+	if err := validateName("event type", name, MaxTypeLen); err != nil {
+		return Errorf(Invalid, op, "%w", err)
+	}
+	return nil
+}
+
 func validateName(what, s string, max int) error {
 	switch {
 	case s == "":
@@ -157,8 +166,8 @@ func Timestamp(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond
 // the backend). If every event of a is stored, in one consecutive run of a.Stream with the same
 // type, schema and data, the append is a retry and ResolveReplay returns the first result with
 // Replayed set. If some IDs are stored with other content, or in another stream, it returns a
-// Conflict error naming the first such ID. If none of the IDs is stored, it returns ok false: the
-// failure was a genuine version conflict.
+// Conflict error naming the first such ID and wrapping [ErrEventIDReused]. If none of the IDs
+// is stored, it returns ok false: the failure was a genuine version conflict.
 func ResolveReplay(op string, a StreamAppend, stored map[uuid.UUID]Event) (res AppendResult, ok bool, err error) {
 	if len(stored) == 0 {
 		return AppendResult{}, false, nil
@@ -166,13 +175,13 @@ func ResolveReplay(op string, a StreamAppend, stored map[uuid.UUID]Event) (res A
 	for i, e := range a.Events {
 		s, found := stored[e.ID]
 		if !found {
-			return AppendResult{}, false, Errorf(Conflict, op, "stream %q: event %s was stored before but event %s of the same append was not; a retry must resend the same batch", a.Stream, a.Events[0].ID, e.ID)
+			return AppendResult{}, false, Errorf(Conflict, op, "stream %q: event %s was stored before but event %s of the same append was not; a retry must resend the same batch: %w", a.Stream, a.Events[0].ID, e.ID, ErrEventIDReused)
 		}
 		if s.Stream != a.Stream || s.Type != e.Type || s.Schema != e.Schema || !bytes.Equal(s.Data, e.Data) {
-			return AppendResult{}, false, Errorf(Conflict, op, "event ID %s is already stored with other content (stream %q version %d)", e.ID, s.Stream, s.Version)
+			return AppendResult{}, false, Errorf(Conflict, op, "event ID %s is already stored with other content (stream %q version %d): %w", e.ID, s.Stream, s.Version, ErrEventIDReused)
 		}
 		if i > 0 && s.Version != stored[a.Events[i-1].ID].Version+1 {
-			return AppendResult{}, false, Errorf(Conflict, op, "event ID %s is already stored, but not in the order of this append", e.ID)
+			return AppendResult{}, false, Errorf(Conflict, op, "event ID %s is already stored, but not in the order of this append: %w", e.ID, ErrEventIDReused)
 		}
 	}
 	first := stored[a.Events[0].ID].Version

@@ -30,6 +30,10 @@ type Store struct {
 	ids     map[uuid.UUID]int      // event ID → index in log
 	closed  bool
 
+	snapshots   map[string]strata.Snapshot // by stream
+	timers      map[uuid.UUID]strata.Timer // by ID
+	checkpoints map[string]strata.Position // by name
+
 	signal follow.Signal
 	done   chan struct{}
 	now    func() time.Time
@@ -48,6 +52,10 @@ func New() *Store {
 		ids:     make(map[uuid.UUID]int),
 		done:    make(chan struct{}),
 		now:     time.Now,
+
+		snapshots:   make(map[string]strata.Snapshot),
+		timers:      make(map[uuid.UUID]strata.Timer),
+		checkpoints: make(map[string]strata.Position),
 	}
 }
 

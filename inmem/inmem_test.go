@@ -13,5 +13,5 @@ func TestConformance(t *testing.T) {
 		s := inmem.New()
 		t.Cleanup(func() { s.Close() })
 		return s
-	}, storetest.Features{SerialWriters: true})
+	}, storetest.Features{SerialWriters: true, Capabilities: true})
 }

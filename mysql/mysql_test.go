@@ -91,7 +91,8 @@ func newStore(t testing.TB, opts ...Option) *Store { return openStore(t, newData
 func TestConformance(t *testing.T) {
 	serverConfig(t)
 	storetest.Run(t, func(t testing.TB) strata.Store { return newStore(t) }, storetest.Features{
-		Reopen: func(t testing.TB, s strata.Store) strata.Store { return openStore(t, s.(*Store).dsn) },
+		Reopen:       func(t testing.TB, s strata.Store) strata.Store { return openStore(t, s.(*Store).dsn) },
+		Capabilities: true,
 	})
 }
 
@@ -472,9 +473,13 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 	wg.Wait()
 	s := openStore(t, dsn)
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var n int
-	if err := s.db.QueryRow("SELECT COUNT(*) FROM strata_migrations").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("strata_migrations holds %d rows (%v), want 1", n, err)
+	if err := s.db.QueryRow("SELECT COUNT(*) FROM strata_migrations").Scan(&n); err != nil || n != len(ms) {
+		t.Fatalf("strata_migrations holds %d rows (%v), want %d", n, err, len(ms))
 	}
 }
 
@@ -579,5 +584,37 @@ func TestCloseEndsIterators(t *testing.T) {
 		if !errors.Is(last, strata.ErrClosed) || n >= len(evs) {
 			t.Fatalf("%s: after %d events the iterator ended with %v, want the closed error", name, n, last)
 		}
+	}
+}
+
+// TestUpgradeFromVersion1 opens a database made before migration 0002 (the capability tables):
+// Open adds them, and the events written before stay.
+func TestUpgradeFromVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	dsn := newDatabase(t)
+	s := openStore(t, dsn)
+	if _, err := s.Append(ctx, "certificate-1", strata.NoStream, strata.EventData{Type: "CertificateIssued"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{"DROP TABLE snapshots, timers, checkpoints", "DELETE FROM strata_migrations WHERE version = 2"} {
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	s.Close()
+	s = openStore(t, dsn)
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM strata_migrations").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("strata_migrations holds %d rows (%v) after the upgrade, want 2", n, err)
+	}
+	if err := s.SaveSnapshot(ctx, strata.Snapshot{Stream: "certificate-1", Version: 1, Data: []byte("s")}); err != nil {
+		t.Fatalf("save snapshot after the upgrade: %v", err)
+	}
+	if err := s.SaveCheckpoint(ctx, "crl", strata.Position{Commit: 1, Event: 1}); err != nil {
+		t.Fatalf("save checkpoint after the upgrade: %v", err)
+	}
+	if info, err := s.StreamInfo(ctx, "certificate-1"); err != nil || info.Version != 1 {
+		t.Fatalf("stream after the upgrade: %+v, %v", info, err)
 	}
 }

@@ -216,7 +216,14 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 	if err != nil {
 		return nil, false, s.fail(op, err)
 	}
-	defer conn.Release()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			conn.Release()
+		}
+	}
+	defer release()
 	var tx txn = &connTx{conn: conn}
 
 	b := &pgx.Batch{}
@@ -300,6 +307,9 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 		s.rollback(ctx, tx)
 	}
 	if err != nil {
+		// Resolving a failure reads with a connection of its own: holding this one meanwhile
+		// lets as many concurrent failing appends as the pool has connections starve it.
+		release()
 		return s.appendFailed(ctx, op, appends, err)
 	}
 	res := make([]strata.AppendResult, len(appends))

@@ -125,6 +125,7 @@ type Store struct {
 	channel string // LISTEN/NOTIFY channel
 	poll    time.Duration
 	q       queries
+	cq      capQueries // of capabilities.go
 	// eventsOID identifies the events table in pg_locks.
 	eventsOID uint32
 
@@ -160,6 +161,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		channel: channelName(cfg.schema),
 		poll:    cfg.poll,
 		q:       buildQueries(pgx.Identifier{cfg.schema}.Sanitize()),
+		cq:      buildCapQueries(pgx.Identifier{cfg.schema}.Sanitize()),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}

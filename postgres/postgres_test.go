@@ -35,6 +35,7 @@ func TestConformance(t *testing.T) {
 		Reopen: func(t testing.TB, s strata.Store) strata.Store {
 			return open(t, s.(*postgres.Store).Schema())
 		},
+		Capabilities: true,
 	})
 }
 
@@ -590,8 +591,35 @@ func TestOpenConcurrently(t *testing.T) {
 		wg.Go(func() { e.open() })
 	}
 	wg.Wait()
-	if n := e.queryInt("SELECT count(*) FROM schema_migrations"); n != 1 {
+	if n := e.queryInt("SELECT count(*) FROM schema_migrations"); n != 2 {
 		t.Errorf("%d migrations recorded", n)
+	}
+}
+
+// TestUpgradeFromVersion1 opens a schema made before migration 0002 (the capability tables):
+// Open adds them, and the events written before stay.
+func TestUpgradeFromVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	s := e.open()
+	if _, err := s.Append(ctx, "certificate-1", strata.NoStream, strata.EventData{Type: "CertificateIssued"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	e.exec("DROP TABLE snapshots, timers, checkpoints; DELETE FROM schema_migrations WHERE version = 2")
+	s = e.open()
+	if n := e.queryInt("SELECT count(*) FROM schema_migrations"); n != 2 {
+		t.Errorf("%d migrations recorded after the upgrade, want 2", n)
+	}
+	if err := s.SaveSnapshot(ctx, strata.Snapshot{Stream: "certificate-1", Version: 1, Data: []byte("s")}); err != nil {
+		t.Fatalf("save snapshot after the upgrade: %v", err)
+	}
+	if err := s.SaveCheckpoint(ctx, "crl", strata.Position{Commit: 1, Event: 1}); err != nil {
+		t.Fatalf("save checkpoint after the upgrade: %v", err)
+	}
+	if info, err := s.StreamInfo(ctx, "certificate-1"); err != nil || info.Version != 1 {
+		t.Fatalf("stream after the upgrade: %+v, %v", info, err)
 	}
 }
 

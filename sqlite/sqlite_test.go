@@ -45,6 +45,7 @@ func openPath(t testing.TB, path string, opts ...sqlite.Option) *sqlite.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t testing.TB) strata.Store { return open(t) }, storetest.Features{
 		SerialWriters: true,
+		Capabilities:  true,
 		Reopen: func(t testing.TB, s strata.Store) strata.Store {
 			return openPath(t, s.(*sqlite.Store).Path())
 		},
@@ -378,7 +379,7 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 	db := rawConn(t, path)
 	var version int
-	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 1 {
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 2 {
 		t.Fatalf("schema version %d, %v", version, err)
 	}
 }
@@ -674,5 +675,37 @@ func TestTwoOSProcesses(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("the subscriber saw %d of the child's 150 events", i)
 		}
+	}
+}
+
+// TestUpgradeFromVersion1 opens a file made before migration 0002 (the capability tables): Open
+// adds them, and the events written before stay.
+func TestUpgradeFromVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st := open(t)
+	path := st.Path()
+	if _, err := st.Append(ctx, "certificate-1", strata.NoStream, event("CertificateIssued", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db := rawConn(t, path)
+	if _, err := db.Exec("DROP TABLE snapshots; DROP TABLE timers; DROP TABLE checkpoints; PRAGMA user_version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st = openPath(t, path)
+	var version int
+	if err := rawConn(t, path).QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 2 {
+		t.Fatalf("schema version after the upgrade: %d, %v", version, err)
+	}
+	if err := st.SaveSnapshot(ctx, strata.Snapshot{Stream: "certificate-1", Version: 1, Data: []byte("s")}); err != nil {
+		t.Fatalf("save snapshot after the upgrade: %v", err)
+	}
+	if err := st.SaveCheckpoint(ctx, "crl", strata.Position{Commit: 1, Event: 1}); err != nil {
+		t.Fatalf("save checkpoint after the upgrade: %v", err)
+	}
+	if evs := collect(t, st.ReadStream(ctx, "certificate-1", strata.ReadStreamOptions{})); len(evs) != 1 {
+		t.Fatalf("%d events after the upgrade, want 1", len(evs))
 	}
 }

@@ -313,3 +313,35 @@ func (s suite) testAppendMulti(t *testing.T) {
 		}
 	}
 }
+
+// testConcurrentMultiConflicts sends many more conflicting multi-appends at once than a backend
+// has connections: each must end with a result or a Conflict, none may wait for ever on the
+// lookups that resolve a failed append.
+func (s suite) testConcurrentMultiConflicts(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const writers = 32
+	var wins atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			_, err := st.AppendMulti(ctx,
+				strata.StreamAppend{Stream: "certificate-MC", Expected: strata.NoStream, Events: []strata.EventData{ev("CertificateRevoked", map[string]int{"writer": w})}},
+				strata.StreamAppend{Stream: "commands-certificate-MC", Expected: strata.Any, Events: []strata.EventData{ev("CommandSucceeded", map[string]int{"writer": w})}},
+			)
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case strata.ErrorCode(err) != strata.Conflict:
+				t.Errorf("writer %d: %v, want success or Conflict", w, err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d writers won, want exactly 1", wins.Load())
+	}
+	if info, err := st.StreamInfo(ctx, "commands-certificate-MC"); err != nil || info.Version != 1 {
+		t.Fatalf("log stream %+v %v: a failed multi-append wrote to it", info, err)
+	}
+}

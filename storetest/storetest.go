@@ -1,6 +1,7 @@
 // Package storetest is the conformance suite that every strata.Store backend runs: one call to
 // [Run] checks optimistic concurrency, idempotent appends, stream and global ordering, the
-// gap-free guarantee under out-of-order commits, subscriptions, limits and bad input.
+// gap-free guarantee under out-of-order commits, subscriptions, limits and bad input, and the
+// optional snapshot, timer and checkpoint interfaces.
 //
 // Each subtest gets a fresh store from the constructor and runs in parallel with the others:
 //
@@ -29,13 +30,20 @@ type Features struct {
 	// Reopen, when set, opens a second Store on the same database as s, as a restarted process
 	// would. Leave it nil for a backend that keeps nothing (in-memory).
 	Reopen func(t testing.TB, s strata.Store) strata.Store
+	// Capabilities is set when the backend must implement every optional interface of
+	// capabilities.go (strata.SnapshotStore, strata.TimerStore, strata.CheckpointStore), as
+	// every backend of this module does: a store that lacks one then fails its section instead
+	// of skipping it.
+	Capabilities bool
 }
 
 // NewStore makes a fresh, empty store for one subtest and registers its cleanup with t.
 type NewStore func(t testing.TB) strata.Store
 
 // Run runs the whole suite against stores made by newStore. Most subtests run in parallel; the
-// memory check runs alone afterwards, because heap figures are process-wide.
+// memory check runs alone afterwards, because heap figures are process-wide. The sections for
+// the optional interfaces ([RunSnapshots], [RunTimers], [RunCheckpoints]) run for a store that
+// implements them.
 func Run(t *testing.T, newStore NewStore, f Features) {
 	s := suite{newStore: newStore, f: f}
 	t.Run("Parallel", func(t *testing.T) { s.runParallel(t) })
@@ -53,6 +61,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"ConcurrentAnyAppendersContiguous", s.testConcurrentAny},
 		{"IdempotentRetry", s.testIdempotentRetry},
 		{"AppendMultiAtomic", s.testAppendMulti},
+		{"ConcurrentMultiAppendConflicts", s.testConcurrentMultiConflicts},
 		{"ReadStreamOrderAndPaging", s.testReadStream},
 		{"ReadAllOrderCursorAndFilters", s.testReadAll},
 		{"OutOfOrderCommitNeverSkipped", s.testOutOfOrderCommit},
@@ -65,6 +74,9 @@ func (s suite) runParallel(t *testing.T) {
 		{"ContextCancellation", s.testCancellation},
 		{"UseAfterClose", s.testUseAfterClose},
 		{"BadInputRejected", s.testBadInput},
+		{"Snapshots", s.runSnapshots},
+		{"Timers", s.runTimers},
+		{"Checkpoints", s.runCheckpoints},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

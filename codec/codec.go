@@ -1,0 +1,376 @@
+// Package codec is the one conversion pipeline between typed Go events and stored records: a
+// registry of event types under explicit, stable names, JSON encoding, upcasters that lift old
+// payloads to the current schema on read, and transforms (encryption, redaction) that every
+// payload passes on its way to and from the store.
+//
+// The pipeline, in order:
+//
+//	Encode: Go value --json--> Record --Transform.Encode...--> strata.EventData
+//	Decode: strata.Event --Transform.Decode...(reverse)--> Record --Upcaster*--> Record(s) --json--> Go value(s)
+//
+// Transforms see the payload at the schema it is stored with; upcasters see it in clear. A
+// registry is an instance: build one per program (or per bounded context) with [NewRegistry],
+// register every event type with [Register], and share it; it is safe for concurrent use.
+package codec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+
+	"github.com/strata-events/strata"
+)
+
+// ErrUnknownType is wrapped by the error of Decode for an event whose type is not registered and
+// that no upcaster lifts to a registered one, and by Encode for a value of an unregistered type.
+var ErrUnknownType = errors.New("unknown event type")
+
+// ErrUndecodable is wrapped by the error of Decode for a payload that does not decode into its
+// registered Go type, or that an upcaster or transform rejected.
+var ErrUndecodable = errors.New("undecodable event payload")
+
+// maxUpcastSteps bounds an upcasting chain, so that upcasters that loop end in an error.
+const maxUpcastSteps = 64
+
+// Record is a payload between the store and a Go value: the type name, its schema version, the
+// JSON bytes and the event's metadata. Upcasters and transforms work on records.
+type Record struct {
+	Type   string
+	Schema int
+	Data   json.RawMessage
+	// Meta is the metadata of the event being encoded or decoded. Transforms may read it (for
+	// example the data subject's key ID) and, when encoding, set keys on it.
+	Meta strata.Metadata
+}
+
+// Upcaster lifts a stored record to a newer shape. It returns one or more records: the same type
+// at a higher schema, a renamed type, or several events split from one. Each returned record must
+// make progress (a higher schema, or another type); the registry follows the chain until every
+// record has a registered type at its current schema.
+type Upcaster func(Record) ([]Record, error)
+
+// Transform changes payloads on their way to and from the store: field encryption (package
+// shred), redaction. Encode runs after a value was marshalled, in registration order, with the
+// typed value at hand; Decode runs on a stored record before upcasting, in reverse order.
+type Transform interface {
+	Encode(ctx context.Context, value any, rec *Record) error
+	Decode(ctx context.Context, rec *Record) error
+}
+
+// Message is a decoded event: the event as stored and the typed value it holds.
+type Message struct {
+	// Event is the stored event; its Data is the stored bytes (ciphertext where fields are
+	// encrypted), Type and Schema as stored.
+	Event strata.Event
+	// Type and Schema are the value's registered name and current schema (after upcasting).
+	Type   string
+	Schema int
+	// Value is the decoded payload, a value (not a pointer) of the registered Go type.
+	Value any
+}
+
+type eventType struct {
+	name   string
+	schema int
+	goType reflect.Type
+}
+
+type upcastKey struct {
+	name   string
+	schema int
+}
+
+// Registry maps event type names to Go types. The zero value is not usable; call NewRegistry.
+type Registry struct {
+	mu         sync.RWMutex
+	byName     map[string]*eventType
+	byGoType   map[reflect.Type]*eventType
+	upcasters  map[upcastKey]Upcaster
+	transforms []Transform
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{
+		byName:    make(map[string]*eventType),
+		byGoType:  make(map[reflect.Type]*eventType),
+		upcasters: make(map[upcastKey]Upcaster),
+	}
+}
+
+// Register registers the Go type E under name, at schema version schema (1 for a type that
+// never changed). The name is what is stored: keep it stable when the Go type is renamed. It is
+// an Invalid error to register a name or a Go type twice, a pointer or interface type, an
+// invalid name, or a schema below 1.
+func Register[E any](r *Registry, name string, schema int) error {
+	t := reflect.TypeFor[E]()
+	const op = "codec register"
+	switch {
+	case t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface:
+		return strata.Errorf(strata.Invalid, op, "register %s as a value type, not a pointer or interface", t)
+	case schema < 1:
+		return strata.Errorf(strata.Invalid, op, "event type %q: schema must be 1 or more, not %d", name, schema)
+	}
+	if err := strata.ValidateEventType(op, name); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if have, ok := r.byName[name]; ok {
+		return strata.Errorf(strata.Duplicate, op, "event type %q is already registered (as %s)", name, have.goType)
+	}
+	if have, ok := r.byGoType[t]; ok {
+		return strata.Errorf(strata.Duplicate, op, "Go type %s is already registered (as %q)", t, have.name)
+	}
+	et := &eventType{name: name, schema: schema, goType: t}
+	r.byName[name] = et
+	r.byGoType[t] = et
+	return nil
+}
+
+// Ensure registers E under name at schema like Register, but returns nil when exactly this
+// registration exists already. Packages that bring their own event types (the command log,
+// sagas) use it to register into the caller's registry.
+func Ensure[E any](r *Registry, name string, schema int) error {
+	r.mu.RLock()
+	et, ok := r.byName[name]
+	r.mu.RUnlock()
+	if ok && et.goType == reflect.TypeFor[E]() && et.schema == schema {
+		return nil
+	}
+	return Register[E](r, name, schema)
+}
+
+// Upcast registers fn to lift records of type name at schema fromSchema. The type need not be
+// registered (it may be an old name that fn renames). Registering the same pair twice is a
+// Duplicate error.
+func (r *Registry) Upcast(name string, fromSchema int, fn Upcaster) error {
+	const op = "codec upcast"
+	if fn == nil || fromSchema < 1 || name == "" {
+		return strata.Errorf(strata.Invalid, op, "an upcaster needs a type name, a schema of 1 or more and a function")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := upcastKey{name, fromSchema}
+	if _, ok := r.upcasters[k]; ok {
+		return strata.Errorf(strata.Duplicate, op, "an upcaster for %q schema %d is already registered", name, fromSchema)
+	}
+	r.upcasters[k] = fn
+	return nil
+}
+
+// Use appends a transform to the pipeline. Transforms registered first encode first and decode
+// last.
+func (r *Registry) Use(t Transform) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.transforms = append(r.transforms, t)
+}
+
+// Types returns the registered type names, sorted.
+func (r *Registry) Types() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.byName))
+	for n := range r.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Name returns the registered name and schema of v's Go type (v may be a pointer to it).
+func (r *Registry) Name(v any) (string, int, error) {
+	et, err := r.lookupValue(v)
+	if err != nil {
+		return "", 0, err
+	}
+	return et.name, et.schema, nil
+}
+
+// GoType returns the Go type registered under name.
+func (r *Registry) GoType(name string) (reflect.Type, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	et, ok := r.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return et.goType, true
+}
+
+func (r *Registry) lookupValue(v any) (*eventType, error) {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return nil, strata.Errorf(strata.Invalid, "codec encode", "cannot encode a nil event: %w", ErrUnknownType)
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	r.mu.RLock()
+	et, ok := r.byGoType[t]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, strata.Errorf(strata.Invalid, "codec encode", "Go type %s is not registered: %w", t, ErrUnknownType)
+	}
+	return et, nil
+}
+
+// Encode turns v (a registered type, or a pointer to one) into event data ready to append, with
+// meta attached. Transforms may add metadata keys.
+func (r *Registry) Encode(ctx context.Context, v any, meta strata.Metadata) (strata.EventData, error) {
+	et, err := r.lookupValue(v)
+	if err != nil {
+		return strata.EventData{}, err
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return strata.EventData{}, strata.Errorf(strata.Invalid, "codec encode", "cannot encode a nil *%s", et.goType)
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return strata.EventData{}, strata.Errorf(strata.Invalid, "codec encode", "event type %q: %w", et.name, err)
+	}
+	rec := Record{Type: et.name, Schema: et.schema, Data: data, Meta: meta}
+	for _, t := range r.transformsSnapshot() {
+		if err := t.Encode(ctx, v, &rec); err != nil {
+			return strata.EventData{}, wrapCode(strata.Internal, "codec encode", fmt.Errorf("event type %q: %w", et.name, err))
+		}
+	}
+	return strata.EventData{Type: rec.Type, Schema: rec.Schema, Data: rec.Data, Meta: rec.Meta}, nil
+}
+
+// wrapCode keeps the code of an *strata.Error inside err, and uses code otherwise.
+func wrapCode(code strata.Code, op string, err error) error {
+	var se *strata.Error
+	if errors.As(err, &se) {
+		code = se.Code
+	}
+	return strata.Errorf(code, op, "%w", err)
+}
+
+func (r *Registry) transformsSnapshot() []Transform {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.transforms
+}
+
+// Decode turns a stored event into one or more typed messages (more than one when an upcaster
+// splits it). Every error is an Invalid *strata.Error that names the event (ID, stream, version,
+// type, schema) and wraps ErrUnknownType or ErrUndecodable; Decode never panics on bad input.
+func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error) {
+	rec := Record{Type: e.Type, Schema: e.Schema, Data: bytes.Clone(e.Data), Meta: e.Meta}
+	ts := r.transformsSnapshot()
+	for i := len(ts) - 1; i >= 0; i-- {
+		if err := ts[i].Decode(ctx, &rec); err != nil {
+			return nil, decodeError(e, fmt.Errorf("%w: transform: %w", ErrUndecodable, err))
+		}
+	}
+	recs, err := r.upcast(rec)
+	if err != nil {
+		return nil, decodeError(e, err)
+	}
+	out := make([]Message, 0, len(recs))
+	for _, rc := range recs {
+		et, _ := r.byNameLocked(rc.Type) // upcast only returns registered types
+		p := reflect.New(et.goType)
+		if err := json.Unmarshal(rc.Data, p.Interface()); err != nil {
+			return nil, decodeError(e, fmt.Errorf("%w: as %s (schema %d): %w", ErrUndecodable, et.goType, rc.Schema, err))
+		}
+		out = append(out, Message{Event: e, Type: rc.Type, Schema: rc.Schema, Value: p.Elem().Interface()})
+	}
+	return out, nil
+}
+
+// DecodeOne decodes an event that must decode into exactly one message.
+func (r *Registry) DecodeOne(ctx context.Context, e strata.Event) (Message, error) {
+	ms, err := r.Decode(ctx, e)
+	if err != nil {
+		return Message{}, err
+	}
+	if len(ms) != 1 {
+		return Message{}, decodeError(e, fmt.Errorf("%w: upcast into %d events where one was expected", ErrUndecodable, len(ms)))
+	}
+	return ms[0], nil
+}
+
+func (r *Registry) byNameLocked(name string) (*eventType, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	et, ok := r.byName[name]
+	return et, ok
+}
+
+func (r *Registry) upcaster(name string, schema int) (Upcaster, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fn, ok := r.upcasters[upcastKey{name, schema}]
+	return fn, ok
+}
+
+// upcast follows upcasters until every record has a registered type at its current schema.
+func (r *Registry) upcast(rec Record) ([]Record, error) {
+	pending := []Record{rec}
+	var done []Record
+	for steps := 0; len(pending) > 0; steps++ {
+		if steps > maxUpcastSteps {
+			return nil, fmt.Errorf("%w: more than %d upcasting steps (do the upcasters loop?)", ErrUndecodable, maxUpcastSteps)
+		}
+		rc := pending[0]
+		pending = pending[1:]
+		et, registered := r.byNameLocked(rc.Type)
+		if registered && rc.Schema == et.schema {
+			done = append(done, rc)
+			continue
+		}
+		if registered && rc.Schema > et.schema {
+			return nil, fmt.Errorf("%w: stored at schema %d, newer than the %d this program knows for %q", ErrUndecodable, rc.Schema, et.schema, rc.Type)
+		}
+		fn, ok := r.upcaster(rc.Type, rc.Schema)
+		if !ok {
+			if !registered {
+				return nil, fmt.Errorf("%w %q (schema %d)", ErrUnknownType, rc.Type, rc.Schema)
+			}
+			return nil, fmt.Errorf("%w: no upcaster from %q schema %d to schema %d", ErrUndecodable, rc.Type, rc.Schema, et.schema)
+		}
+		next, err := callUpcaster(fn, rc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: upcasting %q schema %d: %w", ErrUndecodable, rc.Type, rc.Schema, err)
+		}
+		if len(next) == 0 {
+			return nil, fmt.Errorf("%w: the upcaster of %q schema %d returned no events", ErrUndecodable, rc.Type, rc.Schema)
+		}
+		for _, n := range next {
+			if n.Type == rc.Type && n.Schema <= rc.Schema {
+				return nil, fmt.Errorf("%w: the upcaster of %q schema %d made no progress (returned schema %d)", ErrUndecodable, rc.Type, rc.Schema, n.Schema)
+			}
+			if n.Meta.IsZero() {
+				n.Meta = rc.Meta
+			}
+		}
+		pending = append(next, pending...)
+	}
+	return done, nil
+}
+
+// callUpcaster runs fn, turning a panic in user code into an error: replay never panics.
+func callUpcaster(fn Upcaster, rc Record) (out []Record, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("upcaster panicked: %v", p)
+		}
+	}()
+	return fn(rc)
+}
+
+func decodeError(e strata.Event, err error) error {
+	return &strata.Error{
+		Code: strata.Invalid, Op: "codec decode",
+		Msg: fmt.Sprintf("event %s (stream %q version %d, type %q schema %d)", e.ID, e.Stream, e.Version, e.Type, e.Schema),
+		Err: err,
+	}
+}
