@@ -43,8 +43,35 @@ func TestLayering(t *testing.T) {
 			if slices.Contains(adapters, top) {
 				t.Errorf("%s imports %s: adapters import the root, never each other", a, d)
 			}
-			if top == "cmd" {
-				t.Errorf("%s imports %s", a, d)
+			if slices.Contains([]string{"cmd", "examples", "codec", "aggregate", "saga"}, top) {
+				t.Errorf("%s imports %s: backends know the root only, not the toolkit built on it", a, d)
+			}
+		}
+	}
+}
+
+// TestToolkitLayering enforces that the toolkit packages reach storage only through the root's
+// interfaces: they import no backend, and each imports only the toolkit layers below it.
+func TestToolkitLayering(t *testing.T) {
+	backends := []string{"inmem", "sqlite", "postgres", "mysql", "storetest"}
+	// Each toolkit package with the toolkit packages it may not import.
+	for pkg, forbidden := range map[string][]string{
+		"codec":     {"aggregate", "saga"},
+		"aggregate": {"saga"},
+		"saga":      nil,
+	} {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		for _, d := range strings.Fields(string(out)) {
+			rel, ok := strings.CutPrefix(d, module+"/")
+			if !ok {
+				continue
+			}
+			top, _, _ := strings.Cut(rel, "/")
+			if slices.Contains(backends, top) || slices.Contains(forbidden, top) || top == "cmd" || top == "examples" {
+				t.Errorf("%s imports %s", pkg, d)
 			}
 		}
 	}

@@ -51,7 +51,8 @@ type Record struct {
 // Upcaster lifts a stored record to a newer shape. It returns one or more records: the same type
 // at a higher schema, a renamed type, or several events split from one. Each returned record must
 // make progress (a higher schema, or another type); the registry follows the chain until every
-// record has a registered type at its current schema.
+// record has a registered type at its current schema. It must not modify the bytes of its
+// input, which may be the stored event's.
 type Upcaster func(Record) ([]Record, error)
 
 // Transform changes payloads on their way to and from the store: field encryption (package
@@ -263,8 +264,11 @@ func (r *Registry) transformsSnapshot() []Transform {
 // splits it). Every error is an Invalid *strata.Error that names the event (ID, stream, version,
 // type, schema) and wraps ErrUnknownType or ErrUndecodable; Decode never panics on bad input.
 func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error) {
-	rec := Record{Type: e.Type, Schema: e.Schema, Data: bytes.Clone(e.Data), Meta: e.Meta}
 	ts := r.transformsSnapshot()
+	rec := Record{Type: e.Type, Schema: e.Schema, Data: e.Data, Meta: e.Meta}
+	if len(ts) > 0 {
+		rec.Data = bytes.Clone(e.Data) // a transform may rewrite it in place; e.Data stays as stored
+	}
 	for i := len(ts) - 1; i >= 0; i-- {
 		if err := ts[i].Decode(ctx, &rec); err != nil {
 			return nil, decodeError(e, fmt.Errorf("%w: transform: %w", ErrUndecodable, err))

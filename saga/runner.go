@@ -170,7 +170,7 @@ func (r *Runner[S, E]) handleEvent(ctx context.Context, e strata.Event) error {
 			cause = uuid.NewSHA1(e.ID, []byte(strconv.Itoa(i)))
 		}
 		in := Input{Message: &m, At: e.RecordedAt}
-		if err := r.step(ctx, id, in, "event "+cause.String(), m.Type, e.Position.String(), cause, e.Meta.Correlation); err != nil {
+		if err := r.step(ctx, id, in, "event "+cause.String(), m.Type, e.Position.String(), cause, e.Meta); err != nil {
 			return err
 		}
 	}
@@ -208,7 +208,7 @@ func (r *Runner[S, E]) FireDue(ctx context.Context) (int, error) {
 				return n, strata.Errorf(strata.Internal, "saga timer", "timer %s of saga %q has key %q, not one of its streams", t.ID, r.def.Name, t.Key)
 			}
 			in := Input{Timer: &Fired{Name: t.Name, DueAt: t.DueAt, Data: t.Data}, At: t.DueAt}
-			if err := r.step(ctx, id, in, "timer "+t.ID.String(), t.Name, "", t.ID, ""); err != nil {
+			if err := r.step(ctx, id, in, "timer "+t.ID.String(), t.Name, "", t.ID, strata.Metadata{}); err != nil {
 				return n, err
 			}
 			if err := r.timers.DeleteTimer(ctx, t.ID); err != nil {
@@ -230,6 +230,8 @@ type history[S any] struct {
 	// they were before it.
 	handled bool
 	pending map[string]StepTimer
+	// tenant is the tenant of the instance's first event: timer steps carry it on.
+	tenant string
 }
 
 // Load returns the state of the saga instance id and its stream's version.
@@ -252,6 +254,9 @@ func (r *Runner[S, E]) history(ctx context.Context, stream, cause string) (histo
 		if cause != "" && e.Meta.Causation == cause {
 			h.handled = true
 			return h, nil
+		}
+		if e.Version == 1 {
+			h.tenant = e.Meta.Tenant
 		}
 		h.version = e.Version
 		msgs, err := r.codec.Decode(ctx, e)
@@ -292,8 +297,9 @@ func (r *Runner[S, E]) history(ctx context.Context, stream, cause string) (histo
 }
 
 // step handles one input of instance id. input names it in the Step record; cause is the
-// input's ID, from which every ID the step makes derives.
-func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inputType, position string, cause uuid.UUID, correlation string) error {
+// input's ID, from which every ID the step makes derives; from is the input event's metadata,
+// whose tenant and correlation the step's events and commands carry on.
+func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inputType, position string, cause uuid.UUID, from strata.Metadata) error {
 	const op = "saga step"
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -301,7 +307,7 @@ func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inp
 	if err := strata.ValidateStreamName(op, stream); err != nil {
 		return err
 	}
-	meta := strata.Metadata{Principal: "saga:" + r.def.Name, Causation: cause.String(), Correlation: correlation}
+	meta := strata.Metadata{Tenant: from.Tenant, Principal: "saga:" + r.def.Name, Causation: cause.String(), Correlation: from.Correlation}
 	if meta.Correlation == "" {
 		meta.Correlation = meta.Causation
 	}
@@ -312,6 +318,9 @@ func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inp
 		}
 		if !h.handled && r.def.Done != nil && r.def.Done(h.state) {
 			return nil
+		}
+		if meta.Tenant == "" {
+			meta.Tenant = h.tenant
 		}
 		react, err := r.react(h.state, in)
 		if err != nil {

@@ -147,10 +147,10 @@ func TestMySQL(t *testing.T) {
 }
 
 func testBenchSmall(t *testing.T, db string) {
-	for _, w := range []string{"append", "read"} {
-		out := mustCLI(t, db, "bench", w, "--clients", "2", "--batch", "3", "--events", "20")
+	for _, args := range [][]string{{"append", "--batch", "3"}, {"read", "--batch", "3"}, {"command"}} {
+		out := mustCLI(t, db, append([]string{"bench"}, append(args, "--clients", "2", "--events", "20")...)...)
 		if !strings.Contains(out, "raw ev/s") || !strings.Contains(out, "x\n") {
-			t.Errorf("bench %s printed no ratio:\n%s", w, out)
+			t.Errorf("bench %s printed no ratio:\n%s", args[0], out)
 		}
 	}
 }

@@ -25,7 +25,7 @@ type benchOpts struct {
 func newBenchCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra.Command {
 	var o benchOpts
 	c := &cobra.Command{
-		Use:   "bench append|read",
+		Use:   "bench append|read|command",
 		Short: "Measure strata against raw SQL on the same database",
 		Long: `Measure strata and a raw SQL baseline in the same run and print events/s for both and their ratio.
 
@@ -39,18 +39,21 @@ runs (there is no SQL to compare with).
           --events events in all. On MySQL, strata's time lasts until the sequencer has stamped
           the last event (read back through ReadAll).
   read    pre-fills --events events, then each of --clients readers pages through the whole log:
-          strata ReadAll against SELECT ... WHERE position > ? ORDER BY position LIMIT 1000.`,
+          strata ReadAll against SELECT ... WHERE position > ? ORDER BY position LIMIT 1000.
+  command --clients goroutines each handle IssueCertificate commands (examples/pki), each to a
+          new certificate stream: load, decide, append one event with the expected version;
+          against the raw INSERT of one event per transaction. --batch must be 1.`,
 		Example: `  strata bench append --db sqlite:strata.db --clients 4 --batch 10 --events 10000
   strata bench read --db 'postgres://postgres@127.0.0.1:5432/postgres' --events 100000`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return invalidf("bench", "want a workload: strata bench append or strata bench read")
+				return invalidf("bench", "want a workload: strata bench append, read or command")
 			}
-			return invalidf("bench", "unknown workload %q: want append or read", args[0])
+			return invalidf("bench", "unknown workload %q: want append, read or command", args[0])
 		},
 	}
-	for _, w := range []string{"append", "read"} {
+	for _, w := range []string{"append", "read", "command"} {
 		c.AddCommand(wrap(&cobra.Command{
 			Use:   w,
 			Short: "Benchmark " + w + "s (see strata bench --help)",
@@ -58,6 +61,12 @@ runs (there is no SQL to compare with).
 			RunE: func(cmd *cobra.Command, args []string) error {
 				if o.clients < 1 || o.batch < 1 || o.events < 1 {
 					return invalidf("bench", "--clients, --batch and --events must be 1 or more")
+				}
+				if w == "command" && cmd.Flags().Changed("batch") && o.batch != 1 {
+					return invalidf("bench", "a command appends one event: --batch must be 1 for the command workload")
+				}
+				if w == "command" {
+					o.batch = 1
 				}
 				if o.batch > strata.MaxEventsPerAppend {
 					return invalidf("bench", "--batch must be at most %d", strata.MaxEventsPerAppend)
@@ -166,6 +175,16 @@ func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benc
 			}
 		}
 		if res.strataRate, err = benchStrataAppend(ctx, env, plan, o.events); err != nil {
+			return fmt.Errorf("bench: strata: %w", err)
+		}
+	case "command":
+		res.stampWait = env.stamped
+		if env.raw != nil {
+			if res.rawRate, err = benchRawAppend(ctx, env.raw, plan, o.events); err != nil {
+				return fmt.Errorf("bench: raw baseline: %w", err)
+			}
+		}
+		if res.strataRate, err = benchStrataCommands(ctx, env, plan, o.events); err != nil {
 			return fmt.Errorf("bench: strata: %w", err)
 		}
 	case "read":

@@ -202,6 +202,9 @@ func runDemo(ctx context.Context, st strata.Store, db dsn, out io.Writer) error 
 	if err := d.race(ctx, db, cursor, request.ID); err != nil {
 		return err
 	}
+	if err := d.domain(ctx); err != nil {
+		return err
+	}
 	return d.audit(ctx, cursor, db)
 }
 

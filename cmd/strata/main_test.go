@@ -340,10 +340,10 @@ func TestBenchSQLite(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "strata.db")
-	for _, w := range []string{"append", "read"} {
-		out := mustCLI(t, db, "bench", w, "--clients", "2", "--batch", "3", "--events", "20")
+	for _, args := range [][]string{{"append", "--batch", "3"}, {"read", "--batch", "3"}, {"command"}} {
+		out := mustCLI(t, db, append([]string{"bench"}, append(args, "--clients", "2", "--events", "20")...)...)
 		if !strings.Contains(out, "strata ev/s") || !strings.Contains(out, "sqlite") || !strings.Contains(out, "x\n") || strings.Contains(out, " - ") {
-			t.Errorf("bench %s printed no ratio:\n%s", w, out)
+			t.Errorf("bench %s printed no ratio:\n%s", args[0], out)
 		}
 	}
 	// The bench works in scratch space and leaves nothing behind, not even the database named.
@@ -395,6 +395,7 @@ func TestBadInput(t *testing.T) {
 		{"backward all", []string{"read", "--all", "--backward"}, exitInvalid, "--backward"},
 		{"bench workload", []string{"bench", "sideways"}, exitInvalid, "unknown workload"},
 		{"bench zero", []string{"bench", "append", "--clients", "0"}, exitInvalid, "--clients"},
+		{"bench command batch", []string{"bench", "command", "--batch", "3"}, exitInvalid, "--batch must be 1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := cli(t, testContext(t), db, "", c.args...)

@@ -148,7 +148,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("certificate after two approvals: %+v version %d", cert, version)
 			}
 			rev := revocations(t, ctx, st, "7F3A")
-			if len(rev) != 1 || rev[0].Meta.Principal != "saga:"+pki.ApprovalSagaName || rev[0].Meta.Correlation != "req-r1" {
+			if len(rev) != 1 || rev[0].Meta.Principal != "saga:"+pki.ApprovalSagaName || rev[0].Meta.Correlation != "req-r1" || rev[0].Meta.Tenant != "acme" {
 				t.Fatalf("revocation events %+v", rev)
 			}
 			state, _, err := svc.Approvals.Load(ctx, "r1")

@@ -187,13 +187,13 @@ const ApprovalSagaName = "revocation-approval"
 // certificate, recording who approved, or expires after ApprovalWindow.
 var ApprovalSaga = saga.Definition[ApprovalState, ApprovalEvent]{
 	Name:   ApprovalSagaName,
-	Filter: strata.Filter{Types: []string{"RevocationRequested", "RevocationApproved"}},
+	Filter: strata.Filter{Types: []string{"RevocationRequested", "RevocationApproved"}, StreamPrefix: "revocation-"},
 	Correlate: func(m codec.Message) (string, bool) {
 		switch v := m.Value.(type) {
 		case RevocationRequested:
-			return v.RequestID, true
+			return v.RequestID, v.RequestID != ""
 		case RevocationApproved:
-			return v.RequestID, true
+			return v.RequestID, v.RequestID != ""
 		}
 		return "", false
 	},
