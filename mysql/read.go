@@ -1,13 +1,15 @@
 package mysql
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
+	"fmt"
 	"iter"
 	"math"
+	"slices"
 	"strings"
-
-	"github.com/google/uuid"
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/internal/follow"
@@ -17,7 +19,7 @@ import (
 // payload. A page is read completely and its rows closed before any of it is yielded: no
 // connection or transaction is held while the caller's loop body runs.
 const (
-	pageRows  = 500
+	pageRows  = 1000
 	pageBytes = 4 << 20
 )
 
@@ -31,9 +33,15 @@ type page struct {
 	bytes       int  // payload and metadata bytes read
 }
 
-// readEvents runs a query for events that asks for limit rows. It stops early, abandoning the
-// rest of the result, once the page holds pageBytes.
-func (s *Store) readEvents(ctx context.Context, limit int, query string, args ...any) (page, error) {
+// readEvents runs a query for events that asks for limit rows, appending them to into[:0]
+// (the previous page's slice, whose events the caller has yielded by value). It stops early,
+// abandoning the rest of the result, once the page holds pageBytes.
+//
+// Decoding is on the hot path of every global read, so it allocates only what the events keep:
+// the payload and, once per run of equal values, the stream name, the type name and the
+// decoded metadata (consecutive events of a log mostly share all three). The other columns
+// are scanned into destinations reused for every row.
+func (s *Store) readEvents(ctx context.Context, into []strata.Event, limit int, query string, args ...any) (page, error) {
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rows, err := s.db.QueryContext(qctx, query, args...)
@@ -41,29 +49,36 @@ func (s *Store) readEvents(ctx context.Context, limit int, query string, args ..
 		return page{}, err
 	}
 	defer rows.Close()
-	var p page
+	p := page{evs: into[:0]}
+	if cap(p.evs) < limit {
+		p.evs = make([]strata.Event, 0, min(limit, pageRows))
+	}
+	var (
+		e                     strata.Event
+		pos                   sql.NullInt64
+		id, stream, typ, meta sql.RawBytes
+		data                  []byte // Scan stores a fresh copy for every row
+		dec                   rowDecoder
+	)
+	dest := []any{&pos, &id, &stream, &e.Version, &typ, &e.Schema, &data, &meta, &e.RecordedAt, &e.OccurredAt}
 	for rows.Next() {
-		var (
-			e                     strata.Event
-			pos                   sql.NullInt64
-			id, stream, typ, meta []byte
-			data                  []byte
-		)
-		if err := rows.Scan(&pos, &id, &stream, &e.Version, &typ, &e.Schema, &data, &meta, &e.RecordedAt, &e.OccurredAt); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return page{}, err
 		}
-		if e.ID, err = uuid.FromBytes(id); err != nil {
-			return page{}, err
+		if len(id) != len(e.ID) {
+			return page{}, fmt.Errorf("event ID of %d bytes", len(id))
 		}
-		if err := e.Meta.UnmarshalJSON(meta); err != nil {
+		copy(e.ID[:], id)
+		if err := dec.meta(&e.Meta, meta); err != nil {
 			return page{}, err
 		}
 		if pos.Valid {
 			e.Position = strata.Position{Commit: uint64(pos.Int64), Event: uint64(pos.Int64)}
 		} else {
+			e.Position = strata.Position{}
 			p.unsequenced = true
 		}
-		e.Stream, e.Type, e.Data = string(stream), string(typ), data
+		e.Stream, e.Type, e.Data = dec.stream.get(stream), dec.typ.get(typ), data
 		e.RecordedAt, e.OccurredAt = e.RecordedAt.UTC(), e.OccurredAt.UTC()
 		p.evs = append(p.evs, e)
 		p.bytes += len(data) + len(meta)
@@ -80,6 +95,45 @@ func (s *Store) readEvents(ctx context.Context, limit int, query string, args ..
 	}
 	p.more = len(p.evs) == limit
 	return p, nil
+}
+
+// rowDecoder turns the byte columns of consecutive rows into values, decoding a value only
+// when it differs from the previous row's.
+type rowDecoder struct {
+	stream, typ lastString
+	rawMeta     []byte // the previous row's metadata column; valid if haveMeta
+	lastMeta    strata.Metadata
+	haveMeta    bool
+}
+
+// meta decodes raw into m. It reuses the previous row's result when raw is the same bytes and
+// that result holds no Extra map, which events must not share.
+func (d *rowDecoder) meta(m *strata.Metadata, raw []byte) error {
+	if d.haveMeta && d.lastMeta.Extra == nil && bytes.Equal(raw, d.rawMeta) {
+		*m = d.lastMeta
+		return nil
+	}
+	*m = strata.Metadata{}
+	if err := m.UnmarshalJSON(raw); err != nil {
+		d.haveMeta = false
+		return err
+	}
+	d.rawMeta = append(d.rawMeta[:0], raw...)
+	d.lastMeta, d.haveMeta = *m, true
+	return nil
+}
+
+// lastString converts bytes to a string, allocating only when they differ from the last call's.
+type lastString struct {
+	s  string
+	ok bool
+}
+
+func (l *lastString) get(b []byte) string {
+	if !l.ok || l.s != string(b) { // the comparison does not allocate
+		l.s, l.ok = string(b), true
+	}
+	return l.s
 }
 
 // pageSize is the rows to ask for when limit (0: none) allows limit-read more and the last
@@ -125,18 +179,19 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts strata.ReadS
 			}
 		}
 		read, rowBytes := 0, 0
+		var buf []strata.Event // the last page's slice, reused once its events are yielded
 		for {
 			if s.isClosed() {
 				yield(strata.Event{}, strata.ClosedError(op))
 				return
 			}
 			n := pageSize(opts.Limit, read, rowBytes)
-			p, err := s.readEvents(ctx, n, query, stream, from, n)
+			p, err := s.readEvents(ctx, buf, n, query, stream, from, n)
 			if err == nil && p.unsequenced {
 				// Committed events that the sequencer has not reached yet: stamp them and
 				// read the page again, so that every event carries its position.
 				if err = s.sequence(ctx); err == nil {
-					p, err = s.readEvents(ctx, n, query, stream, from, n)
+					p, err = s.readEvents(ctx, p.evs, n, query, stream, from, n)
 				}
 			}
 			if err != nil {
@@ -148,6 +203,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts strata.ReadS
 					return
 				}
 			}
+			buf = p.evs
 			read += len(p.evs)
 			rowBytes = avgRow(p, rowBytes)
 			if !p.more || (opts.Limit > 0 && read >= opts.Limit) {
@@ -205,7 +261,13 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 			}
 		}
 		query := "SELECT " + eventColumns + " FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?"
+		// Without a type or prefix filter, an index holds everything a page's keys need.
+		var keys string
+		if f := opts.Filter; len(f.Types) == 0 && f.StreamPrefix == "" {
+			keys = "SELECT seq FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?"
+		}
 		read, rowBytes := 0, 0
+		var buf []strata.Event // the last page's slice, reused once its events are yielded
 		for {
 			if s.isClosed() {
 				yield(strata.Event{}, strata.ClosedError(op))
@@ -219,7 +281,15 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 			}
 			n := pageSize(opts.Limit, read, rowBytes)
 			args := append(append([]any{int64(after)}, fargs...), n)
-			p, err := s.readEvents(ctx, n, query, args...)
+			var (
+				p   page
+				err error
+			)
+			if keys != "" {
+				p, err = s.readByKeys(ctx, buf, n, keys, query, args)
+			} else {
+				p, err = s.readEvents(ctx, buf, n, query, args...)
+			}
 			if err != nil {
 				yield(strata.Event{}, s.fail(op, err))
 				return
@@ -229,6 +299,7 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 					return
 				}
 			}
+			buf = p.evs
 			read += len(p.evs)
 			rowBytes = avgRow(p, rowBytes)
 			if !p.more || (opts.Limit > 0 && read >= opts.Limit) {
@@ -237,6 +308,67 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 			after = p.evs[len(p.evs)-1].Position.Commit
 		}
 	}
+}
+
+// readByKeys reads a page of the global log in two steps, which is cheaper than the one of
+// readEvents by far. The page's order lives in a secondary index (events_position, or
+// events_tenant_position with a tenant filter), and reading the rows in that order costs a
+// descent of the clustered index per row. So keys, an index-only query, first finds the
+// page's primary keys in position order; the rows then come by ranges of the clustered index,
+// a descent per run of consecutive keys (the sequencer stamps most of the log in runs), and are
+// put back in position order. A position never changes once stamped and events are never
+// deleted, so the rows of the second step are exactly the rows the first found. query and args
+// are the one-step read of readEvents, used when a page holds pageBytes before its end.
+func (s *Store) readByKeys(ctx context.Context, into []strata.Event, limit int, keys, query string, args []any) (page, error) {
+	rows, err := s.db.QueryContext(ctx, keys, args...)
+	if err != nil {
+		return page{}, err
+	}
+	var seqs []int64
+	for rows.Next() {
+		var q int64
+		if err := rows.Scan(&q); err != nil {
+			rows.Close()
+			return page{}, err
+		}
+		seqs = append(seqs, q)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return page{}, err
+	}
+	if len(seqs) == 0 {
+		return page{evs: into[:0]}, nil
+	}
+	slices.Sort(seqs)
+	var b strings.Builder
+	b.WriteString("SELECT " + eventColumns + " FROM events WHERE")
+	rargs := make([]any, 0, 8)
+	for i := 0; i < len(seqs); {
+		j := i + 1
+		for j < len(seqs) && seqs[j] == seqs[j-1]+1 {
+			j++
+		}
+		if i > 0 {
+			b.WriteString(" OR")
+		}
+		b.WriteString(" seq BETWEEN ? AND ?")
+		rargs = append(rargs, seqs[i], seqs[j-1])
+		i = j
+	}
+	b.WriteString(" ORDER BY seq")
+	p, err := s.readEvents(ctx, into, len(seqs), b.String(), rargs...)
+	if err != nil {
+		return page{}, err
+	}
+	if len(p.evs) != len(seqs) {
+		// A page of large events, cut short in key order: read it the one-step way, which
+		// cuts it in position order.
+		return s.readEvents(ctx, p.evs, limit, query, args...)
+	}
+	slices.SortFunc(p.evs, func(a, b strata.Event) int { return cmp.Compare(a.Position.Commit, b.Position.Commit) })
+	p.more = len(seqs) == limit
+	return p, nil
 }
 
 // likePrefix returns a LIKE pattern, with ! as the escape character, that matches strings
