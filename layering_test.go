@@ -43,7 +43,7 @@ func TestLayering(t *testing.T) {
 			if slices.Contains(adapters, top) {
 				t.Errorf("%s imports %s: adapters import the root, never each other", a, d)
 			}
-			if slices.Contains([]string{"cmd", "examples", "codec", "aggregate", "saga"}, top) {
+			if slices.Contains([]string{"cmd", "examples", "codec", "aggregate", "saga", "shred", "ledger", "projection"}, top) {
 				t.Errorf("%s imports %s: backends know the root only, not the toolkit built on it", a, d)
 			}
 		}
@@ -56,9 +56,12 @@ func TestToolkitLayering(t *testing.T) {
 	backends := []string{"inmem", "sqlite", "postgres", "mysql", "storetest"}
 	// Each toolkit package with the toolkit packages it may not import.
 	for pkg, forbidden := range map[string][]string{
-		"codec":     {"aggregate", "saga"},
-		"aggregate": {"saga"},
-		"saga":      nil,
+		"codec":      {"aggregate", "saga", "shred", "ledger", "projection"},
+		"aggregate":  {"saga", "shred", "ledger", "projection"},
+		"saga":       {"shred", "ledger", "projection"},
+		"shred":      {"aggregate", "saga", "ledger", "projection"},
+		"ledger":     {"codec", "aggregate", "saga", "shred", "projection"},
+		"projection": {"aggregate", "saga", "shred", "ledger"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+pkg).Output()
 		if err != nil {

@@ -115,11 +115,10 @@ func (l *CommandLog) succeeded(ctx context.Context, reg *codec.Registry, id uuid
 		return strata.StreamAppend{}, false, nil
 	}
 	rec := CommandSucceeded{CommandID: id, Command: name, Stream: stream, FromVersion: from, ToVersion: to, Events: n, DurationMicros: time.Since(start).Microseconds()}
-	d, err := reg.Encode(ctx, rec, meta)
+	d, err := reg.EncodeID(ctx, uuid.NewSHA1(id, []byte(CommandSucceededType)), rec, meta)
 	if err != nil {
 		return strata.StreamAppend{}, false, err
 	}
-	d.ID = uuid.NewSHA1(id, []byte(CommandSucceededType))
 	return strata.StreamAppend{Stream: l.stream(stream), Expected: strata.Any, Events: []strata.EventData{d}}, true, nil
 }
 
@@ -134,11 +133,10 @@ func (l *CommandLog) failed(ctx context.Context, reg *codec.Registry, store stra
 	if errors.As(cause, &se) {
 		rec.Code = se.Code // a store error; a domain error (the decider refused) has no code
 	}
-	d, err := reg.Encode(ctx, rec, meta)
+	d, err := reg.EncodeID(ctx, uuid.NewSHA1(id, []byte(CommandFailedType)), rec, meta)
 	if err != nil {
 		return
 	}
-	d.ID = uuid.NewSHA1(id, []byte(CommandFailedType))
 	_, _ = store.Append(ctx, l.stream(stream), strata.Any, d)
 }
 

@@ -216,11 +216,10 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, env Envelope[C]) (Resu
 		if len(events) > 0 {
 			data := make([]strata.EventData, len(events))
 			for i, e := range events {
-				d, err := r.codec.Encode(ctx, e, meta)
+				d, err := r.codec.EncodeID(ctx, EventID(env.ID, env.Stream, i), e, meta)
 				if err != nil {
 					return Result[S]{}, err
 				}
-				d.ID = EventID(env.ID, env.Stream, i)
 				data[i] = d
 			}
 			appends = append(appends, strata.StreamAppend{Stream: env.Stream, Expected: strata.Exact(version), Events: data})

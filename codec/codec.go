@@ -23,6 +23,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/google/uuid"
+
 	"github.com/strata-events/strata"
 )
 
@@ -40,6 +42,9 @@ const maxUpcastSteps = 64
 // Record is a payload between the store and a Go value: the type name, its schema version, the
 // JSON bytes and the event's metadata. Upcasters and transforms work on records.
 type Record struct {
+	// ID is the event's ID: the one the event is (or will be) stored under. Transforms bind
+	// ciphertext to it.
+	ID     uuid.UUID
 	Type   string
 	Schema int
 	Data   json.RawMessage
@@ -223,8 +228,21 @@ func (r *Registry) lookupValue(v any) (*eventType, error) {
 }
 
 // Encode turns v (a registered type, or a pointer to one) into event data ready to append, with
-// meta attached. Transforms may add metadata keys.
+// meta attached and a fresh UUIDv7 as its ID. Transforms may add metadata keys.
 func (r *Registry) Encode(ctx context.Context, v any, meta strata.Metadata) (strata.EventData, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return strata.EventData{}, strata.Errorf(strata.Internal, "codec encode", "event ID: %w", err)
+	}
+	return r.EncodeID(ctx, id, v, meta)
+}
+
+// EncodeID is Encode for an event whose ID the caller chose (to make an append idempotent).
+// Transforms bind what they encrypt to the ID, so the data must be appended under it.
+func (r *Registry) EncodeID(ctx context.Context, id uuid.UUID, v any, meta strata.Metadata) (strata.EventData, error) {
+	if id == uuid.Nil {
+		return strata.EventData{}, strata.Errorf(strata.Invalid, "codec encode", "a zero event ID")
+	}
 	et, err := r.lookupValue(v)
 	if err != nil {
 		return strata.EventData{}, err
@@ -236,13 +254,13 @@ func (r *Registry) Encode(ctx context.Context, v any, meta strata.Metadata) (str
 	if err != nil {
 		return strata.EventData{}, strata.Errorf(strata.Invalid, "codec encode", "event type %q: %w", et.name, err)
 	}
-	rec := Record{Type: et.name, Schema: et.schema, Data: data, Meta: meta}
+	rec := Record{ID: id, Type: et.name, Schema: et.schema, Data: data, Meta: meta}
 	for _, t := range r.transformsSnapshot() {
 		if err := t.Encode(ctx, v, &rec); err != nil {
 			return strata.EventData{}, wrapCode(strata.Internal, "codec encode", fmt.Errorf("event type %q: %w", et.name, err))
 		}
 	}
-	return strata.EventData{Type: rec.Type, Schema: rec.Schema, Data: rec.Data, Meta: rec.Meta}, nil
+	return strata.EventData{ID: id, Type: rec.Type, Schema: rec.Schema, Data: rec.Data, Meta: rec.Meta}, nil
 }
 
 // wrapCode keeps the code of an *strata.Error inside err, and uses code otherwise.
@@ -265,7 +283,7 @@ func (r *Registry) transformsSnapshot() []Transform {
 // type, schema) and wraps ErrUnknownType or ErrUndecodable; Decode never panics on bad input.
 func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error) {
 	ts := r.transformsSnapshot()
-	rec := Record{Type: e.Type, Schema: e.Schema, Data: e.Data, Meta: e.Meta}
+	rec := Record{ID: e.ID, Type: e.Type, Schema: e.Schema, Data: e.Data, Meta: e.Meta}
 	if len(ts) > 0 {
 		rec.Data = bytes.Clone(e.Data) // a transform may rewrite it in place; e.Data stays as stored
 	}
@@ -348,7 +366,9 @@ func (r *Registry) upcast(rec Record) ([]Record, error) {
 		if len(next) == 0 {
 			return nil, fmt.Errorf("%w: the upcaster of %q schema %d returned no events", ErrUndecodable, rc.Type, rc.Schema)
 		}
-		for _, n := range next {
+		for i := range next {
+			n := &next[i]
+			n.ID = rc.ID
 			if n.Type == rc.Type && n.Schema <= rc.Schema {
 				return nil, fmt.Errorf("%w: the upcaster of %q schema %d made no progress (returned schema %d)", ErrUndecodable, rc.Type, rc.Schema, n.Schema)
 			}

@@ -33,6 +33,10 @@ type Store struct {
 	snapshots   map[string]strata.Snapshot // by stream
 	timers      map[uuid.UUID]strata.Timer // by ID
 	checkpoints map[string]strata.Position // by name
+	ledger      ledgerData                 // of ledger.go; zero value is an empty ledger
+	keys        keyData                    // of keys.go; zero value holds no keys or schemas
+
+	proj projections // projection.go; zero value ready
 
 	signal follow.Signal
 	done   chan struct{}

@@ -126,6 +126,7 @@ type Store struct {
 	poll    time.Duration
 	q       queries
 	cq      capQueries // of capabilities.go
+	kq      keyQueries // of keys.go
 	// eventsOID identifies the events table in pg_locks.
 	eventsOID uint32
 
@@ -162,6 +163,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		poll:    cfg.poll,
 		q:       buildQueries(pgx.Identifier{cfg.schema}.Sanitize()),
 		cq:      buildCapQueries(pgx.Identifier{cfg.schema}.Sanitize()),
+		kq:      buildKeyQueries(pgx.Identifier{cfg.schema}.Sanitize()),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}

@@ -350,18 +350,16 @@ func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inp
 		if !h.handled {
 			data := make([]strata.EventData, 0, len(react.Events)+1)
 			for i, e := range react.Events {
-				d, err := r.codec.Encode(ctx, e, meta)
+				d, err := r.codec.EncodeID(ctx, deriveID(cause, stream, "event", strconv.Itoa(i)), e, meta)
 				if err != nil {
 					return err
 				}
-				d.ID = deriveID(cause, stream, "event", strconv.Itoa(i))
 				data = append(data, d)
 			}
-			d, err := r.codec.Encode(ctx, step, meta)
+			d, err := r.codec.EncodeID(ctx, deriveID(cause, stream, "step"), step, meta)
 			if err != nil {
 				return err
 			}
-			d.ID = deriveID(cause, stream, "step")
 			data = append(data, d)
 			_, err = r.store.Append(ctx, stream, strata.Exact(h.version), data...)
 			if aggregate.IsVersionConflict(err) && attempt < stepRetries {
@@ -409,11 +407,10 @@ func (r *Runner[S, E]) effects(ctx context.Context, stream string, step Step, ti
 		}
 		meta := d.Meta
 		meta.Causation = d.ID.String()
-		ed, eerr := r.codec.Encode(ctx, rej, meta)
+		ed, eerr := r.codec.EncodeID(ctx, deriveID(d.ID, stream, "rejected"), rej, meta)
 		if eerr != nil {
 			return eerr
 		}
-		ed.ID = deriveID(d.ID, stream, "rejected")
 		if _, aerr := r.store.Append(ctx, stream, strata.Any, ed); aerr != nil && !errors.Is(aerr, strata.ErrEventIDReused) {
 			return aerr
 		}

@@ -49,6 +49,7 @@ func TestConformance(t *testing.T) {
 		Reopen: func(t testing.TB, s strata.Store) strata.Store {
 			return openPath(t, s.(*sqlite.Store).Path())
 		},
+		RawContains: rawContains,
 	})
 }
 
@@ -379,7 +380,7 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 	db := rawConn(t, path)
 	var version int
-	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 2 {
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != len(migrationFiles(t)) {
 		t.Fatalf("schema version %d, %v", version, err)
 	}
 }
@@ -690,13 +691,17 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	st.Close()
 	db := rawConn(t, path)
-	if _, err := db.Exec("DROP TABLE snapshots; DROP TABLE timers; DROP TABLE checkpoints; PRAGMA user_version = 1"); err != nil {
+	drop := ""
+	for _, table := range tablesSince(t, 2) {
+		drop += "DROP TABLE " + table + "; "
+	}
+	if _, err := db.Exec(drop + "PRAGMA user_version = 1"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 	st = openPath(t, path)
 	var version int
-	if err := rawConn(t, path).QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 2 {
+	if err := rawConn(t, path).QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != len(migrationFiles(t)) {
 		t.Fatalf("schema version after the upgrade: %d, %v", version, err)
 	}
 	if err := st.SaveSnapshot(ctx, strata.Snapshot{Stream: "certificate-1", Version: 1, Data: []byte("s")}); err != nil {

@@ -33,8 +33,17 @@ type Features struct {
 	// Capabilities is set when the backend must implement every optional interface of
 	// capabilities.go (strata.SnapshotStore, strata.TimerStore, strata.CheckpointStore), as
 	// every backend of this module does: a store that lacks one then fails its section instead
-	// of skipping it.
+	// of skipping it. It also makes the sections of keys_capability.go (strata.KeyStore,
+	// strata.SchemaStore) required.
 	Capabilities bool
+	// RawContains, when set, reports whether needle occurs anywhere in what the backend keeps
+	// for s: in every column of every row of every table of its database (text columns as the
+	// bytes of their text, binary columns as their bytes) and, for a backend that keeps files,
+	// in the bytes of those files. It looks below the Store's API, so that a test can prove that
+	// erased or protected bytes (an erased subject key, the clear text of an encrypted field)
+	// never reached, or no longer remain in, the database. Leave it nil for a backend that
+	// cannot be scanned (in-memory); the tests that need it then skip.
+	RawContains func(t testing.TB, s strata.Store, needle []byte) bool
 }
 
 // NewStore makes a fresh, empty store for one subtest and registers its cleanup with t.
@@ -42,8 +51,8 @@ type NewStore func(t testing.TB) strata.Store
 
 // Run runs the whole suite against stores made by newStore. Most subtests run in parallel; the
 // memory check runs alone afterwards, because heap figures are process-wide. The sections for
-// the optional interfaces ([RunSnapshots], [RunTimers], [RunCheckpoints]) run for a store that
-// implements them.
+// the optional interfaces ([RunSnapshots], [RunTimers], [RunCheckpoints], [RunKeys]) run for a
+// store that implements them.
 func Run(t *testing.T, newStore NewStore, f Features) {
 	s := suite{newStore: newStore, f: f}
 	t.Run("Parallel", func(t *testing.T) { s.runParallel(t) })
@@ -77,6 +86,9 @@ func (s suite) runParallel(t *testing.T) {
 		{"Snapshots", s.runSnapshots},
 		{"Timers", s.runTimers},
 		{"Checkpoints", s.runCheckpoints},
+		{"Keys", s.runKeys},
+		{"Ledger", s.runLedger},
+		{"Projections", s.runProjections},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

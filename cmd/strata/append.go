@@ -68,6 +68,14 @@ result with "replayed":true.`,
 				return err
 			}
 			defer closeStore(st, &err)
+			// Fields declared personal (strata schema set) are encrypted before they leave.
+			p, _, err := g.protector(ctx, st)
+			if err != nil {
+				return err
+			}
+			if err := p.Protect(ctx, &ev); err != nil {
+				return err
+			}
 			res, err := st.Append(ctx, args[0], exp, ev)
 			if err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/shred"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -43,7 +44,11 @@ certificate serials.`,
 					err = ferr
 				}
 			}()
-			return runDemo(ctx, st, d, out)
+			kek, err := g.kek()
+			if err != nil {
+				return err
+			}
+			return runDemo(ctx, st, d, out, kek)
 		},
 	}
 }
@@ -91,6 +96,8 @@ type demo struct {
 	out    io.Writer
 	run    int64
 	serial func(base string) string
+	// kek is the configured key-encryption key for personal data, nil when none is.
+	kek *shred.LocalKEK
 }
 
 func (d *demo) stream(base string) string { return "certificate-" + d.serial(base) }
@@ -105,14 +112,14 @@ func (d *demo) event(typ string, payload any, occurred string, meta strata.Metad
 	return strata.EventData{ID: uuid.Must(uuid.NewV7()), Type: typ, Data: b, Meta: meta, OccurredAt: day(occurred)}
 }
 
-func runDemo(ctx context.Context, st strata.Store, db dsn, out io.Writer) error {
+func runDemo(ctx context.Context, st strata.Store, db dsn, out io.Writer, kek *shred.LocalKEK) error {
 	// Each run registers itself in the stream strata-demo; its version numbers the runs, so a
 	// second run on the same database picks serials that do not collide with the first.
 	res, err := st.Append(ctx, "strata-demo", strata.Any, strata.EventData{Type: "DemoStarted", Data: json.RawMessage(`{"by":"strata demo"}`)})
 	if err != nil {
 		return err
 	}
-	d := &demo{st: st, out: out, run: res.LastVersion, serial: func(b string) string { return b }}
+	d := &demo{st: st, out: out, run: res.LastVersion, serial: func(b string) string { return b }, kek: kek}
 	if d.run > 1 {
 		d.serial = func(b string) string { return fmt.Sprintf("%02X%s", d.run, b) }
 	}
@@ -203,6 +210,9 @@ func runDemo(ctx context.Context, st strata.Store, db dsn, out io.Writer) error 
 		return err
 	}
 	if err := d.domain(ctx); err != nil {
+		return err
+	}
+	if err := d.ledger(ctx); err != nil {
 		return err
 	}
 	return d.audit(ctx, cursor, db)

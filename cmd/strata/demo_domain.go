@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/aggregate"
+	"github.com/strata-events/strata/codec"
 	"github.com/strata-events/strata/examples/pki"
 )
 
@@ -18,14 +19,22 @@ import (
 // certificate aggregate and the approval saga of examples/pki, where two of three committee
 // members must approve a revocation within 72 hours.
 func (d *demo) domain(ctx context.Context) error {
-	svc, err := pki.NewService(d.st, pki.Config{Aggregate: []aggregate.Option{
-		aggregate.WithSnapshots(100, 1),
-		aggregate.WithCommandLog(aggregate.CommandLog{Include: []string{"pki.**"}}),
-	}})
+	protector, ephemeral, err := d.demoProtector(ctx)
+	if err != nil {
+		return err
+	}
+	svc, err := pki.NewService(d.st, pki.Config{
+		Aggregate: []aggregate.Option{
+			aggregate.WithSnapshots(100, 1),
+			aggregate.WithCommandLog(aggregate.CommandLog{Include: []string{"pki.**"}}),
+		},
+		Transforms: []codec.Transform{protector},
+	})
 	if err != nil {
 		return err
 	}
 	serial := d.serial("C0DE")
+	subject := fmt.Sprintf("subject-%d-bob", d.run)
 	certStream := pki.CertificateStream(serial)
 	requestID := fmt.Sprintf("RC-%d", d.run)
 	now := time.Now().UTC().Truncate(time.Second)
@@ -41,7 +50,7 @@ func (d *demo) domain(ctx context.Context) error {
 	say := func(format string, args ...any) { fmt.Fprintf(d.out, "  "+format+"\n", args...) }
 
 	fmt.Fprintf(d.out, "\nThrough the domain: typed commands, the certificate aggregate and the approval saga (examples/pki)\n")
-	if _, err := certificate("operator:jdoe", uuid.Must(uuid.NewV7()), pki.IssueCertificate{Serial: serial, SubjectID: "subject-bob",
+	if _, err := certificate("operator:jdoe", uuid.Must(uuid.NewV7()), pki.IssueCertificate{Serial: serial, SubjectID: subject,
 		SubjectDN: "CN=bob.example.com,O=Example GmbH,C=DE", SubjectEmail: "bob@example.com", ValidFrom: now, ValidTo: now.AddDate(1, 0, 0)}); err != nil {
 		return fmt.Errorf("demo: issue %s: %w", serial, err)
 	}
@@ -124,7 +133,7 @@ func (d *demo) domain(ctx context.Context) error {
 			say("%-16s %-24s by %-22s v%d -> v%d", e.Type, ok.Command, e.Meta.Principal, ok.FromVersion, ok.ToVersion)
 		}
 	}
-	return nil
+	return d.erasure(ctx, svc, protector, certStream, subject, ephemeral)
 }
 
 // compact shortens a JSON payload for one line.

@@ -115,6 +115,7 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 conflict, 4 not found, 5 unavailab
 		},
 	}
 	root.PersistentFlags().StringVar(&g.db, "db", "", "database DSN (env STRATA_DB; default "+defaultDSN+")")
+	root.PersistentFlags().StringVar(&g.kekFile, "kek-file", "", "key-encryption key file for personal data (env STRATA_KEK_FILE, or the key itself in STRATA_KEK)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return invalidf("", "%s: %s (see %s --help)", c.Name(), err.Error(), c.CommandPath())
 	})
@@ -126,20 +127,31 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 conflict, 4 not found, 5 unavailab
 		}
 		return c
 	}
+	keys := newKeysCmd()
+	keys.AddCommand(newKEKCmds(g, wrap)...)
 	root.AddCommand(
 		wrap(newAppendCmd(g)),
 		wrap(newReadCmd(g)),
 		wrap(newStreamsCmd(g)),
 		wrap(newDemoCmd(g)),
+		wrap(newSealCmd(g)),
+		wrap(newProofCmd(g)),
+		wrap(newVerifyCmd(g)),
+		wrap(newCosignCmd(g)),
+		wrap(keys),
 		newBenchCmd(g, wrap),
+		newSchemaCmd(g, wrap),
+		wrap(newEraseCmd(g)),
+		newProjectionsCmd(g, wrap),
 	)
 	return root, started
 }
 
 // globals holds what every command shares.
 type globals struct {
-	getenv env
-	db     string // --db
+	getenv  env
+	db      string // --db
+	kekFile string // --kek-file
 }
 
 // dsn returns the database DSN: --db, else STRATA_DB, else the default.

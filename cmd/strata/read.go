@@ -92,7 +92,11 @@ func readStream(cmd *cobra.Command, g *globals, stream string, fl readFlags) (er
 		return err
 	}
 	defer closeStore(st, &err)
-	return printEvents(cmd, st.ReadStream(ctx, stream, strata.ReadStreamOptions{From: from, Backward: fl.backward, Limit: fl.limit}), 0, false)
+	reveal, err := g.revealer(ctx, st)
+	if err != nil {
+		return err
+	}
+	return printEvents(cmd, st.ReadStream(ctx, stream, strata.ReadStreamOptions{From: from, Backward: fl.backward, Limit: fl.limit}), 0, false, reveal)
 }
 
 func readAll(cmd *cobra.Command, g *globals, fl readFlags) (err error) {
@@ -120,25 +124,46 @@ func readAll(cmd *cobra.Command, g *globals, fl readFlags) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
+	reveal, err := g.revealer(ctx, st)
+	if err != nil {
+		return err
+	}
 	if fl.follow {
-		err := printEvents(cmd, st.Subscribe(ctx, after, filter), fl.limit, true)
+		err := printEvents(cmd, st.Subscribe(ctx, after, filter), fl.limit, true, reveal)
 		if ctx.Err() != nil {
 			return nil // interrupted: the normal end of --follow
 		}
 		return err
 	}
-	return printEvents(cmd, st.ReadAll(ctx, strata.ReadAllOptions{After: after, Filter: filter, Limit: fl.limit}), 0, false)
+	return printEvents(cmd, st.ReadAll(ctx, strata.ReadAllOptions{After: after, Filter: filter, Limit: fl.limit}), 0, false, reveal)
+}
+
+// revealer returns what decrypts personal data for printing: nil (print as stored, ciphertext
+// and all) when no key-encryption key is configured.
+func (g *globals) revealer(ctx context.Context, st strata.Store) (func(context.Context, *strata.Event) error, error) {
+	p, haveKEK, err := g.protector(ctx, st)
+	if err != nil || !haveKEK {
+		return nil, err
+	}
+	return p.Reveal, nil
 }
 
 // printEvents writes each event as a JSON line, stopping after limit events when limit > 0.
-// When following, it flushes after every event so that a pipe sees it at once.
-func printEvents(cmd *cobra.Command, seq iter.Seq2[strata.Event, error], limit int, follow bool) error {
+// When following, it flushes after every event so that a pipe sees it at once. reveal, if set,
+// decrypts personal data first.
+func printEvents(cmd *cobra.Command, seq iter.Seq2[strata.Event, error], limit int, follow bool, reveal func(context.Context, *strata.Event) error) error {
 	w := newLineWriter(cmd.OutOrStdout())
 	n := 0
 	for e, err := range seq {
 		if err != nil {
 			w.flush()
 			return err
+		}
+		if reveal != nil {
+			if err := reveal(cmd.Context(), &e); err != nil {
+				w.flush()
+				return err
+			}
 		}
 		if err := w.write(newEventLine(e)); err != nil {
 			return err

@@ -96,6 +96,9 @@ type Config struct {
 	Aggregate []aggregate.Option
 	// Saga options for the approval saga (clock, timer poll).
 	Saga []saga.Option
+	// Transforms are installed in the registry, in order: a *shred.Protector encrypts the
+	// subject's DN and e-mail.
+	Transforms []codec.Transform
 }
 
 // NewService returns the domain on store.
@@ -112,6 +115,9 @@ func NewService(store strata.Store, cfg Config) (*Service, error) {
 	reg, err := NewRegistry()
 	if err != nil {
 		return nil, err
+	}
+	for _, t := range cfg.Transforms {
+		reg.Use(t)
 	}
 	s := &Service{Registry: reg}
 	if s.Certificates, err = aggregate.New(store, reg, CertificateDecider, cfg.Aggregate...); err != nil {

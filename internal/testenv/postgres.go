@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,4 +49,43 @@ func PostgresSchema(t testing.TB, dsn string) string {
 		}
 	})
 	return schema
+}
+
+// PostgresRowsContaining returns "table: row" for every row of every table of schema whose
+// text form contains needle (bytea columns show as hex there, so it also searches for the hex
+// of needle).
+func PostgresRowsContaining(t testing.TB, dsn, schema string, needle []byte) []string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits []string
+	for _, table := range tables {
+		q := "SELECT t::text FROM " + pgx.Identifier{schema, table}.Sanitize() + " t"
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("scan %s: %v", table, err)
+		}
+		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("scan %s: %v", table, err)
+		}
+		for _, text := range texts {
+			if strings.Contains(text, string(needle)) || strings.Contains(text, hex.EncodeToString(needle)) {
+				hits = append(hits, table+": "+text)
+			}
+		}
+	}
+	return hits
 }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-events/strata/ledger"
+)
+
+func newKeysCmd() *cobra.Command {
+	c := &cobra.Command{Use: "keys", Short: "Make the keys that sign and verify ledger checkpoints"}
+	var origin, out string
+	var witness bool
+	gen := &cobra.Command{
+		Use:   "generate --origin NAME [--out PREFIX] [--witness]",
+		Short: "Generate an Ed25519 key pair: PREFIX.key (secret) and PREFIX.pub (publish it)",
+		Long: `Generate a key pair in the signed-note formats (golang.org/x/mod/sumdb/note). The log's key is
+named after the log's origin, e.g. ca.example/strata: every checkpoint names it on its first line.
+With --witness it makes a witness's cosigning key (C2SP tlog-cosignature) instead.`,
+		Example: `  strata keys generate --origin ca.example/strata --out ca-log
+  strata keys generate --origin witness.example --out witness --witness`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if origin == "" {
+				return invalidf("keys generate", "--origin is required (e.g. ca.example/strata)")
+			}
+			gen := ledger.GenerateKey
+			if witness {
+				gen = ledger.GenerateWitnessKey
+			}
+			skey, vkey, err := gen(rand.Reader, origin)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out+".key", []byte(skey+"\n"), 0o600); err != nil {
+				return fmt.Errorf("keys generate: %w", err)
+			}
+			if err := os.WriteFile(out+".pub", []byte(vkey+"\n"), 0o644); err != nil {
+				return fmt.Errorf("keys generate: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s.key (keep it secret) and %s.pub:\n%s\n", out, out, vkey)
+			return nil
+		},
+	}
+	gen.Flags().StringVar(&origin, "origin", "", "the log's origin (the key's name)")
+	gen.Flags().StringVar(&out, "out", "strata-log", "path prefix of the two files")
+	gen.Flags().BoolVar(&witness, "witness", false, "make a witness cosigning key")
+	c.AddCommand(gen)
+	return c
+}
+
+// readKey returns a key given as a file name, or literally (a key always contains '+').
+func readKey(arg string) (string, error) {
+	b, err := os.ReadFile(arg)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if strings.Count(arg, "+") >= 2 {
+		return arg, nil
+	}
+	return "", invalidf("key", "cannot read key file %q: %v", arg, err)
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-events/strata/ledger"
+)
+
+type verifyFlags struct {
+	bundle    string
+	key       string
+	witnesses []string
+	quorum    int
+	quiet     bool
+}
+
+func newVerifyCmd(g *globals) *cobra.Command {
+	var fl verifyFlags
+	c := &cobra.Command{
+		Use:   "verify (--bundle FILE --key LOG.pub | [--db DSN] [--key LOG.pub])",
+		Short: "Verify a proof bundle offline, or audit the whole ledger of a database",
+		Long: `With --bundle, check a proof bundle offline against the log's public key (and witness keys):
+the checkpoint's signatures and the inclusion of the event's leaf. No database is opened.
+
+Without --bundle, audit the database: recompute every leaf from the stored events, check every
+stored hash, every checkpoint's root and (with --key) signatures, and the consistency of
+consecutive checkpoints. Each problem is printed on its own line with its stream, version and leaf
+index, and the command exits with status 1. Progress goes to stderr.`,
+		Example: `  strata verify --bundle revocation.tlog-proof --key ca-log.pub
+  strata verify --db postgres://... --key ca-log.pub`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var policy *ledger.Policy
+			if fl.key != "" {
+				vkey, err := readKey(fl.key)
+				if err != nil {
+					return err
+				}
+				var wks []string
+				for _, w := range fl.witnesses {
+					k, err := readKey(w)
+					if err != nil {
+						return err
+					}
+					wks = append(wks, k)
+				}
+				q := fl.quorum
+				if q < 0 {
+					q = len(wks)
+				}
+				p, err := ledger.NewPolicy(vkey, wks, q)
+				if err != nil {
+					return err
+				}
+				policy = &p
+			}
+			if fl.bundle != "" {
+				if policy == nil {
+					return invalidf("verify", "--bundle needs --key: the log's public key")
+				}
+				return verifyBundle(cmd, fl.bundle, *policy)
+			}
+			return audit(cmd, g, policy, fl.quiet)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&fl.bundle, "bundle", "", "proof bundle file to verify offline")
+	f.StringVar(&fl.key, "key", "", "the log's public key (file or key text)")
+	f.StringSliceVar(&fl.witnesses, "witness", nil, "a witness's public key (file or text); repeatable")
+	f.IntVar(&fl.quorum, "quorum", -1, "witness cosignatures required (default: all --witness keys)")
+	f.BoolVar(&fl.quiet, "quiet", false, "no progress on stderr")
+	return c
+}
+
+func verifyBundle(cmd *cobra.Command, path string, p ledger.Policy) error {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), ledger.MaxBundleLen+1))
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return invalidf("verify", "read bundle: %v", err)
+	}
+	b, err := ledger.ParseBundle(data)
+	if err != nil {
+		return err
+	}
+	v, err := b.Verify(p)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "OK: event %s (%s v%d, %s, recorded %s) is leaf %d of the log %s, checkpoint size %d, root %x\n",
+		v.Leaf.ID, v.Leaf.Stream, v.Leaf.Version, v.Leaf.Type, v.Leaf.RecordedAt.Format(time.RFC3339Nano), v.Index, v.Checkpoint.Origin, v.Checkpoint.Size, v.Checkpoint.Root)
+	if len(v.Witnesses) > 0 {
+		fmt.Fprintf(out, "cosigned by %v\n", v.Witnesses)
+	}
+	fmt.Fprintf(out, "data: %s\n", v.Leaf.Data)
+	return nil
+}
+
+func audit(cmd *cobra.Command, g *globals, policy *ledger.Policy, quiet bool) (err error) {
+	ctx := cmd.Context()
+	st, _, err := g.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore(st, &err)
+	errw := cmd.ErrOrStderr()
+	start := time.Now()
+	last := start
+	opts := ledger.AuditOptions{Policy: policy, ProgressEvery: 1 << 14}
+	if !quiet {
+		opts.Progress = func(p ledger.AuditProgress) {
+			if now := time.Now(); now.Sub(last) >= time.Second {
+				last = now
+				fmt.Fprintf(errw, "verify: %d of %d leaves, %d events read (%.0f/s)\n", p.Leaves, p.Sealed, p.Events, float64(p.Events)/now.Sub(start).Seconds())
+			}
+		}
+	}
+	rep, err := ledger.Audit(ctx, st, opts)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	for _, p := range rep.Problems {
+		fmt.Fprintf(out, "PROBLEM %s\n", p)
+	}
+	if rep.Dropped > 0 {
+		fmt.Fprintf(out, "PROBLEM ... and %d more\n", rep.Dropped)
+	}
+	sig := "signatures checked"
+	if !rep.Signed {
+		sig = "signatures NOT checked (no --key)"
+	}
+	fmt.Fprintf(out, "%d leaves, %d events (%d not sealed yet), %d checkpoints, %s, in %s\n",
+		rep.Leaves, rep.Events, rep.Unsealed, rep.Checkpoints, sig, time.Since(start).Round(time.Millisecond))
+	if !rep.OK() {
+		return fmt.Errorf("verify: the ledger does not verify: %d problems", len(rep.Problems)+rep.Dropped)
+	}
+	fmt.Fprintln(out, "OK")
+	return nil
+}

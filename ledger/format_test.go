@@ -1,0 +1,220 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-events/strata"
+)
+
+func sampleEvent() strata.Event {
+	return strata.Event{
+		ID:     uuid.MustParse("0190e3c2-7b1a-7c3d-9e4f-0123456789ab"),
+		Stream: "certificate-0B1C", Version: 3, Type: "CertificateRevoked", Schema: 1,
+		Position:   strata.Position{Commit: 7, Event: 7},
+		Data:       []byte(`{"serial":"0B1C","reason":"keyCompromise"}`),
+		Meta:       strata.Metadata{Principal: "operator:mkim", Correlation: "incident-1", Extra: map[string]string{"ticket": "SEC-4711"}},
+		RecordedAt: time.Date(2023, 3, 14, 9, 0, 0, 123456000, time.UTC),
+		OccurredAt: time.Date(2023, 3, 14, 7, 30, 0, 0, time.UTC),
+	}
+}
+
+// TestLeafEncodingGolden pins the leaf encoding of docs/LEDGER.md byte for byte.
+func TestLeafEncodingGolden(t *testing.T) {
+	e := sampleEvent()
+	got := hex.EncodeToString(EncodeLeaf(nil, &e))
+	want := "01" + "0190e3c27b1a7c3d9e4f0123456789ab" +
+		"00000010" + hex.EncodeToString([]byte("certificate-0B1C")) +
+		"0000000000000003" +
+		"00000012" + hex.EncodeToString([]byte("CertificateRevoked")) +
+		"00000001" +
+		"0005f6d731f38e00" + // 2023-03-14T07:30:00Z in µs
+		"0005f6d873d2e640" + // 2023-03-14T09:00:00.123456Z in µs
+		"00000003" +
+		"0000000b" + hex.EncodeToString([]byte("correlation")) + "0000000a" + hex.EncodeToString([]byte("incident-1")) +
+		"00000009" + hex.EncodeToString([]byte("principal")) + "0000000d" + hex.EncodeToString([]byte("operator:mkim")) +
+		"00000006" + hex.EncodeToString([]byte("ticket")) + "00000008" + hex.EncodeToString([]byte("SEC-4711")) +
+		"0000002a" + hex.EncodeToString(e.Data)
+	if got != want {
+		t.Fatalf("leaf encoding changed:\n got %s\nwant %s", got, want)
+	}
+	l, err := DecodeLeaf(EncodeLeaf(nil, &e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.ID != e.ID || l.Stream != e.Stream || l.Version != e.Version || !l.Meta.Equal(e.Meta) || !bytes.Equal(l.Data, e.Data) ||
+		!l.RecordedAt.Equal(e.RecordedAt) || !l.OccurredAt.Equal(e.OccurredAt) || l.Type != e.Type || l.Schema != e.Schema {
+		t.Fatalf("round trip: %+v", l)
+	}
+}
+
+func TestLeafRejectsNonCanonical(t *testing.T) {
+	e := sampleEvent()
+	good := EncodeLeaf(nil, &e)
+	for name, b := range map[string][]byte{
+		"empty":    nil,
+		"version":  append([]byte{2}, good[1:]...),
+		"trailing": append(bytes.Clone(good), 0),
+		"short":    good[:len(good)-1],
+	} {
+		if _, err := DecodeLeaf(b); strata.ErrorCode(err) != strata.Invalid {
+			t.Errorf("%s: %v, want Invalid", name, err)
+		}
+	}
+}
+
+func testKeys(t testing.TB) (Policy, *Sealer, string) {
+	skey, vkey, err := GenerateKey(rand.Reader, "ca.example/strata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPolicy(vkey, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, &Sealer{cfg: config{signer: s}}, vkey
+}
+
+func TestCheckpointsAndWitnesses(t *testing.T) {
+	policy, s, vkey := testKeys(t)
+	c := Checkpoint{Origin: "ca.example/strata", Size: 42, Root: LeafHash([]byte("x"))}
+	msg, err := SignCheckpoint(c, s.cfg.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := OpenCheckpoint(msg, policy)
+	if err != nil || got.Size != 42 || got.Root != c.Root {
+		t.Fatalf("open: %+v, %v", got, err)
+	}
+	// Witnesses.
+	wsk, wvk, err := GenerateWitnessKey(rand.Reader, "witness.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWitnessSigner(wsk, func() time.Time { return time.Unix(1700000000, 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	withW, err := NewPolicy(vkey, []string{wvk}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenCheckpoint(msg, withW); strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("a checkpoint without the required cosignature: %v", err)
+	}
+	cosigned, err := Cosign(msg, policy.Log, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wits, err := OpenCheckpoint(cosigned, withW)
+	if err != nil || len(wits) != 1 || wits[0] != "witness.example" {
+		t.Fatalf("cosigned: %v, %v", wits, err)
+	}
+	// A cosignature over another checkpoint does not count.
+	other, _ := SignCheckpoint(Checkpoint{Origin: c.Origin, Size: 43, Root: c.Root}, s.cfg.signer)
+	forged := append(bytes.Clone(other), cosigned[len(msg):]...)
+	if _, _, err := OpenCheckpoint(forged, withW); err == nil {
+		t.Fatal("a cosignature moved to another checkpoint verified")
+	}
+	// Forgeries of the log's signature.
+	_, other2, _ := testKeys(t)
+	forgedLog, _ := SignCheckpoint(c, other2.cfg.signer)
+	if _, _, err := OpenCheckpoint(forgedLog, policy); strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("a checkpoint signed by another key: %v", err)
+	}
+	edited := bytes.Replace(msg, []byte("\n42\n"), []byte("\n43\n"), 1)
+	if _, _, err := OpenCheckpoint(edited, policy); strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("an edited checkpoint: %v", err)
+	}
+	if _, err := SignCheckpoint(Checkpoint{Origin: "other.example", Size: 1}, s.cfg.signer); strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("signing another origin: %v", err)
+	}
+}
+
+func FuzzParseCheckpoint(f *testing.F) {
+	f.Add([]byte("ca.example/strata\n42\nIlE2xk8hPxZd0CM5AkVcAaSYD3UYbP/RLTLSWddfT44=\n"))
+	f.Add([]byte("o\n0\nIlE2xk8hPxZd0CM5AkVcAaSYD3UYbP/RLTLSWddfT44=\next\n"))
+	f.Add([]byte("o\n01\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseCheckpoint(b)
+		if err != nil {
+			if strata.ErrorCode(err) != strata.Invalid {
+				t.Fatalf("error %v is not Invalid", err)
+			}
+			return
+		}
+		if !bytes.Equal(c.Marshal(), b) {
+			t.Fatalf("parse then marshal is not the identity: %q -> %q", b, c.Marshal())
+		}
+	})
+}
+
+func FuzzParseBundle(f *testing.F) {
+	policy, s, _ := testKeys(f)
+	e := sampleEvent()
+	leaf := EncodeLeaf(nil, &e)
+	msg, _ := SignCheckpoint(Checkpoint{Origin: "ca.example/strata", Size: 1, Root: LeafHash(leaf)}, s.cfg.signer)
+	good := (&Bundle{Leaf: leaf, Index: 0, Checkpoint: msg}).Marshal()
+	if _, err := mustParse(good).Verify(policy); err != nil {
+		f.Fatalf("seed bundle: %v", err)
+	}
+	f.Add(good)
+	f.Add([]byte(BundleHeader + "\nextra AA==\nindex 0\n\nx\n"))
+	f.Add([]byte(BundleHeader + "\nindex 00\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bd, err := ParseBundle(b)
+		if err != nil {
+			if strata.ErrorCode(err) != strata.Invalid {
+				t.Fatalf("error %v is not Invalid", err)
+			}
+			return
+		}
+		v, err := bd.Verify(policy)
+		if err != nil {
+			if strata.ErrorCode(err) != strata.Invalid {
+				t.Fatalf("verify error %v is not Invalid", err)
+			}
+			return
+		}
+		// Whatever verifies must be the one leaf that was signed.
+		if v.Leaf.ID != e.ID || !bytes.Equal(bd.Leaf, leaf) {
+			t.Fatalf("a different leaf verified: %+v", v.Leaf)
+		}
+	})
+}
+
+func mustParse(b []byte) *Bundle {
+	bd, err := ParseBundle(b)
+	if err != nil {
+		panic(err)
+	}
+	return bd
+}
+
+func FuzzDecodeLeaf(f *testing.F) {
+	e := sampleEvent()
+	f.Add(EncodeLeaf(nil, &e))
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := DecodeLeaf(b)
+		if err != nil {
+			if !errors.Is(err, strata.ErrInvalid) {
+				t.Fatalf("error %v is not Invalid", err)
+			}
+			return
+		}
+		if got := l.Append(nil); !bytes.Equal(got, b) {
+			t.Fatalf("decode then encode is not the identity")
+		}
+	})
+}

@@ -1,0 +1,372 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-events/strata"
+)
+
+// errLeaseLost ends a partition whose lease was taken over or reset.
+var errLeaseLost = errors.New("projection lease lost")
+
+// runner runs one claimed partition.
+type runner struct {
+	w       *Worker
+	st      strata.ProjectionState // as last committed
+	lease   strata.ProjectionLease
+	stopAt  strata.Position
+	catchup bool
+	wake    chan struct{} // tells the worker that the partition finished rebuilding
+
+	failing  uuid.UUID // the event whose handler failed last
+	attempts int       // its failed tries
+	lastErr  error     // the last handler error
+	failedAt time.Time // when the first of them failed
+}
+
+// handlerError is a handler's error for the event at index in the batch.
+type handlerError struct {
+	index int
+	err   error
+}
+
+func (e *handlerError) Error() string { return e.err.Error() }
+func (e *handlerError) Unwrap() error { return e.err }
+
+type item struct {
+	e   strata.Event
+	err error
+}
+
+func (r *runner) key() strata.ProjectionKey { return r.lease.Key }
+
+func (r *runner) run(ctx context.Context) error {
+	if err := r.flush(ctx); err != nil {
+		return err
+	}
+	if r.w.p.Setup != nil {
+		if err := r.infra(ctx, func() error {
+			return r.w.ps.CommitProjection(ctx, r.commitOf(r.st.Position, r.st.Processed, r.st.Rebuilding, r.st.Failure, r.st.Pending), func(tx any) error {
+				return r.w.p.Setup(ctx, tx)
+			})
+		}); err != nil {
+			return err
+		}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	ch := make(chan item, 2*r.w.o.batch)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Catch up with one ReadAll (the backend pages it as it reads fastest), then follow
+		// live from where it ended. Both are gap-free.
+		from := r.st.Position
+		for e, err := range r.w.store.ReadAll(sctx, strata.ReadAllOptions{After: from, Filter: r.w.f}) {
+			select {
+			case ch <- item{e, err}:
+			case <-sctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			from = e.Position
+		}
+		for e, err := range r.w.store.Subscribe(sctx, from, r.w.f) {
+			select {
+			case ch <- item{e, err}:
+			case <-sctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	batch := make([]strata.Event, 0, r.w.o.batch)
+	for {
+		if len(ch) == 0 && (r.catchup || r.st.Rebuilding) && !r.st.Position.Less(r.stopAt) && !r.st.Position.Less(r.st.RebuildTarget) {
+			// Nothing read ahead: find out whether the log holds more now.
+			more, err := r.more(ctx)
+			if err != nil {
+				return err
+			}
+			if !more {
+				if err := r.finishRebuild(ctx); err != nil || r.catchup {
+					return err
+				}
+			}
+		}
+		if r.catchup && !r.st.Position.Less(r.stopAt) && !r.stopAt.IsZero() {
+			return r.finishRebuild(ctx)
+		}
+		batch = batch[:0]
+		var it item
+		select {
+		case it = <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for {
+			if it.err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return it.err
+			}
+			batch = append(batch, it.e)
+			if len(batch) == cap(batch) {
+				break
+			}
+			var ok bool
+			select {
+			case it, ok = <-ch:
+			default:
+			}
+			if !ok {
+				break
+			}
+		}
+		if err := r.handle(ctx, batch); err != nil {
+			return err
+		}
+		if r.w.o.onBatch != nil {
+			r.w.o.onBatch(r.key(), len(batch))
+		}
+	}
+}
+
+// more reports whether the log holds an event after the checkpoint that the projection reads.
+func (r *runner) more(ctx context.Context) (bool, error) {
+	for _, err := range r.w.store.ReadAll(ctx, strata.ReadAllOptions{After: r.st.Position, Filter: r.w.f, Limit: 1}) {
+		if err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// finishRebuild ends rebuild mode: the partition has read the log to its end.
+func (r *runner) finishRebuild(ctx context.Context) error {
+	if !r.st.Rebuilding {
+		return nil
+	}
+	return r.infra(ctx, func() error {
+		err := r.w.ps.CommitProjection(ctx, r.commitOf(r.st.Position, r.st.Processed, false, r.st.Failure, r.st.Pending), nil)
+		if err == nil {
+			r.st.Rebuilding = false
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
+		return err
+	})
+}
+
+func (r *runner) commitOf(to strata.Position, processed int64, rebuilding bool, f *strata.ProjectionFailure, pending []byte) strata.ProjectionCommit {
+	return strata.ProjectionCommit{Lease: r.lease, From: r.st.Position, To: to, Processed: processed, Rebuilding: rebuilding, Failure: f, Pending: pending}
+}
+
+// infraErr classifies an error of the store: a lost lease ends the partition.
+func (r *runner) infraErr(err error) error {
+	if errors.Is(err, strata.ErrConflict) {
+		return fmt.Errorf("%w: %w", errLeaseLost, err)
+	}
+	return err
+}
+
+// infra runs a store call, retrying with backoff while the store is unavailable.
+func (r *runner) infra(ctx context.Context, fn func() error) error {
+	for n := 1; ; n++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		var se *strata.Error
+		if !errors.As(err, &se) || !se.Retryable() || ctx.Err() != nil {
+			return r.infraErr(err)
+		}
+		r.w.o.log.Warn("projection store call failed; retrying", "projection", r.w.p.Name, "partition", r.key().Partition, "err", err)
+		if err := sleep(ctx, backoff(r.w.o.backoff, r.w.o.maxBackoff, n)); err != nil {
+			return err
+		}
+	}
+}
+
+// handle commits batch, splitting it at a failing event and retrying that event with backoff.
+func (r *runner) handle(ctx context.Context, batch []strata.Event) error {
+	for len(batch) > 0 {
+		err := r.commit(ctx, batch)
+		var he *handlerError
+		if !errors.As(err, &he) {
+			if err == nil {
+				return nil
+			}
+			var se *strata.Error
+			if !errors.As(err, &se) || !se.Retryable() || ctx.Err() != nil {
+				return r.infraErr(err)
+			}
+			if err := sleep(ctx, backoff(r.w.o.backoff, r.w.o.maxBackoff, 1)); err != nil {
+				return err
+			}
+			continue
+		}
+		e := batch[he.index]
+		if e.ID != r.failing {
+			r.failing, r.attempts, r.failedAt = e.ID, 0, time.Now()
+		}
+		r.attempts++
+		r.lastErr = he.err
+		r.w.o.log.Warn("projection handler failed", "projection", r.w.p.Name, "version", r.w.p.Version, "partition", r.key().Partition,
+			"event", e.ID, "type", e.Type, "position", e.Position.String(), "attempt", r.attempts, "err", he.err)
+		if he.index > 0 {
+			// Commit the events before the failing one, then try it alone.
+			if err := r.handle(ctx, batch[:he.index]); err != nil {
+				return err
+			}
+			batch = batch[he.index:]
+			if r.attempts < r.w.o.attempts {
+				if err := sleep(ctx, backoff(r.w.o.backoff, r.w.o.maxBackoff, r.attempts)); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if r.attempts >= r.w.o.attempts {
+			f := strata.ProjectionFailure{EventID: e.ID, Position: e.Position, EventType: e.Type, Stream: e.Stream,
+				Error: he.err.Error(), Attempts: r.attempts, At: strata.Timestamp(time.Now())}
+			if err := r.infra(ctx, func() error {
+				return r.w.ps.CommitProjection(ctx, r.commitOf(r.st.Position, r.st.Processed, r.st.Rebuilding, &f, r.st.Pending), nil)
+			}); err != nil {
+				return err
+			}
+			r.st.Failure = &f
+			return &FailedError{Key: r.key(), Failure: f, Err: he.err}
+		}
+		if err := sleep(ctx, backoff(r.w.o.backoff, r.w.o.maxBackoff, r.attempts)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit runs the handlers of batch and moves the checkpoint past it, in one transaction unless
+// the projection is External; then it appends what the handlers emitted.
+func (r *runner) commit(ctx context.Context, batch []strata.Event) error {
+	p := &r.w.p
+	from := r.st.Position
+	to := batch[len(batch)-1].Position
+	rebuilding := r.st.Rebuilding
+	var out []emitted
+	run := func(tx any) error {
+		out = out[:0]
+		if p.Clear != nil && from.IsZero() && r.st.Processed == 0 {
+			if err := p.Clear(ctx, tx, r.key()); err != nil {
+				return &handlerError{index: 0, err: fmt.Errorf("clear: %w", err)}
+			}
+		}
+		for i := range batch {
+			e := &batch[i]
+			if p.partitionOf(e) != r.key().Partition {
+				continue
+			}
+			h := p.Handlers[e.Type]
+			if h == nil {
+				continue
+			}
+			c := Context{Tx: tx, Key: r.key(), Rebuilding: rebuilding && !r.st.RebuildTarget.Less(e.Position), source: e, name: p.Name}
+			if err := callHandler(ctx, h, &c, *e); err != nil {
+				return &handlerError{index: i, err: err}
+			}
+			out = append(out, c.out...)
+		}
+		return nil
+	}
+	stillRebuilding := rebuilding && to.Less(r.st.RebuildTarget)
+	processed := r.st.Processed + int64(len(batch))
+	if p.External {
+		if err := run(nil); err != nil {
+			return err
+		}
+	}
+	pending, err := encodeOutbox(out)
+	if err == nil && len(r.st.Pending) > 0 {
+		err = strata.Errorf(strata.Internal, "projection commit", "outbox not flushed")
+	}
+	if err != nil {
+		return err
+	}
+	var apply func(tx any) error
+	if !p.External {
+		apply = func(tx any) error {
+			if err := run(tx); err != nil {
+				return err
+			}
+			var err error
+			pending, err = encodeOutbox(out)
+			return err
+		}
+	}
+	if err := r.w.ps.CommitProjection(ctx, r.commitOf(to, processed, stillRebuilding, nil, pending), apply); err != nil {
+		return err
+	}
+	r.st.Position, r.st.Processed, r.st.Rebuilding, r.st.Failure, r.st.Pending = to, processed, stillRebuilding, nil, pending
+	return r.flush(ctx)
+}
+
+// flush appends the outbox's events and clears it. Their IDs are deterministic, so appending
+// again after a crash appends nothing twice.
+func (r *runner) flush(ctx context.Context) error {
+	if len(r.st.Pending) == 0 {
+		return nil
+	}
+	out, err := decodeOutbox(r.st.Pending)
+	if err != nil {
+		return strata.Errorf(strata.Internal, "projection emit", "projection %q: undecodable outbox: %w", r.w.p.Name, err)
+	}
+	for _, em := range out {
+		err := r.infra(ctx, func() error {
+			_, err := r.w.store.Append(ctx, em.Stream, strata.Any, em.Event)
+			if errors.Is(err, strata.ErrEventIDReused) {
+				return nil // emitted before (by this version or another)
+			}
+			return err
+		})
+		if err != nil {
+			var se *strata.Error
+			if errors.As(err, &se) && se.Code == strata.Invalid {
+				r.w.o.log.Error("projection emitted an invalid event; dropped", "projection", r.w.p.Name, "stream", em.Stream, "type", em.Event.Type, "err", err)
+				continue
+			}
+			return err
+		}
+	}
+	return r.infra(ctx, func() error {
+		err := r.w.ps.CommitProjection(ctx, r.commitOf(r.st.Position, r.st.Processed, r.st.Rebuilding, r.st.Failure, nil), nil)
+		if err == nil {
+			r.st.Pending = nil
+		}
+		return err
+	})
+}
+
+// callHandler runs h, turning a panic into an error.
+func callHandler(ctx context.Context, h Handler, c *Context, e strata.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return h(ctx, c, e)
+}

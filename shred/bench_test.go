@@ -1,0 +1,139 @@
+package shred_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/codec"
+	"github.com/strata-events/strata/internal/testenv"
+	"github.com/strata-events/strata/postgres"
+	"github.com/strata-events/strata/shred"
+	"github.com/strata-events/strata/sqlite"
+)
+
+// certIssued has two sensitive fields, like the certificate domain's CertificateIssued.
+type certIssued struct {
+	Serial       string    `json:"serial"`
+	SubjectID    string    `json:"subjectId" strata:"subject"`
+	SubjectDN    string    `json:"subjectDN" strata:"sensitive"`
+	SubjectEmail string    `json:"subjectEmail" strata:"sensitive"`
+	ValidFrom    time.Time `json:"validFrom"`
+	ValidTo      time.Time `json:"validTo"`
+}
+
+// certPlain is the same payload with nothing marked.
+type certPlain struct {
+	Serial       string    `json:"serial"`
+	SubjectID    string    `json:"subjectId"`
+	SubjectDN    string    `json:"subjectDN"`
+	SubjectEmail string    `json:"subjectEmail"`
+	ValidFrom    time.Time `json:"validFrom"`
+	ValidTo      time.Time `json:"validTo"`
+}
+
+var benchBackends = []struct {
+	name string
+	open func(b *testing.B) strata.Store
+}{
+	{"sqlite", func(b *testing.B) strata.Store {
+		st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "strata.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}},
+	{"postgres", func(b *testing.B) strata.Store {
+		dsn := testenv.Postgres(b)
+		st, err := postgres.Open(context.Background(), dsn, postgres.WithSchema(testenv.PostgresSchema(b, dsn)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}},
+}
+
+// BenchmarkProtection appends and reads events with two sensitive fields, and the same events
+// with none, through the codec, in batches of 100 over 50 subjects, and reports the cost of
+// protection (targets: appends at most 20% slower, reads at most 25%).
+func BenchmarkProtection(b *testing.B) {
+	ctx := context.Background()
+	from := time.Date(2023, 3, 14, 0, 0, 0, 0, time.UTC)
+	for _, bb := range benchBackends {
+		b.Run(bb.name, func(b *testing.B) {
+			st := bb.open(b)
+			defer st.Close()
+			kekText, _ := shred.GenerateKEK()
+			kek, _ := shred.ParseKEK(kekText)
+			p, err := shred.New(ctx, st, kek)
+			if err != nil {
+				b.Fatal(err)
+			}
+			protected, plain := codec.NewRegistry(), codec.NewRegistry()
+			if err := codec.Register[certIssued](protected, "CertIssued", 1); err != nil {
+				b.Fatal(err)
+			}
+			if err := codec.Register[certPlain](plain, "CertPlain", 1); err != nil {
+				b.Fatal(err)
+			}
+			protected.Use(p)
+			value := func(i int, sensitive bool) any {
+				v := certPlain{Serial: fmt.Sprintf("%08X", i), SubjectID: fmt.Sprintf("subject-%d", i%50),
+					SubjectDN: "CN=host-0001.example.com,O=Example GmbH,C=DE", SubjectEmail: "pki@example.com", ValidFrom: from, ValidTo: from.AddDate(1, 0, 0)}
+				if sensitive {
+					return certIssued(v)
+				}
+				return v
+			}
+			var perEvent [2][2]time.Duration // [plain, protected][append, read]
+			for k, reg := range []*codec.Registry{plain, protected} {
+				name := []string{"plain", "protected"}[k]
+				stream := "bench-" + name
+				b.Run(name+"/append", func(b *testing.B) {
+					n := 0
+					start := time.Now()
+					for b.Loop() {
+						batch := make([]strata.EventData, 100)
+						for j := range batch {
+							d, err := reg.Encode(ctx, value(n, k == 1), strata.Metadata{Tenant: "bench"})
+							if err != nil {
+								b.Fatal(err)
+							}
+							batch[j] = d
+							n++
+						}
+						if _, err := st.Append(ctx, stream, strata.Any, batch...); err != nil {
+							b.Fatal(err)
+						}
+					}
+					perEvent[k][0] = time.Since(start) / time.Duration(n)
+					b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+				})
+				b.Run(name+"/read", func(b *testing.B) {
+					n := 0
+					start := time.Now()
+					for b.Loop() {
+						for e, err := range st.ReadStream(ctx, stream, strata.ReadStreamOptions{Limit: 1000}) {
+							if err != nil {
+								b.Fatal(err)
+							}
+							if _, err := reg.Decode(ctx, e); err != nil {
+								b.Fatal(err)
+							}
+							n++
+						}
+					}
+					perEvent[k][1] = time.Since(start) / time.Duration(max(n, 1))
+					b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+				})
+			}
+			if perEvent[0][0] > 0 && perEvent[0][1] > 0 {
+				fmt.Printf("BenchmarkProtection/%s: append +%.0f%%, read +%.0f%%\n", bb.name,
+					100*(float64(perEvent[1][0])/float64(perEvent[0][0])-1), 100*(float64(perEvent[1][1])/float64(perEvent[0][1])-1))
+			}
+		})
+	}
+}
