@@ -3,48 +3,26 @@ package aggregate_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/aggregate"
-	"github.com/strata-events/strata/internal/testenv"
-	"github.com/strata-events/strata/postgres"
-	"github.com/strata-events/strata/sqlite"
+	"github.com/strata-events/strata/internal/backends"
 )
 
 // benchStores opens the backends the load benchmark runs on.
-var benchStores = []struct {
-	name string
-	open func(b *testing.B) strata.Store
-}{
-	{"sqlite", func(b *testing.B) strata.Store {
-		st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "strata.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		return st
-	}},
-	{"postgres", func(b *testing.B) strata.Store {
-		dsn := testenv.Postgres(b)
-		st, err := postgres.Open(context.Background(), dsn, postgres.WithSchema(testenv.PostgresSchema(b, dsn)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		return st
-	}},
-}
+// The backends the benchmark runs on (see internal/backends).
+var benchStores = []string{"sqlite", "postgres"}
 
 // BenchmarkLoad loads an aggregate of 10,000 events with and without a snapshot, and reports
 // the speedup of the snapshot in the same run (target: at least 10x).
 func BenchmarkLoad(b *testing.B) {
 	const events = 10_000
-	for _, bs := range benchStores {
-		b.Run(bs.name, func(b *testing.B) {
+	for _, kind := range benchStores {
+		b.Run(kind, func(b *testing.B) {
 			ctx := context.Background()
-			st := bs.open(b)
-			defer st.Close()
+			st, _ := backends.Open(b, kind)
 			for i := 0; i < events; i += 1000 {
 				batch := make([]strata.EventData, 1000)
 				for j := range batch {
@@ -81,8 +59,8 @@ func BenchmarkLoad(b *testing.B) {
 				})
 			}
 			if perLoad[1] > 0 {
-				b.Logf("%s: load of %d events %v without a snapshot, %v with: %.1fx", bs.name, events, perLoad[0], perLoad[1], float64(perLoad[0])/float64(perLoad[1]))
-				fmt.Printf("BenchmarkLoad/%s snapshot speedup %.1fx\n", bs.name, float64(perLoad[0])/float64(perLoad[1]))
+				b.Logf("%s: load of %d events %v without a snapshot, %v with: %.1fx", kind, events, perLoad[0], perLoad[1], float64(perLoad[0])/float64(perLoad[1]))
+				fmt.Printf("BenchmarkLoad/%s snapshot speedup %.1fx\n", kind, float64(perLoad[0])/float64(perLoad[1]))
 			}
 		})
 	}

@@ -2,10 +2,7 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,39 +14,10 @@ const defaultDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // testDSN returns the test database's connection string, skipping (or, in CI, failing) the test
 // when it is unreachable.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	return testenv.Service(t, "STRATA_TEST_POSTGRES", defaultDSN, func(ctx context.Context, dsn string) error {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		return conn.Ping(ctx)
-	})
-}
+func testDSN(t testing.TB) string { return testenv.Postgres(t) }
 
 // freshSchema returns a new schema name, dropped when the test ends.
-func freshSchema(t testing.TB, dsn string) string {
-	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "strata_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return schema
-}
+func freshSchema(t testing.TB, dsn string) string { return testenv.PostgresSchema(t, dsn) }
 
 // env is one test's database: a fresh schema and a way to open stores on it and run SQL.
 type env struct {

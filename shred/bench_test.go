@@ -3,16 +3,13 @@ package shred_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/codec"
-	"github.com/strata-events/strata/internal/testenv"
-	"github.com/strata-events/strata/postgres"
+	"github.com/strata-events/strata/internal/backends"
 	"github.com/strata-events/strata/shred"
-	"github.com/strata-events/strata/sqlite"
 )
 
 // certIssued has two sensitive fields, like the certificate domain's CertificateIssued.
@@ -35,26 +32,8 @@ type certPlain struct {
 	ValidTo      time.Time `json:"validTo"`
 }
 
-var benchBackends = []struct {
-	name string
-	open func(b *testing.B) strata.Store
-}{
-	{"sqlite", func(b *testing.B) strata.Store {
-		st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "strata.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		return st
-	}},
-	{"postgres", func(b *testing.B) strata.Store {
-		dsn := testenv.Postgres(b)
-		st, err := postgres.Open(context.Background(), dsn, postgres.WithSchema(testenv.PostgresSchema(b, dsn)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		return st
-	}},
-}
+// The backends the benchmark runs on (see internal/backends).
+var benchBackends = []string{"sqlite", "postgres"}
 
 // BenchmarkProtection appends and reads events with two sensitive fields, and the same events
 // with none, through the codec, in batches of 100 over 50 subjects, and reports the cost of
@@ -62,10 +41,9 @@ var benchBackends = []struct {
 func BenchmarkProtection(b *testing.B) {
 	ctx := context.Background()
 	from := time.Date(2023, 3, 14, 0, 0, 0, 0, time.UTC)
-	for _, bb := range benchBackends {
-		b.Run(bb.name, func(b *testing.B) {
-			st := bb.open(b)
-			defer st.Close()
+	for _, kind := range benchBackends {
+		b.Run(kind, func(b *testing.B) {
+			st, _ := backends.Open(b, kind)
 			kekText, _ := shred.GenerateKEK()
 			kek, _ := shred.ParseKEK(kekText)
 			p, err := shred.New(ctx, st, kek)
@@ -131,7 +109,7 @@ func BenchmarkProtection(b *testing.B) {
 				})
 			}
 			if perEvent[0][0] > 0 && perEvent[0][1] > 0 {
-				fmt.Printf("BenchmarkProtection/%s: append +%.0f%%, read +%.0f%%\n", bb.name,
+				fmt.Printf("BenchmarkProtection/%s: append +%.0f%%, read +%.0f%%\n", kind,
 					100*(float64(perEvent[1][0])/float64(perEvent[0][0])-1), 100*(float64(perEvent[1][1])/float64(perEvent[0][1])-1))
 			}
 		})
