@@ -427,7 +427,18 @@ func TestPartitionsShared(t *testing.T) {
 			stopA()
 			slow.Store(false)
 			n += appendCerts(t, ctx, s, "q", 10)
-			waitFor(t, "b finishes everything", func() bool { return len(ma.rows(t, ctx, s)) == n })
+			// Rows land before every partition's checkpoint has moved past the events of the
+			// other partitions, so wait for both.
+			caughtUp := func() bool {
+				sts, _ := projection.Statuses(ctx, s, "partitioned")
+				for _, st := range sts {
+					if st.LagEvents != 0 {
+						return false
+					}
+				}
+				return len(sts) == 4
+			}
+			waitFor(t, "b finishes everything", func() bool { return len(ma.rows(t, ctx, s)) == n && caughtUp() })
 			sts, _ := projection.Statuses(ctx, s, "partitioned")
 			for _, st := range sts {
 				if st.Owner != "b" && st.Owner != "" || st.LagEvents != 0 {

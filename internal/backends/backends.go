@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/inmem"
 	"github.com/strata-events/strata/internal/testenv"
