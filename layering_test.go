@@ -43,7 +43,7 @@ func TestLayering(t *testing.T) {
 			if slices.Contains(adapters, top) {
 				t.Errorf("%s imports %s: adapters import the root, never each other", a, d)
 			}
-			if slices.Contains([]string{"cmd", "examples", "codec", "aggregate", "saga", "shred", "ledger", "projection"}, top) {
+			if slices.Contains([]string{"cmd", "examples", "codec", "aggregate", "saga", "shred", "ledger", "projection", "eventsig"}, top) {
 				t.Errorf("%s imports %s: backends know the root only, not the toolkit built on it", a, d)
 			}
 		}
@@ -62,6 +62,7 @@ func TestToolkitLayering(t *testing.T) {
 		"shred":      {"aggregate", "saga", "ledger", "projection"},
 		"ledger":     {"codec", "aggregate", "saga", "shred", "projection"},
 		"projection": {"aggregate", "saga", "shred", "ledger"},
+		"eventsig":   {"aggregate", "saga", "shred", "ledger", "projection"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+pkg).Output()
 		if err != nil {
