@@ -10,7 +10,8 @@
 //	"strata:event-sig:v1" 0x00 ‖ event ID (16 bytes) ‖ u32 len(type) ‖ type ‖ u32 schema ‖
 //	u64 len(data) ‖ data ‖ u32 len(meta) ‖ meta
 //
-// where meta is the canonical JSON of the metadata without the three signature keys and all
+// where meta is the canonical JSON of the metadata without the sig key (sig.kid and sig.alg are
+// signed) and all
 // integers are big-endian. Stream, version and times are assigned by the store after signing
 // and are covered by the ledger's leaves instead.
 package eventsig
