@@ -11,9 +11,8 @@
 //	u64 len(data) ‖ data ‖ u32 len(meta) ‖ meta
 //
 // where meta is the canonical JSON of the metadata without the sig key (sig.kid and sig.alg are
-// signed) and all
-// integers are big-endian. Stream, version and times are assigned by the store after signing
-// and are covered by the ledger's leaves instead.
+// signed) and all integers are big-endian. Stream, version and times are assigned by the store
+// after signing and are covered by the ledger's leaves instead.
 package eventsig
 
 import (
