@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-events/strata/eventsig"
 	"github.com/strata-events/strata/ledger"
 )
 
@@ -17,6 +18,7 @@ type verifyFlags struct {
 	witnesses []string
 	quorum    int
 	quiet     bool
+	eventKeys []string
 }
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -65,7 +67,11 @@ index, and the command exits with status 1. Progress goes to stderr.`,
 				}
 				return verifyBundle(cmd, fl.bundle, *policy)
 			}
-			return audit(cmd, g, policy, fl.quiet)
+			eventKeys, err := parseEventKeys(fl.eventKeys)
+			if err != nil {
+				return err
+			}
+			return audit(cmd, g, policy, fl.quiet, eventKeys)
 		},
 	}
 	f := c.Flags()
@@ -74,6 +80,7 @@ index, and the command exits with status 1. Progress goes to stderr.`,
 	f.StringSliceVar(&fl.witnesses, "witness", nil, "a witness's public key (file or text); repeatable")
 	f.IntVar(&fl.quorum, "quorum", -1, "witness cosignatures required (default: all --witness keys)")
 	f.BoolVar(&fl.quiet, "quiet", false, "no progress on stderr")
+	f.StringArrayVar(&fl.eventKeys, "event-key", nil, "audit: require every event to be signed by one of these keys, KEY-ID=PUBLIC-KEY.pem (Ed25519 or P-256); repeatable")
 	return c
 }
 
@@ -106,7 +113,7 @@ func verifyBundle(cmd *cobra.Command, path string, p ledger.Policy) error {
 	return nil
 }
 
-func audit(cmd *cobra.Command, g *globals, policy *ledger.Policy, quiet bool) (err error) {
+func audit(cmd *cobra.Command, g *globals, policy *ledger.Policy, quiet bool, eventKeys []eventsig.Verifier) (err error) {
 	ctx := cmd.Context()
 	st, _, err := g.open(ctx)
 	if err != nil {
@@ -142,8 +149,17 @@ func audit(cmd *cobra.Command, g *globals, policy *ledger.Policy, quiet bool) (e
 	}
 	fmt.Fprintf(out, "%d leaves, %d events (%d not sealed yet), %d checkpoints, %s, in %s\n",
 		rep.Leaves, rep.Events, rep.Unsealed, rep.Checkpoints, sig, time.Since(start).Round(time.Millisecond))
-	if !rep.OK() {
-		return fmt.Errorf("verify: the ledger does not verify: %d problems", len(rep.Problems)+rep.Dropped)
+	problems := len(rep.Problems) + rep.Dropped
+	if len(eventKeys) > 0 {
+		checked, bad, err := verifyEventSignatures(ctx, st, eventKeys, out)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%d event signatures checked, %d missing or bad\n", checked, bad)
+		problems += bad
+	}
+	if problems > 0 {
+		return fmt.Errorf("verify: the ledger does not verify: %d problems", problems)
 	}
 	fmt.Fprintln(out, "OK")
 	return nil
