@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/internal/pager"
 )
 
 var _ strata.LedgerStore = (*Store)(nil)
@@ -160,45 +161,27 @@ func scanLeaf(row interface{ Scan(...any) error }) (strata.LedgerLeaf, error) {
 // LedgerLeaves implements strata.LedgerStore.
 func (s *Store) LedgerLeaves(ctx context.Context, from uint64) iter.Seq2[strata.LedgerLeaf, error] {
 	const op = "ledger leaves"
-	return func(yield func(strata.LedgerLeaf, error) bool) {
+	return pager.Seq(ledgerLeavesPage, from, func(buf []strata.LedgerLeaf, from uint64) ([]strata.LedgerLeaf, error) {
 		if err := s.ledgerOpen(op); err != nil {
-			yield(strata.LedgerLeaf{}, err)
-			return
+			return nil, err
 		}
-		buf := make([]strata.LedgerLeaf, 0, ledgerLeavesPage)
-		for {
-			buf = buf[:0]
-			rows, err := s.db.QueryContext(ctx, "SELECT "+sqlLedgerLeafCols+" FROM ledger_leaves WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?", from, ledgerLeavesPage)
-			if err != nil {
-				yield(strata.LedgerLeaf{}, s.fail(op, err))
-				return
-			}
-			for rows.Next() {
-				var l strata.LedgerLeaf
-				if l, err = scanLeaf(rows); err != nil {
-					break
-				}
-				buf = append(buf, l)
-			}
-			if err == nil {
-				err = rows.Err()
-			}
-			rows.Close()
-			if err != nil {
-				yield(strata.LedgerLeaf{}, s.fail(op, err))
-				return
-			}
-			for _, l := range buf {
-				if !yield(l, nil) {
-					return
-				}
-			}
-			if len(buf) < ledgerLeavesPage {
-				return
-			}
-			from = buf[len(buf)-1].Index + 1
+		rows, err := s.db.QueryContext(ctx, "SELECT "+sqlLedgerLeafCols+" FROM ledger_leaves WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?", from, ledgerLeavesPage)
+		if err != nil {
+			return nil, s.fail(op, err)
 		}
-	}
+		defer rows.Close()
+		for rows.Next() {
+			l, err := scanLeaf(rows)
+			if err != nil {
+				return nil, s.fail(op, err)
+			}
+			buf = append(buf, l)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, s.fail(op, err)
+		}
+		return buf, nil
+	}, func(l strata.LedgerLeaf) uint64 { return l.Index + 1 })
 }
 
 // LedgerLeaf implements strata.LedgerStore.

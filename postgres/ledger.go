@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/internal/pager"
 )
 
 var _ strata.LedgerStore = (*Store)(nil)
@@ -166,35 +167,21 @@ func scanLeaf(row pgx.Row) (strata.LedgerLeaf, error) {
 // LedgerLeaves implements strata.LedgerStore.
 func (s *Store) LedgerLeaves(ctx context.Context, from uint64) iter.Seq2[strata.LedgerLeaf, error] {
 	const op = "ledger leaves"
-	return func(yield func(strata.LedgerLeaf, error) bool) {
+	q := s.lq(`SELECT ` + ledgerLeafCols + ` FROM {schema}.ledger_leaves WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2`)
+	return pager.Seq(ledgerLeavesPage, from, func(buf []strata.LedgerLeaf, from uint64) ([]strata.LedgerLeaf, error) {
 		if err := s.ledgerOpen(op); err != nil {
-			yield(strata.LedgerLeaf{}, err)
-			return
+			return nil, err
 		}
-		q := s.lq(`SELECT ` + ledgerLeafCols + ` FROM {schema}.ledger_leaves WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2`)
-		buf := make([]strata.LedgerLeaf, 0, ledgerLeavesPage)
-		for {
-			rows, err := s.pool.Query(ctx, q, int64(from), ledgerLeavesPage)
-			if err != nil {
-				yield(strata.LedgerLeaf{}, s.fail(op, err))
-				return
-			}
-			buf, err = pgx.AppendRows(buf[:0], rows, func(r pgx.CollectableRow) (strata.LedgerLeaf, error) { return scanLeaf(r) })
-			if err != nil {
-				yield(strata.LedgerLeaf{}, s.fail(op, err))
-				return
-			}
-			for _, l := range buf {
-				if !yield(l, nil) {
-					return
-				}
-			}
-			if len(buf) < ledgerLeavesPage {
-				return
-			}
-			from = buf[len(buf)-1].Index + 1
+		rows, err := s.pool.Query(ctx, q, int64(from), ledgerLeavesPage)
+		if err != nil {
+			return nil, s.fail(op, err)
 		}
-	}
+		buf, err = pgx.AppendRows(buf, rows, func(r pgx.CollectableRow) (strata.LedgerLeaf, error) { return scanLeaf(r) })
+		if err != nil {
+			return nil, s.fail(op, err)
+		}
+		return buf, nil
+	}, func(l strata.LedgerLeaf) uint64 { return l.Index + 1 })
 }
 
 // LedgerLeaf implements strata.LedgerStore.
