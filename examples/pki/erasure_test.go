@@ -66,7 +66,7 @@ var scannedBackends = []struct {
 			t.Fatal(err)
 		}
 		return scanned{st, func(t *testing.T, needle []byte) []string {
-			return testenv.PostgresRowsContaining(t, dsn, schema, needle)
+			return testenv.PostgresContains(t, dsn, schema, needle)
 		}}
 	}},
 	{"mysql", func(t *testing.T) scanned {
@@ -75,7 +75,7 @@ var scannedBackends = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return scanned{st, func(t *testing.T, needle []byte) []string { return testenv.MySQLRowsContaining(t, dsn, needle) }}
+		return scanned{st, func(t *testing.T, needle []byte) []string { return testenv.MySQLContains(t, dsn, needle) }}
 	}},
 }
 

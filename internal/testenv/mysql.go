@@ -73,64 +73,70 @@ func MySQLDatabase(t testing.TB) string {
 	return u.String()
 }
 
-// MySQLRowsContaining returns "table: row" for every row of every table of the database at the
-// mysql:// URL dsn whose columns, as bytes, contain needle.
-func MySQLRowsContaining(t testing.TB, dsn string, needle []byte) []string {
+// MySQLContains returns "table.column" for every column of every base table of the database
+// that dsn names (a mysql:// URL or a driver DSN) that holds needle in some row. Every column is
+// searched as its bytes (CAST AS BINARY: the stored bytes of a VARBINARY or BLOB, the text form
+// of a number or time). It sees current rows only: row versions that InnoDB keeps for purge are
+// invisible to SQL.
+func MySQLContains(t testing.TB, dsn string, needle []byte) []string {
 	t.Helper()
-	cfg, err := mysqlConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var cfg *mysqldrv.Config
+	var err error
+	if strings.HasPrefix(dsn, "mysql://") {
+		if cfg, err = mysqlConfig(dsn); err == nil {
+			u, _ := url.Parse(dsn)
+			cfg.DBName = strings.TrimPrefix(u.Path, "/")
+		}
+	} else {
+		cfg, err = mysqldrv.ParseDSN(dsn)
 	}
-	u, _ := url.Parse(dsn)
-	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	if err != nil {
+		t.Fatalf("raw scan: %v", err)
+	}
 	db, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("raw scan: %v", err)
 	}
 	defer db.Close()
-	return rowsContaining(t, db, "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()", "`", needle)
-}
-
-// rowsContaining scans every table that listTables names for needle.
-func rowsContaining(t testing.TB, db *sql.DB, listTables, quote string, needle []byte) []string {
-	t.Helper()
-	ctx := context.Background()
-	rows, err := db.QueryContext(ctx, listTables)
+	rows, err := db.QueryContext(ctx, `SELECT c.TABLE_NAME, c.COLUMN_NAME
+		FROM information_schema.COLUMNS c JOIN information_schema.TABLES t
+			ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+		WHERE c.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE'
+		ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION`, cfg.DBName)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("raw scan: list columns of %s: %v", cfg.DBName, err)
 	}
-	var tables []string
+	type column struct{ table, name string }
+	var cols []column
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
+		var c column
+		if err := rows.Scan(&c.table, &c.name); err != nil {
+			t.Fatalf("raw scan: %v", err)
 		}
-		tables = append(tables, name)
+		cols = append(cols, c)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("raw scan: %v", err)
 	}
 	rows.Close()
+	if len(cols) == 0 {
+		t.Fatalf("raw scan: database %s has no tables", cfg.DBName)
+	}
+	quote := func(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
+	// The needle travels as hex, so that no character set conversion can touch it.
+	hexNeedle := hex.EncodeToString(needle)
 	var hits []string
-	for _, table := range tables {
-		rs, err := db.QueryContext(ctx, "SELECT * FROM "+quote+table+quote)
-		if err != nil {
-			t.Fatalf("scan %s: %v", table, err)
+	for _, c := range cols {
+		var found bool
+		q := "SELECT EXISTS (SELECT 1 FROM " + quote(c.table) + " WHERE LOCATE(UNHEX(?), CAST(" + quote(c.name) + " AS BINARY)) > 0)"
+		if err := db.QueryRowContext(ctx, q, hexNeedle).Scan(&found); err != nil {
+			t.Fatalf("raw scan: %s.%s: %v", c.table, c.name, err)
 		}
-		cols, _ := rs.Columns()
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
+		if found {
+			hits = append(hits, c.table+"."+c.name)
 		}
-		for rs.Next() {
-			if err := rs.Scan(ptrs...); err != nil {
-				t.Fatalf("scan %s: %v", table, err)
-			}
-			for _, v := range vals {
-				if strings.Contains(string(v), string(needle)) {
-					hits = append(hits, table+": "+string(v))
-				}
-			}
-		}
-		rs.Close()
 	}
 	return hits
 }

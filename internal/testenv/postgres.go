@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"strings"
 	"testing"
 	"time"
 
@@ -51,40 +50,50 @@ func PostgresSchema(t testing.TB, dsn string) string {
 	return schema
 }
 
-// PostgresRowsContaining returns "table: row" for every row of every table of schema whose
-// text form contains needle (bytea columns show as hex there, so it also searches for the hex
-// of needle).
-func PostgresRowsContaining(t testing.TB, dsn, schema string, needle []byte) []string {
+// PostgresContains returns "table.column" for every column of every base table of schema that
+// holds needle in some row, on a connection of its own. A bytea column is searched as its
+// bytes, any other column as the UTF-8 of its text form. It sees live rows only: row versions
+// that an UPDATE or DELETE left for VACUUM are invisible to SQL.
+func PostgresContains(t testing.TB, dsn, schema string, needle []byte) []string {
 	t.Helper()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("raw scan: %v", err)
 	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema)
-	if err != nil {
-		t.Fatal(err)
+	defer conn.Close(context.Background())
+	rows, _ := conn.Query(ctx, `SELECT c.table_name, c.column_name, c.data_type = 'bytea'
+		FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name)
+		WHERE c.table_schema = $1 AND t.table_type = 'BASE TABLE' ORDER BY 1, c.ordinal_position`, schema)
+	type column struct {
+		table, name string
+		bytea       bool
 	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (column, error) {
+		var c column
+		err := r.Scan(&c.table, &c.name, &c.bytea)
+		return c, err
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("raw scan: list columns of %s: %v", schema, err)
+	}
+	if len(cols) == 0 {
+		t.Fatalf("raw scan: schema %s has no tables", schema)
 	}
 	var hits []string
-	for _, table := range tables {
-		q := "SELECT t::text FROM " + pgx.Identifier{schema, table}.Sanitize() + " t"
-		rows, err := conn.Query(ctx, q)
-		if err != nil {
-			t.Fatalf("scan %s: %v", table, err)
+	for _, c := range cols {
+		col := pgx.Identifier{c.name}.Sanitize()
+		if !c.bytea {
+			col = "convert_to(" + col + "::text, 'UTF8')"
 		}
-		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatalf("scan %s: %v", table, err)
+		var found bool
+		q := `SELECT EXISTS (SELECT FROM ` + pgx.Identifier{schema, c.table}.Sanitize() + ` WHERE position($1::bytea IN ` + col + `) > 0)`
+		if err := conn.QueryRow(ctx, q, needle).Scan(&found); err != nil {
+			t.Fatalf("raw scan: %s.%s: %v", c.table, c.name, err)
 		}
-		for _, text := range texts {
-			if strings.Contains(text, string(needle)) || strings.Contains(text, hex.EncodeToString(needle)) {
-				hits = append(hits, table+": "+text)
-			}
+		if found {
+			hits = append(hits, c.table+"."+c.name)
 		}
 	}
 	return hits
