@@ -46,12 +46,15 @@ func (b projBackend) Tx(ctx context.Context, op string, fn func(projstore.Conn) 
 		return b.s.failWrite(ctx, op, err)
 	}
 	if err := fn(sqlConn{tx}); err != nil {
-		if rerr := tx.Rollback(); rerr != nil && ctx.Err() == nil {
-			w.discard()
-		}
+		_ = tx.Rollback()
+		// Whatever the rollback did (a cancelled context rolls back on its own, asynchronously),
+		// the write connection must leave outside any transaction: abort makes sure, or
+		// discards it, as it does for appends.
+		w.abort(ctx)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		w.abort(ctx) // a failed COMMIT may leave the transaction open on the connection
 		return b.s.failWrite(ctx, op, err)
 	}
 	return nil
