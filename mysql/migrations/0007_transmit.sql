@@ -1,0 +1,1 @@
+-- Reserved for transmitters: delivery records and dead letters (issue 9); the change that builds it fills this in.

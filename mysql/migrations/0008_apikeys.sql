@@ -1,0 +1,1 @@
+-- Reserved for HTTP API keys (issue 10); the change that builds it fills this in.

@@ -1,0 +1,1 @@
+-- Reserved for temporal and audit queries, retention (issue 8); the change that builds it fills this in.
