@@ -3,9 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
-	"slices"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -19,6 +18,14 @@ import (
 // maxRaises bounds how often one append raises the offset and retries; one raise suffices
 // unless the data keeps moving under it.
 const maxRaises = 3
+
+// maxRaces bounds how often one append retries after a concurrent append took the versions it
+// was about to write. Each lost race means another append to the stream committed.
+const maxRaces = 100
+
+// errVersionTaken reports that a concurrent append committed the versions an append was about
+// to write: the append wrote nothing and retries with a fresh snapshot.
+var errVersionTaken = errors.New("a concurrent append took the stream's next version")
 
 // Append implements strata.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected strata.ExpectedVersion, events ...strata.EventData) (strata.AppendResult, error) {
@@ -42,7 +49,7 @@ func (s *Store) append(ctx context.Context, op string, appends []strata.StreamAp
 	if s.closed.Load() {
 		return nil, strata.ClosedError(op)
 	}
-	for raises := 0; ; raises++ {
+	for raises, races := 0, 0; ; {
 		var (
 			res    []strata.AppendResult
 			behind bool
@@ -53,10 +60,16 @@ func (s *Store) append(ctx context.Context, op string, appends []strata.StreamAp
 		} else {
 			res, behind, err = s.appendMany(ctx, op, prepared)
 		}
-		if !behind {
+		switch {
+		case errors.Is(err, errVersionTaken):
+			if races++; races > maxRaces {
+				return nil, strata.Errorf(strata.Conflict, op, "lost the race for the stream's next version %d times to concurrent appends; retry later", maxRaces)
+			}
+			continue
+		case !behind:
 			return res, err
 		}
-		if raises == maxRaises {
+		if raises++; raises > maxRaises {
 			return nil, strata.Errorf(strata.Internal, op, "transaction IDs stay below stored positions after raising the offset %d times", maxRaises)
 		}
 		if _, err := s.pool.Exec(ctx, s.q.raise); err != nil {
@@ -70,29 +83,27 @@ func (s *Store) append(ctx context.Context, op string, appends []strata.StreamAp
 type versionConflict struct {
 	stream   string
 	expected strata.ExpectedVersion
+	actual   int64
 }
 
 func (v *versionConflict) Error() string { return "version conflict on stream " + v.stream }
 
-// bounds returns the range the stream's current version must lie in, and whether the stream
-// may be created.
-func bounds(e strata.ExpectedVersion) (lo, hi int64, create bool) {
+// bounds returns the range the stream's current version must lie in.
+func bounds(e strata.ExpectedVersion) (lo, hi int64) {
 	switch {
 	case e.IsAny():
-		return 0, math.MaxInt64, true
+		return 0, math.MaxInt64
 	case e.IsNoStream():
-		return 0, 0, true
+		return 0, 0
 	case e.IsStreamExists():
-		return 1, math.MaxInt64, false
+		return 1, math.MaxInt64
 	}
 	v, _ := e.Version()
-	return v, v, false
+	return v, v
 }
 
 // eventArgs are the columns of a batch of events as arrays for unnest.
 type eventArgs struct {
-	streams  []string
-	versions []int64
 	ids      []pgtype.UUID
 	types    []string
 	schemas  []int32
@@ -139,34 +150,27 @@ func (a *eventArgs) add(events []strata.EventData) {
 func (s *Store) appendOne(ctx context.Context, op string, a strata.StreamAppend) (_ []strata.AppendResult, behind bool, _ error) {
 	var args eventArgs
 	args.add(a.Events)
-	lo, hi, create := bounds(a.Expected)
+	lo, hi := bounds(a.Expected)
 	n := int64(len(a.Events))
 	var (
 		sql   string
 		qargs []any
 	)
 	if n == 1 {
-		sql = s.q.appendUpdate1
-		if create {
-			sql = s.q.appendUpsert1
-		}
-		qargs = []any{a.Stream, n, lo, hi, args.ids[0], args.types[0], args.schemas[0], args.data[0], args.meta[0], args.tenants[0], args.occurred[0]}
+		sql = s.q.appendOne1
+		qargs = []any{a.Stream, lo, hi, args.ids[0], args.types[0], args.schemas[0], args.data[0], args.meta[0], args.tenants[0], args.occurred[0]}
 	} else {
-		sql = s.q.appendUpdate
-		if create {
-			sql = s.q.appendUpsert
-		}
-		qargs = []any{a.Stream, n, lo, hi, args.ids, args.types, args.schemas, args.data, args.meta, args.tenants, args.occurred}
+		sql = s.q.appendOne
+		qargs = []any{a.Stream, lo, hi, args.ids, args.types, args.schemas, args.data, args.meta, args.tenants, args.occurred}
 	}
 	var (
-		txv     int64
-		top     pgtype.Int8
-		version pgtype.Int8
-		tx      pgx.Tx
-		err     error
+		txv, cur int64
+		top      pgtype.Int8
+		tx       pgx.Tx
+		err      error
 	)
 	if !hasHook(ctx) {
-		err = s.pool.QueryRow(ctx, sql, qargs...).Scan(&txv, &top, &version)
+		err = s.pool.QueryRow(ctx, sql, qargs...).Scan(&txv, &top, &cur)
 		s.afterWrite()
 	} else {
 		b := &pgx.Batch{}
@@ -175,7 +179,7 @@ func (s *Store) appendOne(ctx context.Context, op string, a strata.StreamAppend)
 		br := s.pool.SendBatch(ctx, b)
 		tx = br.Tx()
 		if _, err = br.Exec(); err == nil {
-			err = br.QueryRow().Scan(&txv, &top, &version)
+			err = br.QueryRow().Scan(&txv, &top, &cur)
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
@@ -186,8 +190,8 @@ func (s *Store) appendOne(ctx context.Context, op string, a strata.StreamAppend)
 	case top.Valid && txv <= top.Int64:
 		s.rollback(ctx, tx)
 		return nil, true, nil
-	case !version.Valid:
-		err = &versionConflict{stream: a.Stream, expected: a.Expected}
+	case cur < lo || cur > hi:
+		err = &versionConflict{stream: a.Stream, expected: a.Expected, actual: cur}
 	}
 	if err == nil {
 		err = s.commit(ctx, tx)
@@ -197,20 +201,29 @@ func (s *Store) appendOne(ctx context.Context, op string, a strata.StreamAppend)
 	if err != nil {
 		return s.appendFailed(ctx, op, []strata.StreamAppend{a}, err)
 	}
-	first := version.Int64 - n + 1
-	return []strata.AppendResult{{Stream: a.Stream, FirstVersion: first, LastVersion: version.Int64}}, false, nil
+	return []strata.AppendResult{{Stream: a.Stream, FirstVersion: cur + 1, LastVersion: cur + n}}, false, nil
 }
 
-// appendMany appends to several streams in one transaction: the guard statement (which
-// assigns the transaction's ID), the version checks in name order, so that concurrent appends
-// lock rows in one order, then, with the tx known, the streams' last_tx and one insert of
-// every event.
+// appendMany appends to several streams in one transaction and one round trip: BEGIN, the
+// advisory locks of lockStreams, the appendMulti statement and, without a BeforeCommit hook,
+// COMMIT (a failed statement turns it into a rollback; a failed check wrote nothing).
 func (s *Store) appendMany(ctx context.Context, op string, appends []strata.StreamAppend) (_ []strata.AppendResult, behind bool, _ error) {
-	order := make([]int, len(appends))
-	for i := range order {
-		order[i] = i
+	names := make([]string, len(appends))
+	los := make([]int64, len(appends))
+	his := make([]int64, len(appends))
+	var (
+		args       eventArgs
+		index, off []int64
+	)
+	for i, a := range appends {
+		names[i] = a.Stream
+		los[i], his[i] = bounds(a.Expected)
+		for j := range a.Events {
+			index = append(index, int64(i+1))
+			off = append(off, int64(j+1))
+		}
+		args.add(a.Events)
 	}
-	slices.SortFunc(order, func(i, j int) int { return strings.Compare(appends[i].Stream, appends[j].Stream) })
 
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -226,79 +239,54 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 	defer release()
 	var tx txn = &connTx{conn: conn}
 
+	hook := hasHook(ctx)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(s.q.begin)
-	for _, i := range order {
-		a := appends[i]
-		lo, hi, create := bounds(a.Expected)
-		sql := s.q.streamUpdate
-		if create {
-			sql = s.q.streamUpsert
-		}
-		b.Queue(sql, a.Stream, int64(len(a.Events)), lo, hi)
+	b.Queue(s.q.lockStreams, s.schema+".", names)
+	b.Queue(s.q.appendMulti, names, los, his, index, off, args.ids, args.types, args.schemas, args.data, args.meta, args.tenants, args.occurred)
+	if !hook {
+		b.Queue("COMMIT")
 	}
 	br := conn.SendBatch(ctx, b)
 	var (
-		own, txv int64
-		top      pgtype.Int8
-		last     = make([]int64, len(appends))
-		failure  error
+		txv  int64
+		top  pgtype.Int8
+		curs []int64
 	)
 	_, err = br.Exec()
 	if err == nil {
-		err = br.QueryRow().Scan(&own, &top)
-		txv = own
+		_, err = br.Exec()
 	}
-	for _, i := range order {
-		if err != nil {
-			break
-		}
-		var lastTx int64
-		err = br.QueryRow().Scan(&last[i], &lastTx)
-		txv = max(txv, lastTx)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = nil
-			if failure == nil {
-				failure = &versionConflict{stream: appends[i].Stream, expected: appends[i].Expected}
-			}
-		}
+	if err == nil {
+		err = br.QueryRow().Scan(&txv, &top, &curs)
+	}
+	var commitTag pgconn.CommandTag
+	if err == nil && !hook {
+		commitTag, err = br.Exec()
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && top.Valid && own <= top.Int64 {
+	if err == nil && !hook {
+		tx = nil // the batch committed or, if nothing was written, ended
+		s.afterWrite()
+		if commitTag.String() == "ROLLBACK" {
+			err = pgx.ErrTxCommitRollback
+		}
+	}
+	if err == nil && top.Valid && txv <= top.Int64 {
 		s.rollback(ctx, tx)
 		return nil, true, nil
 	}
-	if err == nil {
-		err = failure
+	if err == nil && len(curs) != len(appends) {
+		err = fmt.Errorf("append multi returned %d versions for %d streams", len(curs), len(appends))
 	}
 	if err == nil {
-		var args eventArgs
-		for i, a := range appends {
-			first := last[i] - int64(len(a.Events)) + 1
-			for j := range a.Events {
-				args.streams = append(args.streams, a.Stream)
-				args.versions = append(args.versions, first+int64(j))
+		for i := range appends {
+			if curs[i] < los[i] || curs[i] > his[i] {
+				err = &versionConflict{stream: appends[i].Stream, expected: appends[i].Expected, actual: curs[i]}
+				break
 			}
-			args.add(a.Events)
-		}
-		names := make([]string, len(appends))
-		for i, a := range appends {
-			names[i] = a.Stream
-		}
-		b := &pgx.Batch{}
-		b.Queue(s.q.lastTx, txv, names)
-		b.Queue(s.q.insert, txv, args.streams, args.versions, args.ids, args.types, args.schemas, args.data, args.meta, args.tenants, args.occurred)
-		hook := hasHook(ctx)
-		if !hook {
-			b.Queue("COMMIT") // in the same round trip; a failed insert turns it into a no-op
-		}
-		err = conn.SendBatch(ctx, b).Close()
-		if err == nil && !hook {
-			s.afterWrite()
-			tx = nil // committed
 		}
 	}
 	if err == nil {
@@ -314,7 +302,7 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 	}
 	res := make([]strata.AppendResult, len(appends))
 	for i, a := range appends {
-		res[i] = strata.AppendResult{Stream: a.Stream, FirstVersion: last[i] - int64(len(a.Events)) + 1, LastVersion: last[i]}
+		res[i] = strata.AppendResult{Stream: a.Stream, FirstVersion: curs[i] + 1, LastVersion: curs[i] + int64(len(a.Events))}
 	}
 	return res, false, nil
 }
@@ -388,9 +376,8 @@ func (s *Store) appendFailed(ctx context.Context, op string, appends []strata.St
 	var pgErr *pgconn.PgError
 	isDupID := errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_id_key"
 	if !isConflict && !isDupID {
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			// Only a schema edited by hand lets two appends take one version.
-			return nil, false, &strata.Error{Code: strata.Conflict, Op: op, Msg: "an event with this stream and version is already stored", Err: err}
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" {
+			return nil, false, errVersionTaken
 		}
 		return nil, false, s.fail(op, err)
 	}
@@ -405,11 +392,7 @@ func (s *Store) appendFailed(ctx context.Context, op string, appends []strata.St
 		// The duplicate is gone again (deleted by hand); report what happened.
 		return nil, false, &strata.Error{Code: strata.Conflict, Op: op, Msg: "an event ID of this append is already stored", Err: err}
 	}
-	var actual int64
-	if err := s.pool.QueryRow(ctx, s.q.version, vc.stream).Scan(&actual); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, s.fail(op, err)
-	}
-	return nil, false, strata.VersionConflict(op, vc.stream, vc.expected, actual)
+	return nil, false, strata.VersionConflict(op, vc.stream, vc.expected, vc.actual)
 }
 
 // resolve looks up the batch's event IDs: ok is true when the append was a replay of an

@@ -44,12 +44,20 @@
 //
 // # Appends
 //
-// One statement locks and bumps the stream's row in the streams table (the optimistic
-// concurrency check), applies the restore guard and inserts the events. Without a
+// One statement reads the stream's version (a backward probe of the unique index on
+// (stream, version)), checks it against the expected version, applies the restore guard and
+// inserts the events after it; there is no row per stream to lock or update. Without a
 // [strata.WithBeforeCommit] hook it runs as its own transaction, one round trip like a bare
-// INSERT; with a hook, BEGIN travels with it and COMMIT follows the hook. AppendMulti locks its
-// streams in name order, so that concurrent appends cannot deadlock. A unique violation on an
-// event ID or a failed version check is resolved with [strata.ResolveReplay].
+// INSERT; with a hook, BEGIN travels with it and COMMIT follows the hook.
+//
+// The statement's snapshot is taken before it assigns the transaction its ID, so the ID is
+// above that of every append whose events the snapshot shows: a stream's versions are in
+// global order. Two appends that read the same version collide on the unique index; the
+// second waits for the first and, when it commits, fails, and retries with a new snapshot and
+// a new ID (an exact expected version then reports its Conflict). AppendMulti does the same for
+// several streams in one statement, after advisory locks on its streams in a fixed order, so
+// that two multi-appends cannot wait on each other's index entries in a cycle. A unique
+// violation on an event ID or a failed version check is resolved with [strata.ResolveReplay].
 //
 // # Notifications
 //

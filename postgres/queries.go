@@ -4,19 +4,19 @@ import "strings"
 
 // queries holds the SQL of a store, with its schema filled in.
 type queries struct {
-	// appendUpsert and appendUpdate append to one stream in one statement: they take the
-	// transaction's ID, check the restore guard, lock and bump the stream's row if its version
-	// lies between $3 and $4, and insert the events. Upsert creates a missing stream (Any,
-	// NoStream); update requires it (StreamExists, Exact). The variants ending in 1 do the
-	// same for one event with scalar parameters, sparing unnest a fifth of the cost.
-	appendUpsert, appendUpdate, appendUpsert1, appendUpdate1 string
-	// begin, streamUpsert, streamUpdate, insert and lastTx are the steps of AppendMulti.
-	begin, streamUpsert, streamUpdate, insert, lastTx string
+	// appendOne appends to one stream in one statement: it takes the transaction's ID, checks
+	// the restore guard, reads the stream's version and, if it lies between $2 and $3, inserts
+	// the events after it. appendOne1 does the same for one event with scalar parameters,
+	// sparing unnest a fifth of the cost.
+	appendOne, appendOne1 string
+	// lockStreams and appendMulti are the two statements of AppendMulti.
+	lockStreams, appendMulti string
 
-	raise, writers, notify, lookup, version string
-	readForward, readBackward               string
-	streamInfo                              string
-	// readAll and listStreams are prefixes that the readers complete with conditions.
+	raise, writers, notify, lookup string
+	readForward, readBackward      string
+	streamInfo                     string
+	// readAll is a prefix that readAll completes with conditions; listStreams a format with
+	// one %s for the conditions of each probe of the stream-name index.
 	readAll, listStreams string
 }
 
@@ -25,7 +25,7 @@ const eventColumns = `seq, tx, version, recorded_at, occurred_at, id, schema, st
 
 // ownTx is this transaction's ID plus the clock's offset. Calling pg_current_xact_id()
 // assigns the ID if the transaction has none yet, which happens after the statement's
-// snapshot was taken: the restore guard relies on that.
+// snapshot was taken: the restore guard and the order of a stream's versions rely on that.
 const ownTx = `pg_current_xact_id()::text::bigint + ` + offset
 
 // offset reads the clock's offset. It is a scalar subquery rather than a join so that the
@@ -35,75 +35,80 @@ const offset = `(SELECT tx_offset FROM {schema}.clock)`
 // topTx is the largest tx the statement's snapshot sees: one backward probe of events_pkey.
 const topTx = `(SELECT e.tx FROM {schema}.events e ORDER BY e.tx DESC, e.seq DESC LIMIT 1)`
 
-// An append's tx is greatest(own tx, the stream's last_tx), read from the stream's row under
-// its lock, and stored back as last_tx. PostgreSQL assigns a transaction its ID before it waits
-// for a row lock, so an append that queued behind another on the same stream may hold the lower
-// ID; inheriting last_tx keeps a stream's versions in global order all the same (seq breaks the
-// tie). A tx is never below the writer's own, so the horizon rules hold.
-const appendHead = `WITH h AS MATERIALIZED (
-	SELECT ` + ownTx + ` AS own, ` + topTx + ` AS top
-), ok AS (
-	SELECT h.own FROM h WHERE h.top IS NULL OR h.own > h.top
-), s AS (`
+// versionOf is the version of the stream named by the SQL expression %s as the statement's
+// snapshot sees it, 0 for none: one backward probe of events_stream_version_key.
+const versionOf = `coalesce((SELECT e.version FROM {schema}.events e WHERE e.stream = %s ORDER BY e.version DESC LIMIT 1), 0)`
 
-const appendTail = `
+// An append reads the stream's version and inserts the next versions in one statement, whose
+// snapshot was taken before the statement assigned the transaction its ID. The ID is therefore
+// above the ID of every append whose events the snapshot shows, and a stream's versions are in
+// global order. Two appends that read the same version both insert its successor: the unique
+// index (stream, version) makes the second wait for the first and fail when it commits, and
+// the loser retries with a new statement, a new snapshot and a new ID (see Store.append).
+const appendOneHead = `WITH h AS MATERIALIZED (
+	SELECT ` + ownTx + ` AS own, ` + topTx + ` AS top, {version1} AS cur
+), ok AS (
+	SELECT h.own, h.cur FROM h WHERE (h.top IS NULL OR h.own > h.top) AND h.cur BETWEEN $2::bigint AND $3::bigint
 ), ins AS (
-	INSERT INTO {schema}.events (tx, version, recorded_at, occurred_at, id, schema, stream, type, tenant, meta, data)
-	SELECT s.last_tx, s.version - $2::bigint + u.ord, now(), coalesce(u.occurred_at, now()),
+	INSERT INTO {schema}.events (tx, version, recorded_at, occurred_at, id, schema, stream, type, tenant, meta, data)`
+
+const appendOneTail = `
+	SELECT ok.own, ok.cur + u.ord, now(), coalesce(u.occurred_at, now()),
 		u.id, u.schema, $1::text, u.type, u.tenant, u.meta, u.data
-	FROM s, unnest($5::uuid[], $6::text[], $7::int[], $8::bytea[], $9::bytea[], $10::bytea[], $11::timestamptz[])
+	FROM ok, unnest($4::uuid[], $5::text[], $6::int[], $7::bytea[], $8::bytea[], $9::bytea[], $10::timestamptz[])
 		WITH ORDINALITY AS u(id, type, schema, data, meta, tenant, occurred_at, ord)
 	ORDER BY u.ord
 )
-SELECT h.own, h.top, (SELECT s.version FROM s) FROM h`
+SELECT h.own, h.top, h.cur FROM h`
 
-const appendTail1 = `
+const appendOneTail1 = `
+	SELECT ok.own, ok.cur + 1, now(), coalesce($10::timestamptz, now()),
+		$4::uuid, $6::int, $1::text, $5::text, $9::bytea, $8::bytea, $7::bytea
+	FROM ok
+)
+SELECT h.own, h.top, h.cur FROM h`
+
+// lockStreams takes a transaction-scoped advisory lock per stream of an AppendMulti ($2, the
+// names, under the key space $1), in the order of the keys. Concurrent multi-appends thus
+// insert into shared streams one after the other instead of waiting on each other's index
+// entries in opposite orders, which would deadlock. Single-stream appends take no lock: they
+// wait on one stream's index entries only, so they close no cycle.
+const lockStreams = `SELECT count(pg_advisory_xact_lock(k)) FROM (
+	SELECT DISTINCT hashtextextended($1::text || n, 0) AS k FROM unnest($2::text[]) AS n ORDER BY k
+) l`
+
+// appendMulti is appendOne for several streams: $1 the names, $2 and $3 the bounds of each
+// stream's version; per event, $4 the index of its stream (from 1) and $5 its place in that
+// stream's batch (from 1). It returns the streams' versions before the append, in order.
+const appendMulti = `WITH h AS MATERIALIZED (
+	SELECT ` + ownTx + ` AS own, ` + topTx + ` AS top
+), c AS MATERIALIZED (
+	SELECT a.i, a.name, {versionA} AS cur, a.lo, a.hi
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS a(name, lo, hi, i)
+), ok AS (
+	SELECT h.own FROM h
+	WHERE (h.top IS NULL OR h.own > h.top) AND NOT EXISTS (SELECT 1 FROM c WHERE c.cur NOT BETWEEN c.lo AND c.hi)
 ), ins AS (
 	INSERT INTO {schema}.events (tx, version, recorded_at, occurred_at, id, schema, stream, type, tenant, meta, data)
-	SELECT s.last_tx, s.version, now(), coalesce($11::timestamptz, now()),
-		$5::uuid, $7::int, $1::text, $6::text, $10::bytea, $9::bytea, $8::bytea
-	FROM s
+	SELECT ok.own, c.cur + u.off, now(), coalesce(u.occurred_at, now()),
+		u.id, u.schema, c.name, u.type, u.tenant, u.meta, u.data
+	FROM ok CROSS JOIN unnest($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::bytea[], $10::bytea[], $11::bytea[], $12::timestamptz[])
+		WITH ORDINALITY AS u(si, off, id, type, schema, data, meta, tenant, occurred_at, ord)
+	JOIN c ON c.i = u.si
+	ORDER BY u.ord
 )
-SELECT h.own, h.top, (SELECT s.version FROM s) FROM h`
-
-// The stream steps take $1 name, $2 number of events, and $3 and $4, the allowed range of the
-// current version. In AppendMulti, where they are statements of their own, they return the
-// new last_tx, and the append's tx, the greatest of them, is stored back by lastTx.
-const streamUpsert = `INSERT INTO {schema}.streams AS t (name, version, last_tx, first_recorded_at, last_recorded_at)
-	SELECT $1::text, $2::bigint, {own}, now(), now()`
-
-const streamUpsertTail = `
-	ON CONFLICT (name) DO UPDATE SET version = t.version + $2::bigint, last_tx = greatest(t.last_tx, excluded.last_tx), last_recorded_at = now()
-		WHERE t.version BETWEEN $3::bigint AND $4::bigint
-	RETURNING t.version, t.last_tx`
-
-const streamUpdate = `UPDATE {schema}.streams AS t SET version = t.version + $2::bigint, last_tx = greatest(t.last_tx, {own}), last_recorded_at = now()`
-
-const streamUpdateTail = ` t.name = $1::text AND t.version BETWEEN $3::bigint AND $4::bigint
-	RETURNING t.version, t.last_tx`
+SELECT h.own, h.top, ARRAY(SELECT c.cur FROM c ORDER BY c.i) FROM h`
 
 func buildQueries(schema string) queries {
-	r := strings.NewReplacer("{schema}", schema)
-	one := strings.NewReplacer("{own}", "ok.own")
-	multi := strings.NewReplacer("{own}", ownTx)
-	upsert := one.Replace(streamUpsert + ` FROM ok` + streamUpsertTail)
-	update := one.Replace(streamUpdate + ` FROM ok WHERE` + streamUpdateTail)
+	version := strings.ReplaceAll(versionOf, "{schema}", schema)
+	r := strings.NewReplacer("{schema}", schema,
+		"{version1}", strings.ReplaceAll(version, "%s", "$1::text"),
+		"{versionA}", strings.ReplaceAll(version, "%s", "a.name"))
 	return queries{
-		appendUpsert:  r.Replace(appendHead + upsert + appendTail),
-		appendUpdate:  r.Replace(appendHead + update + appendTail),
-		appendUpsert1: r.Replace(appendHead + upsert + appendTail1),
-		appendUpdate1: r.Replace(appendHead + update + appendTail1),
-
-		begin:        r.Replace(`SELECT ` + ownTx + `, ` + topTx),
-		streamUpsert: r.Replace(multi.Replace(streamUpsert + streamUpsertTail)),
-		streamUpdate: r.Replace(multi.Replace(streamUpdate + ` WHERE` + streamUpdateTail)),
-		insert: r.Replace(`INSERT INTO {schema}.events (tx, version, recorded_at, occurred_at, id, schema, stream, type, tenant, meta, data)
-	SELECT $1::bigint, u.version, now(), coalesce(u.occurred_at, now()),
-		u.id, u.schema, u.stream, u.type, u.tenant, u.meta, u.data
-	FROM unnest($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::bytea[], $8::bytea[], $9::bytea[], $10::timestamptz[])
-		WITH ORDINALITY AS u(stream, version, id, type, schema, data, meta, tenant, occurred_at, ord)
-	ORDER BY u.ord`),
-		lastTx: r.Replace(`UPDATE {schema}.streams SET last_tx = $1 WHERE name = ANY($2::text[])`),
+		appendOne:   r.Replace(appendOneHead + appendOneTail),
+		appendOne1:  r.Replace(appendOneHead + appendOneTail1),
+		lockStreams: lockStreams,
+		appendMulti: r.Replace(appendMulti),
 
 		// raise lifts the offset so that this and every later transaction's tx exceeds every
 		// stored tx; it changes nothing when that already holds.
@@ -113,14 +118,17 @@ func buildQueries(schema string) queries {
 		// notify commits asynchronously: a NOTIFY transaction has an ID and a commit record,
 		// and waiting for its WAL flush would only delay the next append's.
 		notify:  `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`,
-		lookup:  r.Replace(`SELECT ` + eventColumns + ` FROM {schema}.events WHERE id = ANY($1::uuid[])`),
-		version: r.Replace(`SELECT version FROM {schema}.streams WHERE name = $1`),
+		lookup: r.Replace(`SELECT ` + eventColumns + ` FROM {schema}.events WHERE id = ANY($1::uuid[])`),
 
 		readForward: r.Replace(`SELECT ` + eventColumns + ` FROM {schema}.events
 	WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`),
 		readBackward: r.Replace(`SELECT ` + eventColumns + ` FROM {schema}.events
 	WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`),
-		streamInfo: r.Replace(`SELECT version, first_recorded_at, last_recorded_at FROM {schema}.streams WHERE name = $1`),
+		// streamInfo reads a stream's first and last events: two probes of
+		// events_stream_version_key, no rows for a stream without events.
+		streamInfo: r.Replace(`SELECT l.version, f.recorded_at, l.recorded_at
+	FROM (SELECT e.version, e.recorded_at FROM {schema}.events e WHERE e.stream = $1 ORDER BY e.version DESC LIMIT 1) l,
+		(SELECT e.recorded_at FROM {schema}.events e WHERE e.stream = $1 ORDER BY e.version LIMIT 1) f`),
 
 		// readAll reads a page of the global log below the horizon. The lateral join returns one
 		// row with NULL event columns when the page is empty, so that the horizon columns always
@@ -145,7 +153,19 @@ func buildQueries(schema string) queries {
 		GROUP BY l.virtualtransaction
 		HAVING bool_or(l.locktype = 'relation' AND l.relation = $1::oid)
 	) w WHERE x IS NOT NULL)`),
-		listStreams: r.Replace(`SELECT name, version, first_recorded_at, last_recorded_at FROM {schema}.streams
-	WHERE name > $1`),
+		// listStreams walks the distinct names of events_stream_version_key with one index
+		// probe per stream (a loose index scan: $1 the name to start after, $2 the most names
+		// to return), then reads each stream's first and last events.
+		listStreams: r.Replace(`WITH RECURSIVE n AS (
+	(SELECT e.stream AS name, 1 AS i FROM {schema}.events e WHERE e.stream > $1::text%[1]s ORDER BY e.stream LIMIT 1)
+	UNION ALL
+	SELECT (SELECT e.stream FROM {schema}.events e WHERE e.stream > n.name%[1]s ORDER BY e.stream LIMIT 1), n.i + 1
+	FROM n WHERE n.name IS NOT NULL AND n.i < $2
+)
+SELECT n.name, l.version, f.recorded_at, l.recorded_at FROM n
+	CROSS JOIN LATERAL (SELECT e.version, e.recorded_at FROM {schema}.events e WHERE e.stream = n.name ORDER BY e.version DESC LIMIT 1) l
+	CROSS JOIN LATERAL (SELECT e.recorded_at FROM {schema}.events e WHERE e.stream = n.name ORDER BY e.version LIMIT 1) f
+WHERE n.name IS NOT NULL
+ORDER BY n.name`),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"iter"
 	"math"
 	"strings"
@@ -150,19 +151,17 @@ func (s *Store) Streams(ctx context.Context, opts strata.ListStreamsOptions) ite
 		// hold, and exactly here.
 		keep := func(name string) bool { return name > opts.After && strings.HasPrefix(name, opts.Prefix) }
 		exact := storablePrefix(opts.After) == opts.After && storablePrefix(opts.Prefix) == opts.Prefix
-		var b strings.Builder
-		b.WriteString(s.q.listStreams)
+		var cond strings.Builder
 		args := []any{storablePrefix(opts.After), 0}
 		if p := storablePrefix(opts.Prefix); p != "" {
 			args = append(args, p)
-			b.WriteString(" AND name >= $3")
+			cond.WriteString(" AND e.stream >= $3")
 			if end, ok := prefixEnd(p); ok {
 				args = append(args, end)
-				b.WriteString(" AND name < $4")
+				cond.WriteString(" AND e.stream < $4")
 			}
 		}
-		b.WriteString(" ORDER BY name LIMIT $2")
-		sql := b.String()
+		sql := fmt.Sprintf(s.q.listStreams, cond.String())
 		left := opts.Limit
 		page := make([]strata.StreamInfo, 0, pageSize)
 		for {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -188,6 +189,29 @@ func (s suite) testConcurrentAny(t *testing.T) {
 	if err != nil || info.Version != writers*each {
 		t.Fatalf("stream info %+v, %v: want version %d", info, err, writers*each)
 	}
+	checkVersionsInLogOrder(t, ctx, st, stream, writers*each)
+}
+
+// checkVersionsInLogOrder checks that the global log holds versions 1..n of stream in version
+// order, as a projection applying them as read needs, however concurrently they were appended.
+func checkVersionsInLogOrder(t *testing.T, ctx context.Context, st strata.Store, stream string, n int64) {
+	t.Helper()
+	var last int64
+	for e, err := range st.ReadAll(ctx, strata.ReadAllOptions{Filter: strata.Filter{StreamPrefix: stream}}) {
+		if err != nil {
+			t.Fatalf("read all: %v", err)
+		}
+		if e.Stream != stream {
+			continue
+		}
+		if e.Version != last+1 {
+			t.Fatalf("the global log has %s@%d after version %d", stream, e.Version, last)
+		}
+		last = e.Version
+	}
+	if last != n {
+		t.Fatalf("the global log has %d events of %s, want %d", last, stream, n)
+	}
 }
 
 func (s suite) testIdempotentRetry(t *testing.T) {
@@ -311,6 +335,7 @@ func (s suite) testAppendMulti(t *testing.T) {
 		if info, err := st.StreamInfo(ctx, name); err != nil || info.Version != 8 {
 			t.Fatalf("%s: %+v %v, want version 8", name, info, err)
 		}
+		checkVersionsInLogOrder(t, ctx, st, name, 8)
 	}
 }
 

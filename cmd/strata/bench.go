@@ -28,6 +28,8 @@ func newBenchCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra.Co
 		Use:   "bench append|read|command",
 		Short: "Measure strata against raw SQL on the same database",
 		Long: `Measure strata and a raw SQL baseline in the same run and print events/s for both and their ratio.
+The append and command workloads take turns with the baseline in four rounds, so that a changing
+load on the machine weighs on both alike.
 
 The baseline writes plain INSERTs to, and pages with plain SELECTs through, a table of the same shape
 and indexes as the backend's events table, with the same clients and batches. Both run in scratch
@@ -167,36 +169,37 @@ func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benc
 	plan := planBatches(o)
 	res := benchResult{backend: d.backend, workload: workload, clients: o.clients, batch: o.batch, evs: o.events, strataOnly: env.raw == nil, rawNote: env.rawNote}
 	switch workload {
-	case "append":
+	case "append", "command":
 		res.stampWait = env.stamped
+		var raw, st workloadRounds
 		if env.raw != nil {
-			if res.rawRate, err = benchRawAppend(ctx, env.raw, plan, o.events); err != nil {
-				return fmt.Errorf("bench: raw baseline: %w", err)
-			}
+			raw = rawAppendRounds(env.raw, plan)
 		}
-		if res.strataRate, err = benchStrataAppend(ctx, env, plan, o.events); err != nil {
+		if workload == "append" {
+			st, err = strataAppendRounds(ctx, env, plan)
+		} else {
+			st, err = strataCommandRounds(ctx, env, plan)
+		}
+		if err != nil {
 			return fmt.Errorf("bench: strata: %w", err)
 		}
-	case "command":
-		res.stampWait = env.stamped
-		if env.raw != nil {
-			if res.rawRate, err = benchRawAppend(ctx, env.raw, plan, o.events); err != nil {
-				return fmt.Errorf("bench: raw baseline: %w", err)
-			}
-		}
-		if res.strataRate, err = benchStrataCommands(ctx, env, plan, o.events); err != nil {
-			return fmt.Errorf("bench: strata: %w", err)
+		if res.rawRate, res.strataRate, err = alternate(ctx, raw, st, o.events); err != nil {
+			return err
 		}
 	case "read":
 		if env.raw != nil {
-			if _, err := benchRawAppend(ctx, env.raw, plan, o.events); err != nil {
+			if _, err := runRounds(ctx, rawAppendRounds(env.raw, plan)); err != nil {
 				return fmt.Errorf("bench: raw baseline: pre-fill: %w", err)
 			}
 			if res.rawRate, err = benchRawRead(ctx, env.raw, o); err != nil {
 				return fmt.Errorf("bench: raw baseline: %w", err)
 			}
 		}
-		if _, err := benchStrataAppend(ctx, env, plan, o.events); err != nil {
+		st, err := strataAppendRounds(ctx, env, plan)
+		if err == nil {
+			_, err = runRounds(ctx, st)
+		}
+		if err != nil {
 			return fmt.Errorf("bench: strata: pre-fill: %w", err)
 		}
 		// Readers see an event once nothing that sorts before it can still commit; on
@@ -277,7 +280,64 @@ func rate(n int, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-func benchStrataAppend(ctx context.Context, env *benchEnv, plan [][]int, total int) (float64, error) {
+// benchRounds is how many rounds the append and command workloads take turns in: the baseline
+// and strata each run a quarter of their batches in turn, the baseline first in even rounds,
+// so that a load on the machine that changes during the run weighs on both alike.
+const benchRounds = 4
+
+// workloadRounds runs round r (0 ≤ r < benchRounds) of a measured workload and returns how
+// long it took.
+type workloadRounds func(ctx context.Context, r int) (time.Duration, error)
+
+// roundBatches returns the part of n batches that belongs to round r, as [from, to).
+func roundBatches(n, r int) (from, to int) { return n * r / benchRounds, n * (r + 1) / benchRounds }
+
+// alternate runs the rounds of raw (which may be nil) and st in turn and returns their rates
+// over total events each.
+func alternate(ctx context.Context, raw, st workloadRounds, total int) (rawRate, strataRate float64, err error) {
+	var rawTime, stTime time.Duration
+	for r := range benchRounds {
+		steps := []struct {
+			run  workloadRounds
+			sum  *time.Duration
+			name string
+		}{{raw, &rawTime, "raw baseline"}, {st, &stTime, "strata"}}
+		if r%2 == 1 {
+			steps[0], steps[1] = steps[1], steps[0]
+		}
+		for _, step := range steps {
+			if step.run == nil {
+				continue
+			}
+			d, err := step.run(ctx, r)
+			if err != nil {
+				return 0, 0, fmt.Errorf("bench: %s: %w", step.name, err)
+			}
+			*step.sum += d
+		}
+	}
+	if raw != nil {
+		rawRate = rate(total, rawTime)
+	}
+	return rawRate, rate(total, stTime), nil
+}
+
+// runRounds runs every round of w, for a pre-fill, and returns the time they took.
+func runRounds(ctx context.Context, w workloadRounds) (time.Duration, error) {
+	var sum time.Duration
+	for r := range benchRounds {
+		d, err := w(ctx, r)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+// strataAppendRounds appends the plan's batches, each client to its own stream with the exact
+// expected version.
+func strataAppendRounds(ctx context.Context, env *benchEnv, plan [][]int) (workloadRounds, error) {
 	// Build every batch before the clock starts; IDs are chosen here as the baseline's are.
 	batches := make([][][]strata.EventData, len(plan))
 	for c, sizes := range plan {
@@ -289,31 +349,49 @@ func benchStrataAppend(ctx context.Context, env *benchEnv, plan [][]int, total i
 			batches[c] = append(batches[c], evs)
 		}
 	}
+	versions := make([]int64, len(plan))
+	return stampedRounds(ctx, env, plan, func(ctx context.Context, r int) (time.Duration, error) {
+		return runClients(ctx, len(plan), func(ctx context.Context, c int) error {
+			from, to := roundBatches(len(batches[c]), r)
+			for _, evs := range batches[c][from:to] {
+				res, err := env.st.Append(ctx, benchStream(c), strata.Exact(versions[c]), evs...)
+				if err != nil {
+					return err
+				}
+				versions[c] = res.LastVersion
+			}
+			return nil
+		})
+	})
+}
+
+// stampedRounds wraps the rounds of a strata workload so that, where the backend stamps
+// positions after commit (env.stamped), each round lasts until its last event can be read.
+func stampedRounds(ctx context.Context, env *benchEnv, plan [][]int, w workloadRounds) (workloadRounds, error) {
+	if !env.stamped {
+		return w, nil
+	}
 	before, err := logLength(ctx, env.st)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	start := time.Now()
-	_, err = runClients(ctx, len(plan), func(ctx context.Context, c int) error {
-		version := int64(0)
-		for _, evs := range batches[c] {
-			res, err := env.st.Append(ctx, benchStream(c), strata.Exact(version), evs...)
-			if err != nil {
-				return err
-			}
-			version = res.LastVersion
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	if env.stamped {
-		if err := waitStamped(ctx, env.st, before+total); err != nil {
+	return func(ctx context.Context, r int) (time.Duration, error) {
+		start := time.Now()
+		if _, err := w(ctx, r); err != nil {
 			return 0, err
 		}
-	}
-	return rate(total, time.Since(start)), nil
+		done := before
+		for _, sizes := range plan {
+			_, to := roundBatches(len(sizes), r)
+			for _, n := range sizes[:to] {
+				done += n
+			}
+		}
+		if err := waitStamped(ctx, env.st, done); err != nil {
+			return 0, err
+		}
+		return time.Since(start), nil
+	}, nil
 }
 
 // logLength returns the number of events in the (scratch) store.
@@ -394,7 +472,8 @@ func benchStrataRead(ctx context.Context, st strata.Store, o benchOpts) (float64
 	return rate(read, d), nil
 }
 
-func benchRawAppend(ctx context.Context, raw rawDB, plan [][]int, total int) (float64, error) {
+// rawAppendRounds inserts the plan's batches with the baseline, one transaction a batch.
+func rawAppendRounds(raw rawDB, plan [][]int) workloadRounds {
 	meta, _ := benchMeta.MarshalJSON()
 	batches := make([][][]rawEvent, len(plan))
 	for c, sizes := range plan {
@@ -406,20 +485,22 @@ func benchRawAppend(ctx context.Context, raw rawDB, plan [][]int, total int) (fl
 			batches[c] = append(batches[c], evs)
 		}
 	}
-	d, err := runClients(ctx, len(plan), func(ctx context.Context, c int) error {
-		version := int64(1)
-		for _, evs := range batches[c] {
-			if err := raw.insert(ctx, c, benchStream(c), version, evs); err != nil {
-				return err
-			}
-			version += int64(len(evs))
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
+	versions := make([]int64, len(plan))
+	for c := range versions {
+		versions[c] = 1
 	}
-	return rate(total, d), nil
+	return func(ctx context.Context, r int) (time.Duration, error) {
+		return runClients(ctx, len(plan), func(ctx context.Context, c int) error {
+			from, to := roundBatches(len(batches[c]), r)
+			for _, evs := range batches[c][from:to] {
+				if err := raw.insert(ctx, c, benchStream(c), versions[c], evs); err != nil {
+					return err
+				}
+				versions[c] += int64(len(evs))
+			}
+			return nil
+		})
+	}
 }
 
 func benchRawRead(ctx context.Context, raw rawDB, o benchOpts) (float64, error) {

@@ -15,14 +15,16 @@ import (
 // each client issuing certificates one after another, each to a stream of its own: every command
 // loads its (new) stream, decides, and appends one event with the expected version. It is the
 // command path of an application, measured against the raw INSERT of one event per transaction.
-func benchStrataCommands(ctx context.Context, env *benchEnv, plan [][]int, total int) (float64, error) {
+// strataCommandRounds handles one IssueCertificate command per planned event, each to a new
+// certificate stream.
+func strataCommandRounds(ctx context.Context, env *benchEnv, plan [][]int) (workloadRounds, error) {
 	reg, err := pki.NewRegistry()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	certs, err := aggregate.New(env.st, reg, pki.CertificateDecider)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	type job struct {
 		id  uuid.UUID
@@ -38,27 +40,16 @@ func benchStrataCommands(ctx context.Context, env *benchEnv, plan [][]int, total
 				SubjectEmail: "pki@example.com", ValidFrom: from, ValidTo: from.AddDate(1, 0, 0)}})
 		}
 	}
-	before, err := logLength(ctx, env.st)
-	if err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	_, err = runClients(ctx, len(plan), func(ctx context.Context, c int) error {
-		for _, j := range jobs[c] {
-			if _, err := certs.Handle(ctx, aggregate.Envelope[pki.CertificateCommand]{
-				ID: j.id, Stream: pki.CertificateStream(j.cmd.Serial), Command: j.cmd, Meta: benchMeta}); err != nil {
-				return err
+	return stampedRounds(ctx, env, plan, func(ctx context.Context, r int) (time.Duration, error) {
+		return runClients(ctx, len(plan), func(ctx context.Context, c int) error {
+			from, to := roundBatches(len(jobs[c]), r)
+			for _, j := range jobs[c][from:to] {
+				if _, err := certs.Handle(ctx, aggregate.Envelope[pki.CertificateCommand]{
+					ID: j.id, Stream: pki.CertificateStream(j.cmd.Serial), Command: j.cmd, Meta: benchMeta}); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
-	if err != nil {
-		return 0, err
-	}
-	if env.stamped {
-		if err := waitStamped(ctx, env.st, before+total); err != nil {
-			return 0, err
-		}
-	}
-	return rate(total, time.Since(start)), nil
 }
