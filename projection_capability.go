@@ -118,8 +118,7 @@ type ProjectionControl struct {
 
 // ProjectionLag is what is left of the log after a checkpoint.
 type ProjectionLag struct {
-	// Events counts committed events after the checkpoint that the filter's Types and
-	// StreamPrefix select (Tenant is not considered).
+	// Events counts committed events after the checkpoint that the filter selects.
 	Events int64
 	// Last is the Position of the last of them (the checkpoint itself when there are none).
 	Last Position

@@ -403,7 +403,6 @@ func (s *Store) ProjectionLag(ctx context.Context, after strata.Position, f stra
 	}
 	defer s.mu.RUnlock()
 	lag := strata.ProjectionLag{Last: after}
-	f.Tenant = ""
 	for i := int(min(after.Event, uint64(len(s.log)))); i < len(s.log); i++ {
 		if e := &s.log[i]; f.Match(e) {
 			lag.Events++

@@ -176,6 +176,11 @@ func (s *Store) ProjectionLag(ctx context.Context, after strata.Position, f stra
 		b.WriteString(" AND LEFT(stream, ?) = ?")
 		args = append(args, int64(len(f.StreamPrefix)), []byte(f.StreamPrefix))
 	}
+	if f.Tenant != "" {
+		// The tenant column holds tenantKey: exact up to 200 bytes, a SHA-256 suffix beyond.
+		b.WriteString(" AND tenant = ?")
+		args = append(args, tenantKey(f.Tenant))
+	}
 	var n, last int64
 	if err := s.db.QueryRowContext(ctx, b.String(), args...).Scan(&n, &last); err != nil {
 		return strata.ProjectionLag{}, s.fail(op, err)

@@ -184,6 +184,10 @@ func (s *Store) ProjectionLag(ctx context.Context, after strata.Position, f stra
 		args = append(args, p)
 		b.WriteString(" AND starts_with(stream, $" + strconv.Itoa(len(args)) + ")")
 	}
+	if f.Tenant != "" {
+		args = append(args, []byte(f.Tenant))
+		b.WriteString(" AND tenant = $" + strconv.Itoa(len(args)))
+	}
 	lag := strata.ProjectionLag{Last: after}
 	if err := s.pool.QueryRow(ctx, "SELECT count(*)"+b.String(), args...).Scan(&lag.Events); err != nil {
 		return strata.ProjectionLag{}, s.fail(op, err)

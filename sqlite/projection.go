@@ -175,6 +175,10 @@ func (s *Store) ProjectionLag(ctx context.Context, after strata.Position, f stra
 		b.WriteString(" AND substr(stream, 1, ?) = ?")
 		args = append(args, int64(len([]rune(f.StreamPrefix))), f.StreamPrefix)
 	}
+	if f.Tenant != "" {
+		b.WriteString(" AND tenant = ?")
+		args = append(args, f.Tenant)
+	}
 	var n, last int64
 	if err := s.r.QueryRowContext(ctx, b.String(), args...).Scan(&n, &last); err != nil {
 		return strata.ProjectionLag{}, s.fail(ctx, op, err)

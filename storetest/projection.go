@@ -340,7 +340,9 @@ func (s suite) testProjLag(t *testing.T) {
 	}
 	mustAppend(t, ctx, st, "certificate-1", strata.NoStream, ev("CertificateIssued", nil), ev("CertificateRevoked", nil))
 	mustAppend(t, ctx, st, "request-1", strata.NoStream, ev("RevocationRequested", nil))
-	mustAppend(t, ctx, st, "certificate-2", strata.NoStream, ev("CertificateIssued", nil))
+	acme := ev("CertificateIssued", nil)
+	acme.Meta.Tenant = "acme"
+	mustAppend(t, ctx, st, "certificate-2", strata.NoStream, acme)
 	evs := allEvents(t, ctx, st)
 	for _, c := range []struct {
 		after int // index of the checkpoint event, -1 for Start
@@ -355,14 +357,21 @@ func (s suite) testProjLag(t *testing.T) {
 		{-1, strata.Filter{StreamPrefix: "certificate-"}, 3, 3},
 		{0, strata.Filter{Types: []string{"CertificateIssued"}, StreamPrefix: "certificate-"}, 1, 3},
 		{1, strata.Filter{Types: []string{"CertificateRevoked"}}, 0, 1},
+		{-1, strata.Filter{Tenant: "acme"}, 1, 3},
+		{-1, strata.Filter{Tenant: "acme", Types: []string{"CertificateRevoked"}}, 0, -1},
+		{-1, strata.Filter{Tenant: "globex"}, 0, -1},
 	} {
 		after := strata.Start
 		if c.after >= 0 {
 			after = evs[c.after].Position
 		}
+		last := after // no events: the checkpoint itself
+		if c.last >= 0 {
+			last = evs[c.last].Position
+		}
 		lag, err := ps.ProjectionLag(ctx, after, c.f)
-		if err != nil || lag.Events != c.n || lag.Last != evs[c.last].Position {
-			t.Fatalf("lag after %d with %+v: %+v, %v; want %d events, last %s", c.after, c.f, lag, err, c.n, evs[c.last].Position)
+		if err != nil || lag.Events != c.n || lag.Last != last {
+			t.Fatalf("lag after %d with %+v: %+v, %v; want %d events, last %s", c.after, c.f, lag, err, c.n, last)
 		}
 	}
 }
