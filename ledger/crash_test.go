@@ -7,27 +7,67 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/internal/testenv"
+	"github.com/strata-events/strata/mysql"
+	"github.com/strata-events/strata/postgres"
 	"github.com/strata-events/strata/sqlite"
 )
 
+// crashEnv carries the child's backend and DSN ("sqlite:PATH", "postgres:SCHEMA:DSN",
+// "mysql:DSN"): set, the test binary is the sealer that kills itself.
 const crashEnv = "STRATA_LEDGER_CRASH_DB"
 
 // TestSealerCrashResume seals in a child process that SIGKILLs itself in the middle of its
 // fourth batch (events read and hashed, tiles built, nothing committed), then resumes in this
-// process: nothing is sealed twice or skipped, and the audit finds nothing.
+// process: nothing is sealed twice or skipped, and the audit finds nothing. It runs on every
+// SQL backend.
 func TestSealerCrashResume(t *testing.T) {
-	if path := os.Getenv(crashEnv); path != "" {
-		crashChild(path)
+	if db := os.Getenv(crashEnv); db != "" {
+		crashChild(db)
 		return
 	}
 	t.Parallel()
+	for _, kind := range []string{"sqlite", "postgres", "mysql"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			var db string
+			switch kind {
+			case "sqlite":
+				db = "sqlite:" + filepath.Join(t.TempDir(), "crash.db")
+			case "postgres":
+				dsn := testenv.Postgres(t)
+				db = "postgres:" + testenv.PostgresSchema(t, dsn) + ":" + dsn
+			case "mysql":
+				db = "mysql:" + testenv.MySQLDatabase(t)
+			}
+			testCrashResume(t, db)
+		})
+	}
+}
+
+// openCrashDB opens the store a crashEnv value names.
+func openCrashDB(ctx context.Context, db string) (strata.Store, error) {
+	kind, rest, _ := strings.Cut(db, ":")
+	switch kind {
+	case "sqlite":
+		return sqlite.Open(ctx, rest)
+	case "postgres":
+		schema, dsn, _ := strings.Cut(rest, ":")
+		return postgres.Open(ctx, dsn, postgres.WithSchema(schema))
+	case "mysql":
+		return mysql.Open(ctx, rest)
+	}
+	return nil, fmt.Errorf("unknown backend in %q", db)
+}
+
+func testCrashResume(t *testing.T, db string) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "crash.db")
-	st, err := sqlite.Open(ctx, path)
+	st, err := openCrashDB(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +82,14 @@ func TestSealerCrashResume(t *testing.T) {
 		}
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSealerCrashResume$")
-	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	cmd.Env = append(os.Environ(), crashEnv+"="+db)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("the child was not killed: %v\n%s", err, out)
 	}
-	head, err := st.LedgerHead(ctx)
+	ls := st.(strata.LedgerStore)
+	head, err := ls.LedgerHead(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +110,9 @@ func TestSealerCrashResume(t *testing.T) {
 	}
 }
 
-func crashChild(path string) {
+func crashChild(db string) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, path)
+	st, err := openCrashDB(ctx, db)
 	if err != nil {
 		fmt.Println(err)
 		os.Exit(1)
