@@ -36,11 +36,28 @@ func TestLedgerCommands(t *testing.T) {
 	if !strings.HasPrefix(out, "OK: event "+ev.ID) {
 		t.Fatalf("verify bundle: %s", out)
 	}
+	// Later, the log grows; a consistency bundle proves the new checkpoint extends the one the
+	// auditor kept in the proof bundle, offline.
+	mustCLI(t, db, "append", "certificate-8B01", "CertificateIssued", `{"serial":"8B01"}`, "--expect", "no-stream")
+	mustCLI(t, db, "seal", "--key", key+".key")
+	consistency := filepath.Join(dir, "grow.tlog-consistency")
+	if out := mustCLI(t, db, "proof", "--consistency-from", bundle, "--out", consistency); !strings.Contains(out, "consistency from 2 to 3 leaves") {
+		t.Fatalf("proof --consistency-from: %s", out)
+	}
+	if out := mustCLI(t, "", "verify", "--consistency", consistency, "--old", bundle, "--key", key+".pub"); !strings.HasPrefix(out, "OK: the log ca.example/strata at 3 leaves") {
+		t.Fatalf("verify --consistency: %s", out)
+	}
+	if r := cli(t, testContext(t), "", "", "verify", "--consistency", consistency, "--key", key+".pub"); r.code != 2 {
+		t.Fatalf("verify --consistency without --old: exit %d, want 2: %s", r.code, r.stderr)
+	}
 	// The bundle is checked against the key: another key fails, offline.
 	other := filepath.Join(dir, "other")
 	mustCLI(t, "", "keys", "generate", "--origin", "ca.example/strata", "--out", other)
 	if r := cli(t, testContext(t), "", "", "verify", "--bundle", bundle, "--key", other+".pub"); r.code == 0 {
 		t.Fatalf("a bundle verified against another key: %s", r.stdout)
+	}
+	if r := cli(t, testContext(t), "", "", "verify", "--consistency", consistency, "--old", bundle, "--key", other+".pub"); r.code == 0 {
+		t.Fatalf("a consistency bundle verified against another key: %s", r.stdout)
 	}
 	// A bit flipped in the bundle's leaf fails.
 	b, _ := os.ReadFile(bundle)

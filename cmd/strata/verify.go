@@ -14,6 +14,8 @@ import (
 
 type verifyFlags struct {
 	bundle    string
+	consist   string
+	old       string
 	key       string
 	witnesses []string
 	quorum    int
@@ -24,16 +26,21 @@ type verifyFlags struct {
 func newVerifyCmd(g *globals) *cobra.Command {
 	var fl verifyFlags
 	c := &cobra.Command{
-		Use:   "verify (--bundle FILE --key LOG.pub | [--db DSN] [--key LOG.pub])",
+		Use:   "verify (--bundle FILE --key LOG.pub | --consistency FILE --old OLD --key LOG.pub | [--db DSN] [--key LOG.pub])",
 		Short: "Verify a proof bundle offline, or audit the whole ledger of a database",
 		Long: `With --bundle, check a proof bundle offline against the log's public key (and witness keys):
 the checkpoint's signatures and the inclusion of the event's leaf. No database is opened.
+
+With --consistency, check a consistency bundle (strata proof --consistency-from) offline: that its
+checkpoint extends the older one you trust in --old (a checkpoint note or a proof bundle), both
+signed by the log's key. No database is opened.
 
 Without --bundle, audit the database: recompute every leaf from the stored events, check every
 stored hash, every checkpoint's root and (with --key) signatures, and the consistency of
 consecutive checkpoints. Each problem is printed on its own line with its stream, version and leaf
 index, and the command exits with status 1. Progress goes to stderr.`,
 		Example: `  strata verify --bundle revocation.tlog-proof --key ca-log.pub
+  strata verify --consistency 2024-to-now.tlog-consistency --old revocation.tlog-proof --key ca-log.pub
   strata verify --db postgres://... --key ca-log.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -61,6 +68,12 @@ index, and the command exits with status 1. Progress goes to stderr.`,
 				}
 				policy = &p
 			}
+			if fl.consist != "" {
+				if policy == nil || fl.old == "" {
+					return invalidf("verify", "--consistency needs --old (the older checkpoint you trust) and --key (the log's public key)")
+				}
+				return verifyConsistency(cmd, fl.consist, fl.old, *policy)
+			}
 			if fl.bundle != "" {
 				if policy == nil {
 					return invalidf("verify", "--bundle needs --key: the log's public key")
@@ -76,6 +89,8 @@ index, and the command exits with status 1. Progress goes to stderr.`,
 	}
 	f := c.Flags()
 	f.StringVar(&fl.bundle, "bundle", "", "proof bundle file to verify offline")
+	f.StringVar(&fl.consist, "consistency", "", "consistency bundle file to verify offline")
+	f.StringVar(&fl.old, "old", "", "with --consistency: the older checkpoint (note or proof bundle file)")
 	f.StringVar(&fl.key, "key", "", "the log's public key (file or key text)")
 	f.StringSliceVar(&fl.witnesses, "witness", nil, "a witness's public key (file or text); repeatable")
 	f.IntVar(&fl.quorum, "quorum", -1, "witness cosignatures required (default: all --witness keys)")
@@ -110,6 +125,36 @@ func verifyBundle(cmd *cobra.Command, path string, p ledger.Policy) error {
 		fmt.Fprintf(out, "cosigned by %v\n", v.Witnesses)
 	}
 	fmt.Fprintf(out, "data: %s\n", v.Leaf.Data)
+	return nil
+}
+
+func verifyConsistency(cmd *cobra.Command, path, oldPath string, p ledger.Policy) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return invalidf("verify", "read consistency bundle: %v", err)
+	}
+	b, err := ledger.ParseConsistencyBundle(data)
+	if err != nil {
+		return err
+	}
+	oldData, err := os.ReadFile(oldPath)
+	if err != nil {
+		return invalidf("verify", "read the older checkpoint: %v", err)
+	}
+	old, err := ledger.CheckpointNote(oldData)
+	if err != nil {
+		return err
+	}
+	v, err := b.Verify(p, old)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "OK: the log %s at %d leaves (root %x) extends its checkpoint at %d leaves (root %x)\n",
+		v.New.Origin, v.New.Size, v.New.Root, v.Old.Size, v.Old.Root)
+	if len(v.Witnesses) > 0 {
+		fmt.Fprintf(out, "cosigned by %v\n", v.Witnesses)
+	}
 	return nil
 }
 
