@@ -14,12 +14,12 @@
 package codec
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 
@@ -62,7 +62,9 @@ type Upcaster func(Record) ([]Record, error)
 
 // Transform changes payloads on their way to and from the store: field encryption (package
 // shred), redaction. Encode runs after a value was marshalled, in registration order, with the
-// typed value at hand; Decode runs on a stored record before upcasting, in reverse order.
+// typed value at hand; Decode runs on a stored record before upcasting, in reverse order. Like an
+// upcaster, Decode must not modify the bytes of rec.Data, which may be the stored event's (the
+// Event of every Message keeps them as stored): it sets rec.Data to new bytes instead.
 type Transform interface {
 	Encode(ctx context.Context, value any, rec *Record) error
 	Decode(ctx context.Context, rec *Record) error
@@ -178,6 +180,15 @@ func (r *Registry) Use(t Transform) {
 	r.transforms = append(r.transforms, t)
 }
 
+// Transforms returns the installed transforms, in registration order. Packages that keep
+// other encodings of events' contents (aggregate snapshots) look among them for the optional
+// interfaces they need.
+func (r *Registry) Transforms() []Transform {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.transforms)
+}
+
 // Types returns the registered type names, sorted.
 func (r *Registry) Types() []string {
 	r.mu.RLock()
@@ -284,9 +295,6 @@ func (r *Registry) transformsSnapshot() []Transform {
 func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error) {
 	ts := r.transformsSnapshot()
 	rec := Record{ID: e.ID, Type: e.Type, Schema: e.Schema, Data: e.Data, Meta: e.Meta}
-	if len(ts) > 0 {
-		rec.Data = bytes.Clone(e.Data) // a transform may rewrite it in place; e.Data stays as stored
-	}
 	for i := len(ts) - 1; i >= 0; i-- {
 		if err := ts[i].Decode(ctx, &rec); err != nil {
 			return nil, decodeError(e, fmt.Errorf("%w: transform: %w", ErrUndecodable, err))

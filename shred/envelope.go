@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -55,7 +54,11 @@ func isEnvelope(raw []byte) bool {
 }
 
 // parseEnvelope parses a JSON string token holding an envelope.
-func parseEnvelope(raw []byte) (envelope, error) {
+func parseEnvelope(raw []byte) (envelope, error) { return parseEnvelopeInto(nil, raw) }
+
+// parseEnvelopeInto is parseEnvelope decoding the nonce and the sealed box into dst's spare
+// capacity when it has room (else into a new buffer).
+func parseEnvelopeInto(dst, raw []byte) (envelope, error) {
 	if !isEnvelope(raw) || raw[len(raw)-1] != '"' {
 		return envelope{}, ErrEnvelope
 	}
@@ -63,18 +66,26 @@ func parseEnvelope(raw []byte) (envelope, error) {
 	if len(body) < 3 || body[1] != ':' || (body[0] != 's' && body[0] != 'j') {
 		return envelope{}, fmt.Errorf("%w: unknown kind", ErrEnvelope)
 	}
-	b := make([]byte, base64.RawURLEncoding.DecodedLen(len(body)-2))
+	need := base64.RawURLEncoding.DecodedLen(len(body) - 2)
+	var b []byte
+	if cap(dst)-len(dst) >= need {
+		b = dst[len(dst) : len(dst)+need]
+	} else {
+		b = make([]byte, need)
+	}
 	n, err := base64.RawURLEncoding.Decode(b, body[2:])
 	if err != nil {
 		return envelope{}, fmt.Errorf("%w: %v", ErrEnvelope, err)
 	}
 	b = b[:n]
-	const nonceSize, tagSize = 12, 16
 	if len(b) < nonceSize+tagSize {
 		return envelope{}, fmt.Errorf("%w: too short", ErrEnvelope)
 	}
-	return envelope{kind: body[0], nonce: b[:nonceSize], box: b[nonceSize:]}, nil
+	return envelope{kind: body[0], nonce: b[:nonceSize:nonceSize], box: b[nonceSize:]}, nil
 }
+
+// The sizes of an AES-GCM nonce and tag.
+const nonceSize, tagSize = 12, 16
 
 // format returns the envelope as a JSON string token.
 func (e envelope) format() []byte {
@@ -89,58 +100,25 @@ func (e envelope) format() []byte {
 	return append(out, '"')
 }
 
-// fieldAD is the associated data of a field's ciphertext.
-// keys is the field's path as rewrite passes it; dst, if it has room, is reused.
+// fieldAD appends the associated data of a field's ciphertext to dst.
+// keys is the field's path as the walker passes it.
 func fieldAD(dst []byte, id uuid.UUID, typ string, keys [][]byte, subject string) []byte {
-	ad := append(dst[:0], "strata:field:v1\x00"...)
+	ad := append(dst, "strata:field:v1\x00"...)
 	ad = append(ad, id[:]...)
 	ad = append(ad, typ...)
 	ad = append(ad, 0)
-	for i, k := range keys {
-		if i > 0 {
-			ad = append(ad, '.')
-		}
-		ad = append(ad, k...)
-	}
+	ad = appendPath(ad, keys)
 	ad = append(ad, 0)
 	return append(ad, subject...)
 }
 
-// seal encrypts the JSON value raw. kind is 's' or 'j' (see envelope), or 0 to take 's' for a
-// JSON string and 'j' for anything else. It builds the envelope in one allocation.
-func seal(aead cipher.AEAD, kind byte, raw, ad []byte) ([]byte, error) {
-	if kind == 0 {
-		kind = 'j'
-		if len(raw) > 0 && raw[0] == '"' {
-			kind = 's'
-		}
+// fieldADLen is the length of fieldAD's result.
+func fieldADLen(typ string, keys [][]byte, subject string) int {
+	n := len("strata:field:v1\x00") + 16 + len(typ) + 1 + len(subject) + 1 + max(len(keys)-1, 0)
+	for _, k := range keys {
+		n += len(k)
 	}
-	var nonce [12]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
-		return nil, err
-	}
-	boxLen := len(nonce) + len(raw) + aead.Overhead()
-	head := len(envelopePrefix) + 3 // quote, prefix, kind, colon
-	out := make([]byte, head+base64.RawURLEncoding.EncodedLen(boxLen)+1+boxLen)
-	// The sealed box goes at the end of out, is encoded into the middle, and is cut off.
-	box := append(append(out[len(out)-boxLen:len(out)-boxLen], nonce[:]...), raw...)
-	box = aead.Seal(box[:len(nonce)], nonce[:], box[len(nonce):], ad)
-	out[0] = '"'
-	copy(out[1:], envelopePrefix)
-	out[head-2], out[head-1] = kind, ':'
-	n := base64.RawURLEncoding.EncodedLen(boxLen)
-	base64.RawURLEncoding.Encode(out[head:head+n], box)
-	out[head+n] = '"'
-	return out[:head+n+1], nil
-}
-
-// open decrypts an envelope into the JSON value it holds, in place.
-func open(aead cipher.AEAD, e envelope, ad []byte) ([]byte, error) {
-	clear, err := aead.Open(e.box[:0], e.nonce, e.box, ad)
-	if err != nil {
-		return nil, ErrTampered
-	}
-	return clear, nil
+	return n
 }
 
 // redaction returns the marker for an erased envelope.

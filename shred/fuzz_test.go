@@ -3,7 +3,11 @@ package shred
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"reflect"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 // FuzzRewrite checks the JSON walker on arbitrary input: it never panics, refuses what is not
@@ -62,4 +66,219 @@ func FuzzParseEnvelope(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzWalkerMatchesEncodingJSON compares the walker with encoding/json on arbitrary input: the
+// same documents are valid; it visits the values below the top in the order and with the paths
+// and values of json.Decoder's token stream; and a rewrite that replaces every string value
+// decodes as encoding/json's decoding of the document with those strings replaced.
+func FuzzWalkerMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{`{"a":{"b":"c"},"d":[1,{"e":"f"}]}`, `[true,false,null,-0.5e+3]`, `{"a\u0062":"\ud800","a":1,"a":[]}`,
+		` { "x" : [ "y" , { } ] } `, `{"subjectDN":"strata:enc:v1:s:AAAA","n":12345678901234567890}`, `"top"`, `{"a":"x\\"y"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		type visit struct {
+			path  string
+			value any // the decoded scalar, or "{" / "[" for a container
+		}
+		var got []visit
+		_, err := rewrite(data, func(keys [][]byte, raw []byte) bool {
+			v := visit{path: pathString(keys)}
+			switch raw[0] {
+			case '{', '[':
+				v.value = string(raw[:1])
+			default:
+				d := json.NewDecoder(bytes.NewReader(raw))
+				d.UseNumber()
+				if err := d.Decode(&v.value); err != nil {
+					t.Fatalf("the walker picked %q at %s, which does not decode: %v", raw, v.path, err)
+				}
+			}
+			got = append(got, v)
+			return false
+		}, nil)
+		if valid := json.Valid(data); valid != (err == nil) {
+			t.Fatalf("json.Valid says %v, the walker %v, for %q", valid, err, data)
+		}
+		if err != nil {
+			return
+		}
+		// The token stream of encoding/json, with the path of each value.
+		type frame struct {
+			object bool
+			key    string
+			keyed  bool // the next string token of an object is a value, not a key
+		}
+		var want []visit
+		var stack []frame
+		path := func() string {
+			var keys [][]byte
+			for _, fr := range stack {
+				if fr.object {
+					keys = append(keys, []byte(fr.key))
+				} else {
+					keys = append(keys, arrayKey)
+				}
+			}
+			return pathString(keys)
+		}
+		d := json.NewDecoder(bytes.NewReader(data))
+		d.UseNumber()
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				break
+			}
+			if delim, ok := tok.(json.Delim); ok && (delim == '}' || delim == ']') {
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].keyed = false
+				}
+				continue
+			}
+			if n := len(stack); n > 0 && stack[n-1].object && !stack[n-1].keyed {
+				stack[n-1].key, stack[n-1].keyed = tok.(string), true
+				continue
+			}
+			if len(stack) > 0 {
+				v := visit{path: path(), value: tok}
+				if delim, ok := tok.(json.Delim); ok {
+					v.value = delim.String()
+				}
+				want = append(want, v)
+			}
+			if delim, ok := tok.(json.Delim); ok {
+				stack = append(stack, frame{object: delim == '{'})
+				continue
+			}
+			if n := len(stack); n > 0 && stack[n-1].object {
+				stack[n-1].keyed = false
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: the walker visits %v, encoding/json's tokens are %v", data, got, want)
+		}
+		for i := range got {
+			// The walker keeps a key's bytes as they are; encoding/json replaces each byte of
+			// invalid UTF-8 with U+FFFD, as a conversion to runes does.
+			if string([]rune(got[i].path)) != want[i].path || !reflect.DeepEqual(got[i].value, want[i].value) {
+				t.Fatalf("%q: visit %d is %+v, encoding/json says %+v", data, i, got[i], want[i])
+			}
+		}
+		// Replacing every string value splices it in where encoding/json would put it.
+		out, err := rewrite(data, func(_ [][]byte, raw []byte) bool { return raw[0] == '"' },
+			func([][]byte, []byte) ([]byte, error) { return []byte(`"X"`), nil })
+		if err != nil {
+			t.Fatalf("rewrite of valid %q: %v", data, err)
+		}
+		expect, err := decodeAny(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have, err := decodeAny(out)
+		if err != nil {
+			t.Fatalf("the rewrite of %q is %q, not JSON: %v", data, out, err)
+		}
+		if _, top := expect.(string); !top {
+			expect = replaceStrings(expect)
+		}
+		if !reflect.DeepEqual(have, expect) {
+			t.Fatalf("the rewrite of %q is %q, want %v", data, out, expect)
+		}
+	})
+}
+
+// decodeAny decodes a JSON document into any, numbers as json.Number (of any size).
+func decodeAny(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	err := d.Decode(&v)
+	return v, err
+}
+
+// replaceStrings returns v, decoded by encoding/json, with every string value (not keys)
+// replaced by "X".
+func replaceStrings(v any) any {
+	switch v := v.(type) {
+	case string:
+		return "X"
+	case []any:
+		for i := range v {
+			v[i] = replaceStrings(v[i])
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = replaceStrings(v[k])
+		}
+	}
+	return v
+}
+
+// FuzzSealOpen seals every value of arbitrary JSON documents as sensitive (the declared paths of
+// all the values the walker meets) and opens them again: the sealed document is valid JSON with
+// no sealed value left in it, and the opened one decodes as the original.
+func FuzzSealOpen(f *testing.F) {
+	for _, s := range []string{`{"a":{"b":"c"},"d":[1,{"e":"f"}]}`, `{"dn":"CN=x","born":"1970-01-02T00:00:00Z","n":[1, 2]}`, `[{"a":"b"},{"a":{"c":null}}]`, `{}`} {
+		f.Add([]byte(s))
+	}
+	key := make([]byte, 32)
+	aead, err := newAEAD(key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	id := uuid.MustParse("0190a6c5-6f31-7cc0-8f3c-1b7c2a8e4d10")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pl := newPlan()
+		if _, err := rewrite(data, func(keys [][]byte, _ []byte) bool { pl.add(pathString(keys), 0); return false }, nil); err != nil || pl.empty() {
+			return
+		}
+		sealed, err := sealFields(data, fields{plan: pl, aead: aead, id: id, typ: "Fuzz", subject: "subject-1"})
+		if err != nil {
+			t.Fatalf("seal %q: %v", data, err)
+		}
+		if !json.Valid(sealed) || !bytes.Contains(sealed, []byte(envelopePrefix)) {
+			t.Fatalf("sealed %q as %q", data, sealed)
+		}
+		opened, err := openFields(sealed, fields{aead: aead, loaded: true, id: id, typ: "Fuzz", subject: "subject-1"})
+		if err != nil {
+			t.Fatalf("open %q (sealed from %q): %v", sealed, data, err)
+		}
+		want, err := decodeAny(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeAny(opened)
+		if err != nil {
+			t.Fatalf("opened %q, not JSON: %v", opened, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q sealed and opened is %q", data, opened)
+		}
+		// Bound to the subject: another one does not open it.
+		if _, err := openFields(sealed, fields{aead: aead, loaded: true, id: id, typ: "Fuzz", subject: "subject-2"}); !errors.Is(err, ErrTampered) {
+			t.Fatalf("opened under another subject: %v", err)
+		}
+	})
+}
+
+// TestPlainRun checks the eight-bytes-at-a-time scan of strings against the byte table for
+// every byte value at every position of a word, after plain bytes of both halves of the table.
+func TestPlainRun(t *testing.T) {
+	for _, fill := range []byte{'a', 0xC3, 0x7F, 0x20} {
+		for pos := range 17 {
+			for c := range 256 {
+				d := bytes.Repeat([]byte{fill}, 20)
+				d[pos] = byte(c)
+				want := pos
+				if plainStringByte[c] {
+					want = len(d)
+				}
+				if got := plainRun(d, 0); got != want {
+					t.Fatalf("fill %#x, byte %#x at %d: plainRun = %d, want %d", fill, c, pos, got, want)
+				}
+			}
+		}
+	}
 }

@@ -2,153 +2,282 @@ package shred
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
+	"slices"
 )
 
-// errBadJSON is returned by rewrite for input that is not one well-formed JSON value.
+// errBadJSON is returned by the walker for input that is not one well-formed JSON value.
 var errBadJSON = errors.New("malformed JSON")
 
-// maxDepth bounds the nesting rewrite follows; deeper documents are refused, not recursed into.
+// maxDepth bounds the nesting the walker follows; deeper documents are refused, not recursed
+// into.
 const maxDepth = 256
 
 // pathString joins the keys of a value's path with ".", the form of declared paths; a value
 // inside an array has "[]" for the array's element.
-func pathString(keys [][]byte) string { return string(bytes.Join(keys, []byte("."))) }
+func pathString(keys [][]byte) string { return string(appendPath(nil, keys)) }
+
+// appendPath appends the keys of a path joined with "." to dst.
+func appendPath(dst []byte, keys [][]byte) []byte {
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, '.')
+		}
+		dst = append(dst, k...)
+	}
+	return dst
+}
+
+// walkMode says what a walker does at the values it meets.
+type walkMode uint8
+
+const (
+	// walkGeneric calls the pick and fn functions of rewrite.
+	walkGeneric walkMode = iota
+	// walkSeal encrypts the values the plan marks sensitive (see fields.seal).
+	walkSeal
+	// walkOpen decrypts, or redacts, every envelope (see fields.open).
+	walkOpen
+)
+
+// walker is a single-pass JSON scanner. It checks the syntax of one whole document, tracks the
+// path of keys to each value, and splices replacements for the values it picks into a copy of
+// the document, copying the bytes between them in runs rather than token by token. White space
+// between tokens is dropped from the copy (as json.Compact does); a document with nothing to
+// replace and no such space is returned as it is, without a copy.
+//
+// The path is passed down as a slice of a stack array, never stored in the walker, so that the
+// fast paths (walkSeal and walkOpen) allocate only the output.
+type walker struct {
+	data []byte
+	i    int
+	out  []byte // nil until the first replacement
+	last int    // data[last:] is not yet copied to out
+	// space is set when white space between tokens was skipped since last.
+	space bool
+
+	mode walkMode
+	// walkGeneric
+	pick func([][]byte, []byte) bool
+	fn   func([][]byte, []byte) ([]byte, error)
+	// walkSeal and walkOpen; held by value, as a pointer to it would escape with the walker's
+	// content
+	f fields
+	// outCap is the capacity to allocate out with at the first replacement.
+	outCap int
+}
 
 // rewrite copies the JSON document data, replacing values: for each value below the top for
 // which pick returns true, the value's raw bytes are passed to fn and its result is written
 // instead. pick and fn see the keys of the value's path (see pathString) and its raw bytes.
 // Values not picked are copied byte for byte; white space between tokens is dropped. fn must
 // return one well-formed JSON value. rewrite checks the syntax of the whole document as it goes,
-// so that malformed input is refused rather than copied.
+// so that malformed input is refused rather than copied. The result may be data itself.
 func rewrite(data []byte, pick func(keys [][]byte, raw []byte) bool, fn func(keys [][]byte, raw []byte) ([]byte, error)) ([]byte, error) {
-	s := scanner{data: data, pick: pick, fn: fn, out: make([]byte, 0, len(data)+len(data)/2)}
-	s.skipSpace()
-	if err := s.value(0); err != nil {
+	w := walker{data: data, mode: walkGeneric, pick: pick, fn: fn, outCap: len(data) + len(data)/2}
+	return w.run()
+}
+
+// run walks the whole document and returns the copy.
+func (w *walker) run() ([]byte, error) {
+	var keys [16][]byte
+	w.skipSpace()
+	if err := w.value(0, keys[:0]); err != nil {
 		return nil, err
 	}
-	s.skipSpace()
-	if s.i != len(s.data) {
+	w.skipSpace()
+	if w.i != len(w.data) {
 		return nil, errBadJSON
 	}
-	return s.out, nil
+	if w.out == nil && !w.space {
+		return w.data, nil
+	}
+	w.flush(len(w.data), len(w.data))
+	return w.out, nil
 }
 
-type scanner struct {
-	data []byte
-	i    int
-	keys [][]byte
-	out  []byte
-	pick func([][]byte, []byte) bool
-	fn   func([][]byte, []byte) ([]byte, error)
-}
-
-func (s *scanner) skipSpace() {
-	for s.i < len(s.data) {
-		switch s.data[s.i] {
+func (w *walker) skipSpace() {
+	start := w.i
+	for w.i < len(w.data) {
+		switch w.data[w.i] {
 		case ' ', '\t', '\n', '\r':
-			s.i++
+			w.i++
 		default:
+			w.space = w.space || w.i > start
 			return
 		}
 	}
+	w.space = w.space || w.i > start
 }
 
-// value copies (or replaces) the value at s.i to s.out.
-func (s *scanner) value(depth int) error {
-	if depth > maxDepth || s.i >= len(s.data) {
+// flush copies data[last:to] to out (compacted when it holds white space between tokens) and
+// moves last to next. to and next lie between tokens.
+func (w *walker) flush(to, next int) {
+	if w.out == nil {
+		w.out = make([]byte, 0, max(w.outCap, len(w.data)))
+	}
+	if w.space {
+		w.out = appendCompact(w.out, w.data[w.last:to])
+	} else {
+		w.out = append(w.out, w.data[w.last:to]...)
+	}
+	w.last, w.space = next, false
+}
+
+// appendCompact appends seg to dst without the white space outside strings; seg starts and
+// ends outside a string.
+func appendCompact(dst, seg []byte) []byte {
+	inString := false
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if inString {
+			dst = append(dst, c)
+			switch c {
+			case '\\':
+				if i+1 < len(seg) {
+					i++
+					dst = append(dst, seg[i])
+				}
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '"':
+			inString = true
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// value walks the value at w.i, whose path is keys.
+func (w *walker) value(depth int, keys [][]byte) error {
+	if depth > maxDepth || w.i >= len(w.data) {
 		return errBadJSON
 	}
-	c := s.data[s.i]
-	if c == '{' || c == '[' {
-		if len(s.keys) > 0 {
-			start := s.i
-			if err := s.skipValue(depth); err != nil {
-				return err
+	start := w.i
+	c := w.data[start]
+	if len(keys) > 0 {
+		switch w.mode {
+		case walkSeal:
+			if kind, ok := w.f.plan.lookup(keys); ok {
+				if err := w.skipValue(depth); err != nil {
+					return err
+				}
+				w.flush(start, w.i)
+				return w.f.seal(w, keys, kind, w.data[start:w.i])
 			}
-			if raw := s.data[start:s.i]; s.pick(s.keys, raw) {
-				return s.replace(raw)
+		case walkGeneric:
+			if c == '{' || c == '[' {
+				if err := w.skipValue(depth); err != nil {
+					return err
+				}
+				if raw := w.data[start:w.i]; w.pick(slices.Clone(keys), raw) {
+					return w.replace(start, keys, raw)
+				}
+				w.i = start
 			}
-			s.i = start
 		}
-		return s.container(depth)
 	}
-	start := s.i
-	if err := s.skipValue(depth); err != nil {
-		return err
+	switch c {
+	case '{', '[':
+		return w.container(depth, keys)
+	case '"':
+		if _, err := w.skipString(); err != nil {
+			return err
+		}
+	default:
+		if err := w.skipScalar(); err != nil {
+			return err
+		}
 	}
-	raw := s.data[start:s.i]
-	if len(s.keys) > 0 && s.pick(s.keys, raw) {
-		return s.replace(raw)
+	if len(keys) == 0 {
+		return nil
 	}
-	s.out = append(s.out, raw...)
+	raw := w.data[start:w.i]
+	switch w.mode {
+	case walkOpen:
+		if isEnvelope(raw) {
+			w.flush(start, w.i)
+			return w.f.open(w, keys, raw)
+		}
+	case walkGeneric:
+		if w.pick(slices.Clone(keys), raw) {
+			return w.replace(start, keys, raw)
+		}
+	}
 	return nil
 }
 
-func (s *scanner) replace(raw []byte) error {
-	rep, err := s.fn(s.keys, raw)
+// replace writes fn's replacement of the value data[start:w.i]. pick and fn get a copy of the
+// path: the walker's own stays on the stack.
+func (w *walker) replace(start int, keys [][]byte, raw []byte) error {
+	rep, err := w.fn(slices.Clone(keys), raw)
 	if err != nil {
 		return err
 	}
-	s.out = append(s.out, rep...)
+	w.flush(start, w.i)
+	w.out = append(w.out, rep...)
 	return nil
 }
 
-// container copies the object or array at s.i, descending into its values.
-func (s *scanner) container(depth int) error {
-	open := s.data[s.i]
+// container walks the object or array at w.i, whose path is keys, descending into its values.
+func (w *walker) container(depth int, keys [][]byte) error {
+	open := w.data[w.i]
 	closer := byte('}')
 	if open == '[' {
 		closer = ']'
 	}
-	s.out = append(s.out, open)
-	s.i++
-	s.skipSpace()
-	if s.i < len(s.data) && s.data[s.i] == closer {
-		s.i++
-		s.out = append(s.out, closer)
+	w.i++
+	w.skipSpace()
+	if w.i < len(w.data) && w.data[w.i] == closer {
+		w.i++
 		return nil
 	}
-	n := len(s.keys)
-	defer func() { s.keys = s.keys[:n] }()
+	n := len(keys)
 	for {
 		if open == '{' {
-			keyStart := s.i
-			if err := s.skipString(); err != nil {
-				return err
-			}
-			key, err := unquote(s.data[keyStart:s.i])
+			keyStart := w.i
+			escaped, err := w.skipString()
 			if err != nil {
 				return err
 			}
-			s.out = append(s.out, s.data[keyStart:s.i]...)
-			s.skipSpace()
-			if s.i >= len(s.data) || s.data[s.i] != ':' {
+			key := w.data[keyStart+1 : w.i-1]
+			if escaped {
+				if key, err = unquote(w.data[keyStart:w.i]); err != nil {
+					return err
+				}
+			}
+			w.skipSpace()
+			if w.i >= len(w.data) || w.data[w.i] != ':' {
 				return errBadJSON
 			}
-			s.i++
-			s.out = append(s.out, ':')
-			s.keys = append(s.keys[:n], key)
+			w.i++
+			keys = append(keys[:n], key)
 		} else {
-			s.keys = append(s.keys[:n], arrayKey)
+			keys = append(keys[:n], arrayKey)
 		}
-		s.skipSpace()
-		if err := s.value(depth + 1); err != nil {
+		w.skipSpace()
+		if err := w.value(depth+1, keys); err != nil {
 			return err
 		}
-		s.skipSpace()
-		if s.i >= len(s.data) {
+		w.skipSpace()
+		if w.i >= len(w.data) {
 			return errBadJSON
 		}
-		switch s.data[s.i] {
+		switch w.data[w.i] {
 		case ',':
-			s.i++
-			s.out = append(s.out, ',')
-			s.skipSpace()
+			w.i++
+			w.skipSpace()
 		case closer:
-			s.i++
-			s.out = append(s.out, closer)
+			w.i++
 			return nil
 		default:
 			return errBadJSON
@@ -172,65 +301,71 @@ func unquote(tok []byte) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// skipValue moves s.i past one JSON value, checking its syntax.
-func (s *scanner) skipValue(depth int) error {
-	if depth > maxDepth || s.i >= len(s.data) {
+// skipValue moves w.i past one JSON value, checking its syntax, without visiting what is inside.
+func (w *walker) skipValue(depth int) error {
+	if depth > maxDepth || w.i >= len(w.data) {
 		return errBadJSON
 	}
-	switch c := s.data[s.i]; c {
+	switch c := w.data[w.i]; c {
 	case '"':
-		return s.skipString()
+		_, err := w.skipString()
+		return err
 	case '{', '[':
 		closer := byte('}')
 		if c == '[' {
 			closer = ']'
 		}
-		s.i++
-		s.skipSpace()
-		if s.i < len(s.data) && s.data[s.i] == closer {
-			s.i++
+		w.i++
+		w.skipSpace()
+		if w.i < len(w.data) && w.data[w.i] == closer {
+			w.i++
 			return nil
 		}
 		for {
 			if c == '{' {
-				if err := s.skipString(); err != nil {
+				if _, err := w.skipString(); err != nil {
 					return err
 				}
-				s.skipSpace()
-				if s.i >= len(s.data) || s.data[s.i] != ':' {
+				w.skipSpace()
+				if w.i >= len(w.data) || w.data[w.i] != ':' {
 					return errBadJSON
 				}
-				s.i++
-				s.skipSpace()
+				w.i++
+				w.skipSpace()
 			}
-			if err := s.skipValue(depth + 1); err != nil {
+			if err := w.skipValue(depth + 1); err != nil {
 				return err
 			}
-			s.skipSpace()
-			if s.i >= len(s.data) {
+			w.skipSpace()
+			if w.i >= len(w.data) {
 				return errBadJSON
 			}
-			if s.data[s.i] == closer {
-				s.i++
+			if w.data[w.i] == closer {
+				w.i++
 				return nil
 			}
-			if s.data[s.i] != ',' {
+			if w.data[w.i] != ',' {
 				return errBadJSON
 			}
-			s.i++
-			s.skipSpace()
+			w.i++
+			w.skipSpace()
 		}
 	default:
-		start := s.i
-		for s.i < len(s.data) {
-			switch s.data[s.i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return scalar(s.data[start:s.i])
-			}
-			s.i++
-		}
-		return scalar(s.data[start:s.i])
+		return w.skipScalar()
 	}
+}
+
+// skipScalar moves w.i past a number, true, false or null, checking it.
+func (w *walker) skipScalar() error {
+	start := w.i
+	for w.i < len(w.data) {
+		switch w.data[w.i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return scalar(w.data[start:w.i])
+		}
+		w.i++
+	}
+	return scalar(w.data[start:w.i])
 }
 
 // scalar checks a number, true, false or null token.
@@ -239,44 +374,120 @@ func scalar(tok []byte) error {
 	case "true", "false", "null":
 		return nil
 	}
-	if len(tok) == 0 || !json.Valid(tok) || tok[0] == '"' || tok[0] == '{' || tok[0] == '[' {
+	if !isNumber(tok) {
 		return errBadJSON
 	}
 	return nil
 }
 
-// skipString moves s.i past one JSON string, checking its escapes and that it holds no control
-// characters.
-func (s *scanner) skipString() error {
-	if s.i >= len(s.data) || s.data[s.i] != '"' {
-		return errBadJSON
+// isNumber reports whether tok is a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isNumber(tok []byte) bool {
+	i := 0
+	if i < len(tok) && tok[i] == '-' {
+		i++
 	}
-	for j := s.i + 1; j < len(s.data); j++ {
-		switch c := s.data[j]; {
+	switch {
+	case i < len(tok) && tok[i] == '0':
+		i++
+	case i < len(tok) && '1' <= tok[i] && tok[i] <= '9':
+		for i < len(tok) && isDigit(tok[i]) {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(tok) && tok[i] == '.' {
+		i++
+		if i >= len(tok) || !isDigit(tok[i]) {
+			return false
+		}
+		for i < len(tok) && isDigit(tok[i]) {
+			i++
+		}
+	}
+	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+			i++
+		}
+		if i >= len(tok) || !isDigit(tok[i]) {
+			return false
+		}
+		for i < len(tok) && isDigit(tok[i]) {
+			i++
+		}
+	}
+	return i == len(tok)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// skipString moves w.i past one JSON string, checking its escapes and that it holds no control
+// characters, and reports whether it has escapes.
+func (w *walker) skipString() (escaped bool, err error) {
+	d := w.data
+	if w.i >= len(d) || d[w.i] != '"' {
+		return false, errBadJSON
+	}
+	j := w.i + 1
+	for {
+		j = plainRun(d, j)
+		if j >= len(d) {
+			return false, errBadJSON
+		}
+		switch c := d[j]; {
 		case c == '"':
-			s.i = j + 1
-			return nil
+			w.i = j + 1
+			return escaped, nil
 		case c < 0x20:
-			return errBadJSON
-		case c == '\\':
-			if j+1 >= len(s.data) {
-				return errBadJSON
+			return false, errBadJSON
+		default: // a backslash
+			escaped = true
+			if j+1 >= len(d) {
+				return false, errBadJSON
 			}
-			switch s.data[j+1] {
+			switch d[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				j++
+				j += 2
 			case 'u':
-				if j+5 >= len(s.data) || !isHex4(s.data[j+2:j+6]) {
-					return errBadJSON
+				if j+5 >= len(d) || !isHex4(d[j+2:j+6]) {
+					return false, errBadJSON
 				}
-				j += 5
+				j += 6
 			default:
-				return errBadJSON
+				return false, errBadJSON
 			}
 		}
 	}
-	return errBadJSON
 }
+
+// plainRun returns the index of the first byte from j on that a JSON string does not hold as it
+// is (a quote, a backslash or a control character), or len(d). It tests eight bytes at a time:
+// in each of the three masks the lowest flagged byte is exact (a borrow only runs upwards from
+// a matching byte), so the lowest bit of their union is the first such byte.
+func plainRun(d []byte, j int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; j+8 <= len(d); j += 8 {
+		x := binary.LittleEndian.Uint64(d[j:])
+		quote, backslash := x^(ones*'"'), x^(ones*'\\')
+		if m := ((quote-ones)&^quote | (backslash-ones)&^backslash | (x-ones*0x20)&^x) & highs; m != 0 {
+			return j + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for j < len(d) && plainStringByte[d[j]] {
+		j++
+	}
+	return j
+}
+
+// plainStringByte is true for the bytes a JSON string holds as they are: all but the quote,
+// the backslash and the control characters.
+var plainStringByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex4(b []byte) bool {
 	for _, c := range b {

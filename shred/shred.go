@@ -123,17 +123,20 @@ func (pl plan) add(path string, kind byte) {
 	pl.leaves[path[strings.LastIndexByte(path, '.')+1:]] = true
 }
 
-// picks reports whether the value at keys is sensitive.
-func (pl plan) picks(keys [][]byte) bool {
+// lookup reports whether the value at keys is sensitive, and its kind (see plan.sensitive).
+// It allocates nothing: most values are ruled out by their last key alone, and the path of the
+// others is joined on the stack.
+func (pl plan) lookup(keys [][]byte) (byte, bool) {
 	if !pl.leaves[string(keys[len(keys)-1])] {
-		return false
+		return 0, false
 	}
 	if len(keys) == 1 {
-		_, ok := pl.sensitive[string(keys[0])]
-		return ok
+		kind, ok := pl.sensitive[string(keys[0])]
+		return kind, ok
 	}
-	_, ok := pl.sensitive[pathString(keys)]
-	return ok
+	var buf [128]byte
+	kind, ok := pl.sensitive[string(appendPath(buf[:0], keys))]
+	return kind, ok
 }
 
 func (pl plan) empty() bool { return len(pl.sensitive) == 0 }
@@ -184,28 +187,34 @@ func (p *Protector) OnErase(h ErasureHook) {
 
 // planOf returns the plan of a Go value: from its struct tags, else from the declared schema.
 func (p *Protector) planOf(v any, typ string) plan {
-	if t := reflect.TypeOf(v); t != nil {
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		if t.Kind() == reflect.Struct {
-			if cached, ok := p.plans.Load(t); ok {
-				if pl := cached.(plan); !pl.empty() {
-					return pl
-				}
-			} else {
-				pl := newPlan()
-				tagPlan(t, "", nil, &pl, 0)
-				p.plans.Store(t, pl)
-				if !pl.empty() {
-					return pl
-				}
-			}
-		}
+	if pl := p.typePlan(v); !pl.empty() {
+		return pl
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.declared[typ]
+}
+
+// typePlan returns the plan of the struct tags of v's type (through pointers), cached per type;
+// an empty plan for a value that is not a struct.
+func (p *Protector) typePlan(v any) plan {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return plan{}
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return plan{}
+	}
+	if cached, ok := p.plans.Load(t); ok {
+		return cached.(plan)
+	}
+	pl := newPlan()
+	tagPlan(t, "", nil, &pl, 0)
+	p.plans.Store(t, pl)
+	return pl
 }
 
 // tagPlan collects the strata tags of t's fields, descending into struct fields.
@@ -282,22 +291,20 @@ func (p *Protector) Encode(ctx context.Context, v any, rec *codec.Record) error 
 	if erased {
 		return strata.Errorf(strata.Forbidden, op, "event type %q names data subject %q: %w; its personal data is not written again", rec.Type, subject, ErrErased)
 	}
-	var ad []byte
-	data, err := rewrite(rec.Data, func(keys [][]byte, _ []byte) bool { return pl.picks(keys) },
-		func(keys [][]byte, raw []byte) ([]byte, error) {
-			ad = fieldAD(ad, rec.ID, rec.Type, keys, subject)
-			return seal(aead, pl.sensitive[pathString(keys)], raw, ad)
-		})
+	data, err := sealFields(rec.Data, fields{plan: pl, aead: aead, id: rec.ID, typ: rec.Type, subject: subject})
 	if err != nil {
 		return strata.Errorf(strata.Invalid, op, "event type %q: %w", rec.Type, err)
 	}
 	rec.Data = data
-	extra := maps.Clone(rec.Meta.Extra)
-	if extra == nil {
-		extra = map[string]string{}
+	if rec.Meta.Extra[MetaSubject] != subject {
+		// The caller's map may be shared (by the events of a batch): set the key on a copy.
+		extra := maps.Clone(rec.Meta.Extra)
+		if extra == nil {
+			extra = make(map[string]string, 1)
+		}
+		extra[MetaSubject] = subject
+		rec.Meta.Extra = extra
 	}
-	extra[MetaSubject] = subject
-	rec.Meta.Extra = extra
 	return nil
 }
 
@@ -309,33 +316,7 @@ func (p *Protector) Decode(ctx context.Context, rec *codec.Record) error {
 		return nil
 	}
 	subject := rec.Meta.Extra[MetaSubject]
-	var (
-		aead   cipher.AEAD
-		erased bool
-		loaded bool
-		ad     []byte
-	)
-	data, err := rewrite(rec.Data, func(_ [][]byte, raw []byte) bool { return isEnvelope(raw) },
-		func(keys [][]byte, raw []byte) ([]byte, error) {
-			env, err := parseEnvelope(raw)
-			if err != nil {
-				return nil, err
-			}
-			if subject == "" {
-				return nil, fmt.Errorf("%w: no %q in the metadata", ErrEnvelope, MetaSubject)
-			}
-			if !loaded {
-				if aead, erased, err = p.dataKey(ctx, subject, false); err != nil {
-					return nil, err
-				}
-				loaded = true
-			}
-			if erased {
-				return env.redaction(), nil
-			}
-			ad = fieldAD(ad, rec.ID, rec.Type, keys, subject)
-			return open(aead, env, ad)
-		})
+	data, err := openFields(rec.Data, fields{id: rec.ID, typ: rec.Type, subject: subject, p: p, ctx: ctx})
 	if err != nil {
 		var se *strata.Error
 		if errors.As(err, &se) {
