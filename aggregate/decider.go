@@ -25,6 +25,18 @@ type Command interface {
 	CommandName() string
 }
 
+// Creator is implemented by a command that starts a stream, such as IssueCertificate. Handle
+// decides such a command on the initial state and appends it expecting no stream, without
+// reading the stream first: one round trip to the store instead of two. When the stream exists
+// after all (or the decider refuses the command on the initial state), Handle loads the stream
+// and decides again as for any other command, so the decider always has the last word on the
+// real state. A command ID handled before is still recognised.
+type Creator interface {
+	Command
+	// CreatesStream reports whether this command is meant for a stream with no events.
+	CreatesStream() bool
+}
+
 // Decider is the pure core of an aggregate.
 type Decider[S any, C Command, E any] struct {
 	// Initial returns the state of a stream with no events. Nil means S's zero value.

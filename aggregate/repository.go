@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -53,6 +54,9 @@ type Repository[S any, C Command, E any] struct {
 	decider Decider[S, C, E]
 	snaps   strata.SnapshotStore
 	cfg     config
+	// sensitive is set when S has fields tagged strata:"sensitive": its snapshots must go
+	// through a SnapshotProtector.
+	sensitive bool
 }
 
 type config struct {
@@ -74,7 +78,9 @@ func WithRetries(n int) Option { return func(c *config) { c.retries = max(n, 0) 
 // WithSnapshots saves a snapshot of the state each time a command moves the stream past a
 // multiple of every events, and loads from the snapshot when there is one. schema is the version
 // of S's JSON encoding: change it when S changes shape, and snapshots of other schemas are
-// ignored (and replaced in time). The store must implement strata.SnapshotStore.
+// ignored (and replaced in time). The store must implement strata.SnapshotStore. A state with
+// fields tagged strata:"sensitive" is snapshotted only through a SnapshotProtector of the codec
+// registry (a *shred.Protector), never in clear.
 func WithSnapshots(every int, schema int) Option {
 	return func(c *config) { c.snapshotEvery, c.snapshotSchema = int64(every), schema }
 }
@@ -110,6 +116,7 @@ func New[S any, C Command, E any](store strata.Store, reg *codec.Registry, d Dec
 			return nil, strata.Errorf(strata.Invalid, op, "snapshots need a store that implements strata.SnapshotStore; %T does not", store)
 		}
 		r.snaps = ss
+		r.sensitive = hasSensitive(reflect.TypeFor[S]())
 	}
 	if r.cfg.log != nil {
 		if err := r.cfg.log.init(reg); err != nil {
@@ -138,11 +145,7 @@ func (r *Repository[S, C, E]) load(ctx context.Context, stream string, upTo int6
 		snap, err := r.snaps.LoadSnapshot(ctx, stream)
 		switch {
 		case err == nil && snap.Schema == r.cfg.snapshotSchema && (upTo == 0 || snap.Version <= upTo):
-			s := r.decider.initial()
-			if uerr := json.Unmarshal(snap.Data, &s); uerr != nil {
-				// A snapshot that no longer decodes costs a full replay, not an outage.
-				r.cfg.logger.WarnContext(ctx, "strata: ignoring a snapshot that does not decode", "stream", stream, "version", snap.Version, "error", uerr)
-			} else {
+			if s, ok := r.openSnapshot(ctx, &snap); ok {
 				state, version = s, snap.Version
 			}
 		case err == nil, errors.Is(err, strata.ErrNotFound):
@@ -202,12 +205,24 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, env Envelope[C]) (Resu
 		meta.Correlation = meta.Causation
 	}
 	name := env.Command.CommandName()
+	creator, guess := any(env.Command).(Creator)
+	guess = guess && creator.CreatesStream()
 	for attempt := 0; ; attempt++ {
-		state, version, err := r.load(ctx, env.Stream, 0)
-		if err != nil {
+		var (
+			state   S
+			version int64
+			err     error
+		)
+		if guess {
+			state = r.decider.initial() // the stream is guessed to be new; the append checks it
+		} else if state, version, err = r.load(ctx, env.Stream, 0); err != nil {
 			return Result[S]{}, err
 		}
 		events, err := r.decide(state, env.Command)
+		if err != nil && guess {
+			guess, attempt = false, attempt-1 // refused on a guessed state: decide on the real one
+			continue
+		}
 		if err != nil {
 			r.cfg.log.failed(ctx, r.codec, r.store, env.ID, env.Stream, name, meta, version, start, err)
 			return Result[S]{State: state, Version: version}, err
@@ -248,6 +263,9 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, env Envelope[C]) (Resu
 			return Result[S]{State: newState, Version: newVersion, Events: len(events)}, nil
 		case errors.Is(err, strata.ErrEventIDReused):
 			return r.duplicate(ctx, env.Stream)
+		case IsVersionConflict(err) && guess:
+			guess, attempt = false, attempt-1 // the stream exists: a wrong guess is not a retry
+			continue
 		case IsVersionConflict(err) && attempt < r.cfg.retries:
 			continue
 		}
@@ -305,11 +323,54 @@ func (r *Repository[S, C, E]) maybeSnapshot(ctx context.Context, stream string, 
 }
 
 func (r *Repository[S, C, E]) saveSnapshot(ctx context.Context, stream string, state S, version int64) error {
+	const op = "aggregate snapshot"
 	data, err := json.Marshal(state)
 	if err != nil {
-		return strata.Errorf(strata.Invalid, "aggregate snapshot", "encode state of %q: %w", stream, err)
+		return strata.Errorf(strata.Invalid, op, "encode state of %q: %w", stream, err)
 	}
-	return r.snaps.SaveSnapshot(ctx, strata.Snapshot{Stream: stream, Version: version, Schema: r.cfg.snapshotSchema, Data: data})
+	snap := strata.Snapshot{Stream: stream, Version: version, Schema: r.cfg.snapshotSchema, Data: data}
+	switch p := snapshotProtector(r.codec); {
+	case p != nil:
+		if err := p.SealSnapshot(ctx, state, &snap); err != nil {
+			return strata.Errorf(strata.Invalid, op, "protect the snapshot of %q: %w", stream, err)
+		}
+	case r.sensitive:
+		return strata.Errorf(strata.Invalid, op, "the state of %q (%T) has fields tagged strata:\"sensitive\", and no transform of the codec registry protects snapshots (install a *shred.Protector with Use): no snapshot is saved in clear", stream, state)
+	}
+	return r.snaps.SaveSnapshot(ctx, snap)
+}
+
+// openSnapshot decodes a loaded snapshot, through the registry's SnapshotProtector when it has
+// one. It reports false when the snapshot is not to be used: it does not open or decode (a full
+// replay, not an outage), it holds personal data of an erased subject (it is deleted, and the
+// replay yields the redaction markers that the events yield), or the state has sensitive fields
+// and there is no protector to open it.
+func (r *Repository[S, C, E]) openSnapshot(ctx context.Context, snap *strata.Snapshot) (S, bool) {
+	s := r.decider.initial()
+	p := snapshotProtector(r.codec)
+	if p == nil && r.sensitive {
+		r.cfg.logger.WarnContext(ctx, "strata: ignoring the snapshot of a state with sensitive fields: no transform of the codec registry opens snapshots", "stream", snap.Stream, "version", snap.Version)
+		return s, false
+	}
+	if p != nil {
+		ok, err := p.OpenSnapshot(ctx, (*S)(nil), snap)
+		if err != nil {
+			r.cfg.logger.WarnContext(ctx, "strata: ignoring a snapshot that does not open", "stream", snap.Stream, "version", snap.Version, "error", err)
+			return s, false
+		}
+		if !ok {
+			if err := r.snaps.DeleteSnapshot(ctx, snap.Stream); err != nil {
+				r.cfg.logger.WarnContext(ctx, "strata: deleting the snapshot of an erased subject failed", "stream", snap.Stream, "version", snap.Version, "error", err)
+			}
+			return s, false
+		}
+	}
+	if err := json.Unmarshal(snap.Data, &s); err != nil {
+		// A snapshot that no longer decodes costs a full replay, not an outage.
+		r.cfg.logger.WarnContext(ctx, "strata: ignoring a snapshot that does not decode", "stream", snap.Stream, "version", snap.Version, "error", err)
+		return r.decider.initial(), false
+	}
+	return s, true
 }
 
 // decide runs the decider, turning a panic into an error: a command never crashes the process.

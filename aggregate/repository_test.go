@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"testing"
 
@@ -25,7 +26,14 @@ type (
 		N int `json:"n"`
 	}
 	wasReset struct{}
+	// open starts a counter: a stream-creating command.
+	open struct{ N int }
 )
+
+func (open) CommandName() string { return "counter.Open" }
+func (open) CreatesStream() bool { return true }
+
+var errOpen = errors.New("counter: already open")
 
 func (add) CommandName() string   { return "counter.Add" }
 func (reset) CommandName() string { return "counter.Reset" }
@@ -46,6 +54,14 @@ var counterDecider = aggregate.Decider[counter, aggregate.Command, any]{
 			}
 			if c.N == 0 {
 				return nil, nil
+			}
+			return []any{added{N: c.N}}, nil
+		case open:
+			if s.Adds > 0 {
+				return nil, errOpen
+			}
+			if c.N < 0 {
+				return nil, errNegative
 			}
 			return []any{added{N: c.N}}, nil
 		case reset:
@@ -389,5 +405,68 @@ func TestReplayNeverPanics(t *testing.T) {
 	}
 	if _, err := bad.Handle(ctx, cmd("counter-2", add{N: 1})); !errors.Is(err, strata.ErrInternal) {
 		t.Fatalf("panicking decider: %v", err)
+	}
+}
+
+// readCounter counts the stream reads of a store.
+type readCounter struct {
+	strata.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (r *readCounter) ReadStream(ctx context.Context, stream string, opts strata.ReadStreamOptions) iter.Seq2[strata.Event, error] {
+	r.mu.Lock()
+	r.reads++
+	r.mu.Unlock()
+	return r.Store.ReadStream(ctx, stream, opts)
+}
+
+func (r *readCounter) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reads
+}
+
+// TestCreatorSkipsTheRead checks that a stream-creating command is appended without reading
+// the stream, and that the decider still decides on the real state when the guess is wrong.
+func TestCreatorSkipsTheRead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, retries := range []int{aggregate.DefaultRetries, 0} {
+		st := &readCounter{Store: inmem.New()}
+		t.Cleanup(func() { st.Close() })
+		repo, err := aggregate.New(st, counterRegistry(t), counterDecider, aggregate.WithRetries(retries))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := cmd("counter-1", open{N: 3})
+		res, err := repo.Handle(ctx, first)
+		if err != nil || res.Version != 1 || res.State.Total != 3 || res.Events != 1 {
+			t.Fatalf("retries %d: open: %+v %v", retries, res, err)
+		}
+		if n := st.count(); n != 0 {
+			t.Fatalf("retries %d: opening a new stream read it %d times", retries, n)
+		}
+		// Another open of the same stream: the guess is wrong, and the decider refuses on the
+		// real state, whatever the retry budget.
+		if _, err := repo.Handle(ctx, cmd("counter-1", open{N: 4})); !errors.Is(err, errOpen) {
+			t.Fatalf("retries %d: second open: %v, want errOpen", retries, err)
+		}
+		// The first command again: recognised by its ID.
+		if res, err := repo.Handle(ctx, first); err != nil || !res.Duplicate || res.Version != 1 {
+			t.Fatalf("retries %d: repeated open: %+v %v", retries, res, err)
+		}
+		// Refused on the initial state: decided again on the real one, which refuses too.
+		if _, err := repo.Handle(ctx, cmd("counter-2", open{N: -1})); !errors.Is(err, errNegative) {
+			t.Fatalf("retries %d: refused open: %v", retries, err)
+		}
+		if info, _ := st.StreamInfo(ctx, "counter-2"); info.Exists {
+			t.Fatalf("retries %d: a refused open wrote", retries)
+		}
+		evs, err := storetest.Collect(st.ReadStream(ctx, "counter-1", strata.ReadStreamOptions{}))
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("retries %d: stream has %d events (%v), want 1", retries, len(evs), err)
+		}
 	}
 }

@@ -70,6 +70,10 @@ type (
 // CommandName implements aggregate.Command.
 func (IssueCertificate) CommandName() string { return "pki.IssueCertificate" }
 
+// CreatesStream makes the repository append an issue without reading the (new) stream first;
+// issuing a serial that exists is still refused, on the stream's real state.
+func (IssueCertificate) CreatesStream() bool { return true }
+
 // CommandName implements aggregate.Command.
 func (RenewCertificate) CommandName() string { return "pki.RenewCertificate" }
 
