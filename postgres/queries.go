@@ -117,7 +117,7 @@ func buildQueries(schema string) queries {
 	WHERE h.top IS NOT NULL AND pg_current_xact_id()::text::bigint + c.tx_offset <= h.top`),
 		// notify commits asynchronously: a NOTIFY transaction has an ID and a commit record,
 		// and waiting for its WAL flush would only delay the next append's.
-		notify:  `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`,
+		notify: `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`,
 		lookup: r.Replace(`SELECT ` + eventColumns + ` FROM {schema}.events WHERE id = ANY($1::uuid[])`),
 
 		readForward: r.Replace(`SELECT ` + eventColumns + ` FROM {schema}.events
