@@ -37,6 +37,7 @@ type Store struct {
 	keys        keyData                    // of keys.go; zero value holds no keys or schemas
 
 	proj projections // projection.go; zero value ready
+	tm   transmits   // transmit.go; zero value ready
 
 	signal follow.Signal
 	done   chan struct{}

@@ -34,7 +34,7 @@ type Features struct {
 	// capabilities.go (strata.SnapshotStore, strata.TimerStore, strata.CheckpointStore), as
 	// every backend of this module does: a store that lacks one then fails its section instead
 	// of skipping it. It also makes the sections of keys_capability.go (strata.KeyStore,
-	// strata.SchemaStore) required.
+	// strata.SchemaStore) and of transmit_capability.go (strata.TransmitStore) required.
 	Capabilities bool
 	// RawContains, when set, reports whether needle occurs anywhere in what the backend keeps
 	// for s: in every column of every row of every table of its database (text columns as the
@@ -89,6 +89,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"Keys", s.runKeys},
 		{"Ledger", s.runLedger},
 		{"Projections", s.runProjections},
+		{"Transmit", s.runTransmit},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

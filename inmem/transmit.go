@@ -1,0 +1,166 @@
+package inmem
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-events/strata"
+)
+
+var _ strata.TransmitStore = (*Store)(nil)
+
+// transmits holds strata.TransmitStore's data, guarded by the store's mutex.
+type transmits struct {
+	state map[string]*strata.TransmitterState
+	recs  map[string]map[uuid.UUID]strata.Delivery // by transmitter, then event
+}
+
+// CommitDeliveries implements strata.TransmitStore.
+func (s *Store) CommitDeliveries(ctx context.Context, c strata.DeliveryCommit) error {
+	const op = "commit deliveries"
+	c, err := strata.PrepareDeliveryCommit(op, c)
+	if err != nil {
+		return err
+	}
+	if err := s.lock(ctx, op); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	tm := &s.tm
+	if tm.state == nil {
+		tm.state = map[string]*strata.TransmitterState{}
+		tm.recs = map[string]map[uuid.UUID]strata.Delivery{}
+	}
+	st := tm.state[c.Transmitter]
+	if st == nil {
+		st = &strata.TransmitterState{Name: c.Transmitter}
+		tm.state[c.Transmitter] = st
+		tm.recs[c.Transmitter] = map[uuid.UUID]strata.Delivery{}
+	}
+	if c.Checkpoint != nil {
+		st.Checkpoint = *c.Checkpoint
+	}
+	st.UpdatedAt = strata.Timestamp(s.now())
+	for _, d := range c.Deliveries {
+		tm.recs[c.Transmitter][d.EventID] = d
+	}
+	return nil
+}
+
+// TransmitCheckpoint implements strata.TransmitStore.
+func (s *Store) TransmitCheckpoint(ctx context.Context, transmitter string) (strata.Position, error) {
+	const op = "transmit checkpoint"
+	if err := strata.ValidateTransmitterName(op, transmitter); err != nil {
+		return strata.Start, err
+	}
+	if err := s.rlock(ctx, op); err != nil {
+		return strata.Start, err
+	}
+	defer s.mu.RUnlock()
+	if st := s.tm.state[transmitter]; st != nil {
+		return st.Checkpoint, nil
+	}
+	return strata.Start, nil
+}
+
+// Deliveries implements strata.TransmitStore.
+func (s *Store) Deliveries(ctx context.Context, q strata.DeliveryQuery) ([]strata.Delivery, error) {
+	const op = "deliveries"
+	q, err := strata.PrepareDeliveryQuery(op, q)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rlock(ctx, op); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var out []strata.Delivery
+	for _, d := range s.tm.recs[q.Transmitter] {
+		if (q.Status == "" || d.Status == q.Status) && q.After.Less(d.Position) {
+			out = append(out, d)
+		}
+	}
+	slices.SortFunc(out, func(a, b strata.Delivery) int {
+		return cmp.Or(a.Position.Compare(b.Position), slices.Compare(a.EventID[:], b.EventID[:]))
+	})
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out, nil
+}
+
+// RequeueDeliveries implements strata.TransmitStore.
+func (s *Store) RequeueDeliveries(ctx context.Context, transmitter string, ids []uuid.UUID) (int64, error) {
+	const op = "requeue deliveries"
+	if err := strata.PrepareRequeue(op, transmitter, ids); err != nil {
+		return 0, err
+	}
+	if err := s.lock(ctx, op); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	var n int64
+	recs := s.tm.recs[transmitter]
+	for _, id := range ids {
+		if d, ok := recs[id]; ok && d.Status == strata.DeliveryDead {
+			d.Status = strata.DeliveryPending
+			recs[id] = d
+			n++
+		}
+	}
+	return n, nil
+}
+
+// TransmitterStates implements strata.TransmitStore.
+func (s *Store) TransmitterStates(ctx context.Context) ([]strata.TransmitterState, error) {
+	const op = "transmitter states"
+	if err := s.rlock(ctx, op); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var out []strata.TransmitterState
+	for name, st := range s.tm.state {
+		c := *st
+		c.Pending, c.Sent, c.Failed, c.Dead = 0, 0, 0, 0
+		for _, d := range s.tm.recs[name] {
+			switch d.Status {
+			case strata.DeliveryPending:
+				c.Pending++
+			case strata.DeliverySent:
+				c.Sent++
+			case strata.DeliveryFailed:
+				c.Failed++
+			case strata.DeliveryDead:
+				c.Dead++
+			}
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b strata.TransmitterState) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// PruneDeliveries implements strata.TransmitStore.
+func (s *Store) PruneDeliveries(ctx context.Context, transmitter string, before time.Time) (int64, error) {
+	const op = "prune deliveries"
+	if err := strata.ValidateTransmitterName(op, transmitter); err != nil {
+		return 0, err
+	}
+	if err := s.lock(ctx, op); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	var n int64
+	before = strata.Timestamp(before)
+	for id, d := range s.tm.recs[transmitter] {
+		if d.Status == strata.DeliverySent && d.SentAt.Before(before) {
+			delete(s.tm.recs[transmitter], id)
+			n++
+		}
+	}
+	return n, nil
+}

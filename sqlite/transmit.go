@@ -1,0 +1,54 @@
+package sqlite
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/internal/transmitstore"
+)
+
+var _ strata.TransmitStore = (*Store)(nil)
+
+// transmits is the shared implementation of strata.TransmitStore (migration 0007). Its
+// transactions run on the write connection in their turn, like the projections'.
+func (s *Store) transmits() *transmitstore.Store {
+	return &transmitstore.Store{B: projBackend{s}, D: transmitstore.Dialect{
+		Table:        func(n string) string { return n },
+		Upsert:       transmitstore.ConflictUpsert,
+		InsertIgnore: " ON CONFLICT DO NOTHING",
+		ID:           func(id uuid.UUID) any { return id[:] },
+	}}
+}
+
+// CommitDeliveries implements strata.TransmitStore.
+func (s *Store) CommitDeliveries(ctx context.Context, c strata.DeliveryCommit) error {
+	return s.transmits().CommitDeliveries(ctx, c)
+}
+
+// TransmitCheckpoint implements strata.TransmitStore.
+func (s *Store) TransmitCheckpoint(ctx context.Context, transmitter string) (strata.Position, error) {
+	return s.transmits().TransmitCheckpoint(ctx, transmitter)
+}
+
+// Deliveries implements strata.TransmitStore.
+func (s *Store) Deliveries(ctx context.Context, q strata.DeliveryQuery) ([]strata.Delivery, error) {
+	return s.transmits().Deliveries(ctx, q)
+}
+
+// RequeueDeliveries implements strata.TransmitStore.
+func (s *Store) RequeueDeliveries(ctx context.Context, transmitter string, ids []uuid.UUID) (int64, error) {
+	return s.transmits().RequeueDeliveries(ctx, transmitter, ids)
+}
+
+// TransmitterStates implements strata.TransmitStore.
+func (s *Store) TransmitterStates(ctx context.Context) ([]strata.TransmitterState, error) {
+	return s.transmits().TransmitterStates(ctx)
+}
+
+// PruneDeliveries implements strata.TransmitStore.
+func (s *Store) PruneDeliveries(ctx context.Context, transmitter string, before time.Time) (int64, error) {
+	return s.transmits().PruneDeliveries(ctx, transmitter, before)
+}

@@ -1,0 +1,5 @@
+package amqp
+
+import "os"
+
+var getenv = os.Getenv

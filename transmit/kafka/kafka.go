@@ -1,0 +1,151 @@
+// Package kafka is the transmitter adapter for Apache Kafka, on franz-go's idempotent producer
+// (acks from all in-sync replicas, so that the producer's own retries never duplicate or
+// reorder a partition). The record key is the stream by default, so every event of a stream
+// lands on one partition in log order; the event ID travels as the header ce_id.
+//
+// Options (the "options" object of a transmitter of type "kafka"):
+//
+//	{"brokers": ["127.0.0.1:9092"], "topic": "strata-events", "key": "{stream}"}
+//
+// In binary mode every CloudEvents attribute is a header ce_NAME and the value is the payload.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/transmit"
+)
+
+// Options configure the adapter.
+type Options struct {
+	// Brokers are the seed brokers; default 127.0.0.1:9092.
+	Brokers []string `json:"brokers,omitempty"`
+	// Topic is the topic template; default "strata-events".
+	Topic string `json:"topic,omitempty"`
+	// Key is the record key template; default "{stream}" (per-stream order).
+	Key string `json:"key,omitempty"`
+	// Timeout bounds the delivery of one batch; default 30s.
+	Timeout transmit.Duration `json:"timeout,omitempty"`
+	// Mode is set from the transmitter's mode by Factory.
+	Mode transmit.Mode `json:"-"`
+}
+
+// Sink produces to Kafka.
+type Sink struct {
+	o  Options
+	cl *kgo.Client
+}
+
+var _ transmit.Sink = (*Sink)(nil)
+
+// Factory opens a Sink from a transmitter configuration.
+func Factory(ctx context.Context, sc transmit.SinkConfig) (transmit.Sink, error) {
+	var o Options
+	if err := transmit.DecodeOptions(sc, &o); err != nil {
+		return nil, err
+	}
+	o.Mode = sc.Mode
+	return Open(ctx, o)
+}
+
+// Open makes the producer; it connects on first use and reconnects as needed.
+func Open(_ context.Context, o Options, extra ...kgo.Opt) (*Sink, error) {
+	const op = "kafka open"
+	if len(o.Brokers) == 0 {
+		o.Brokers = []string{"127.0.0.1:9092"}
+	}
+	if o.Topic == "" {
+		o.Topic = "strata-events"
+	}
+	if o.Key == "" {
+		o.Key = "{stream}"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = transmit.Duration(30 * time.Second)
+	}
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(o.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // required by the idempotent producer (the default)
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(time.Duration(o.Timeout)),
+		kgo.ProducerBatchMaxBytes(4 << 20),
+		kgo.MaxBufferedRecords(2 * transmit.MaxBatchSize),
+	}, extra...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, strata.Errorf(strata.Invalid, op, "%w", err)
+	}
+	return &Sink{o: o, cl: cl}, nil
+}
+
+// Send implements transmit.Sink.
+func (s *Sink) Send(ctx context.Context, batch []*transmit.Message) error {
+	const op = "kafka produce"
+	errs := make([]error, len(batch))
+	var wg sync.WaitGroup
+	wg.Add(len(batch))
+	for i, m := range batch {
+		body, ct := m.Body(s.o.Mode)
+		r := &kgo.Record{
+			Topic: transmit.Expand(s.o.Topic, m, nil), Key: []byte(transmit.Expand(s.o.Key, m, nil)), Value: body,
+			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(ct)}},
+		}
+		if s.o.Mode == transmit.Binary {
+			for _, h := range m.Headers("ce_") {
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Name, Value: []byte(h.Value)})
+			}
+		} else {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: "ce_id", Value: []byte(m.ID())})
+		}
+		s.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			errs[i] = err
+			wg.Done()
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	// The client fails records after RecordDeliveryTimeout, but only between produce requests;
+	// against a broker that keeps dropping the connection that can take long. Give up on the
+	// batch after its timeout and a grace period, and drop what is still buffered, so that the
+	// transmitter retries (at least once: the retried copies may follow late originals).
+	timer := time.NewTimer(time.Duration(s.o.Timeout) + 2*time.Second)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = s.cl.AbortBufferedRecords(actx)
+		cancel()
+		return transmit.Unavailable(op, errors.New("no acknowledgement from Kafka in time"))
+	case <-ctx.Done():
+		return transmit.Unavailable(op, ctx.Err())
+	}
+	var be *transmit.BatchError
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage) || errors.Is(err, kerr.RecordListTooLarge) {
+			be = be.Fail(i, transmit.Reject(err))
+			continue
+		}
+		be = be.Fail(i, transmit.Unavailable(op, err))
+	}
+	return be.Err()
+}
+
+// Close flushes nothing (Send waits for every record) and closes the client.
+func (s *Sink) Close() error {
+	s.cl.Close()
+	return nil
+}

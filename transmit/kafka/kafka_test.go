@@ -1,0 +1,152 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/transmit"
+	tkafka "github.com/strata-events/strata/transmit/kafka"
+	"github.com/strata-events/strata/transmit/transmittest"
+)
+
+// env is an in-process Kafka (franz-go's kfake) with one topic of 4 partitions, whose produce
+// requests can be made to fail.
+type env struct {
+	c     *kfake.Cluster
+	topic string
+	down  atomic.Bool
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	e := &env{topic: "strata-events"}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, e.topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	e.c = c
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if e.down.Load() {
+			return nil, errors.New("broker down"), true // kfake closes the connection
+		}
+		return nil, nil, false
+	})
+	return e
+}
+
+func (e *env) sink(t testing.TB, _ string) transmit.Sink {
+	s, err := tkafka.Open(context.Background(), tkafka.Options{Brokers: e.c.ListenAddrs(), Topic: e.topic, Timeout: transmit.Duration(time.Second)},
+		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type consumer struct{ cl *kgo.Client }
+
+func (e *env) consumer(t testing.TB) transmittest.Consumer {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.ListenAddrs()...), kgo.ConsumeTopics(e.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return &consumer{cl}
+}
+
+func (c *consumer) Next(ctx context.Context) ([]transmittest.Received, error) {
+	pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	fs := c.cl.PollFetches(pctx)
+	var out []transmittest.Received
+	var bad error
+	fs.EachRecord(func(r *kgo.Record) {
+		rec, err := transmittest.FromStructured(r.Value)
+		if err != nil {
+			bad = err
+			return
+		}
+		var id string
+		for _, h := range r.Headers {
+			if h.Key == "ce_id" {
+				id = string(h.Value)
+			}
+		}
+		if id != rec.ID.String() || string(r.Key) != rec.Stream {
+			bad = strata.Errorf(strata.Internal, "consume", "record key %q, ce_id %q for %s", r.Key, id, rec.ID)
+		}
+		out = append(out, rec)
+	})
+	return out, bad
+}
+
+func (e *env) target() transmittest.Target {
+	return transmittest.Target{Addr: "kfake", Sink: e.sink, Consumer: e.consumer,
+		Cut: func() { e.down.Store(true) }, Restore: func() { e.down.Store(false) }}
+}
+
+func TestDeliver(t *testing.T) {
+	t.Parallel()
+	transmittest.Deliver(t, newEnv(t).target(), transmittest.Count(t), 20)
+}
+
+func TestOutage(t *testing.T) {
+	t.Parallel()
+	transmittest.Outage(t, newEnv(t).target(), 2000)
+}
+
+func TestPoison(t *testing.T) {
+	t.Parallel()
+	transmittest.Poison(t, newEnv(t).target())
+}
+
+// TestBinaryMode: the value is the payload, the attributes are ce_ headers.
+func TestBinaryMode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s, err := tkafka.Factory(context.Background(), transmit.SinkConfig{Name: "bin", Mode: transmit.Binary,
+		Options: []byte(`{"brokers": ["` + e.c.ListenAddrs()[0] + `"], "topic": "` + e.topic + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := strata.Event{ID: uuid.New(), Stream: "certificate-7F3A", Version: 2, Position: strata.Position{Commit: 4, Event: 4},
+		Type: "CertificateRevoked", Data: []byte(`{"reason":"keyCompromise"}`), RecordedAt: time.Now()}
+	if err := s.Send(context.Background(), []*transmit.Message{transmit.NewMessage("urn:test", ev)}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.consumer(t).(*consumer)
+	for {
+		fs := c.cl.PollFetches(context.Background())
+		var done bool
+		fs.EachRecord(func(r *kgo.Record) {
+			h := map[string]string{}
+			for _, kv := range r.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			if string(r.Value) != string(ev.Data) || h["ce_id"] != ev.ID.String() || h["ce_type"] != ev.Type ||
+				h["ce_specversion"] != "1.0" || h["content-type"] != "application/json" || string(r.Key) != ev.Stream {
+				t.Fatalf("binary record: key %s, headers %v, value %s", r.Key, h, r.Value)
+			}
+			done = true
+		})
+		if done {
+			return
+		}
+	}
+}
+
+func BenchmarkDeliverFromPostgres(b *testing.B) {
+	transmittest.BenchFromPostgres(b, newEnv(b).target())
+}

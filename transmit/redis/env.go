@@ -1,0 +1,5 @@
+package redis
+
+import "os"
+
+var getenv = os.Getenv

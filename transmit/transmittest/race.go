@@ -1,0 +1,5 @@
+//go:build race
+
+package transmittest
+
+const raceEnabled = true

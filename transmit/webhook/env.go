@@ -1,0 +1,5 @@
+package webhook
+
+import "os"
+
+var getenv = os.Getenv

@@ -1,0 +1,246 @@
+package strata
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Transmitter storage: the optional capability behind package transmit. A transmitter follows
+// the global log from its own checkpoint and delivers events to a broker or a webhook; every
+// delivery of an event is recorded (a [Delivery]) so that nothing is lost silently: what was
+// sent, what is failing and why, and what was given up on (dead letters). The checkpoint and the
+// records of a batch commit together, so that a transmitter killed at any moment resumes where
+// its last commit left it and re-sends (at least once) only what it had not recorded.
+
+// Limits of transmitter state, the same on every backend.
+const (
+	// MaxTransmitterNameLen is the longest transmitter name, in bytes of UTF-8.
+	MaxTransmitterNameLen = 200
+	// MaxDeliveryErrorLen is the longest LastError stored; longer ones are cut (at a rune
+	// boundary) by [PrepareDeliveryCommit].
+	MaxDeliveryErrorLen = 4000
+	// MaxDeliveriesPerCommit is the most records one [TransmitStore.CommitDeliveries] takes.
+	MaxDeliveriesPerCommit = 10000
+	// DefaultDeliveryLimit is the page size of [TransmitStore.Deliveries] when none is given.
+	DefaultDeliveryLimit = 1000
+)
+
+// DeliveryStatus says where a delivery stands.
+type DeliveryStatus string
+
+// The delivery statuses.
+const (
+	// DeliveryPending: queued for (re)delivery, e.g. a dead letter put back by `dlq retry`.
+	DeliveryPending DeliveryStatus = "pending"
+	// DeliverySent: the destination confirmed the event.
+	DeliverySent DeliveryStatus = "sent"
+	// DeliveryFailed: the last attempt failed and the transmitter is still retrying.
+	DeliveryFailed DeliveryStatus = "failed"
+	// DeliveryDead: the destination rejected the event more often than the transmitter's retry
+	// limit allows; it sits in the dead-letter queue until it is retried by hand.
+	DeliveryDead DeliveryStatus = "dead"
+)
+
+// Valid reports whether s is one of the four statuses.
+func (s DeliveryStatus) Valid() bool {
+	switch s {
+	case DeliveryPending, DeliverySent, DeliveryFailed, DeliveryDead:
+		return true
+	}
+	return false
+}
+
+// Delivery is the record of one event's delivery by one transmitter. A transmitter keeps one
+// record per event it handled, keyed by (Transmitter, EventID).
+type Delivery struct {
+	// EventID, Position, Stream, Version and Type identify the event; Stream and Version are
+	// enough to read it again (dead letters are re-sent from the store, never from a copy).
+	EventID  uuid.UUID
+	Position Position
+	Stream   string
+	Version  int64
+	Type     string
+	Status   DeliveryStatus
+	// Attempts counts every try to deliver the event, the successful one included.
+	Attempts int
+	// LastError is the error of the last failed attempt ("" when none failed).
+	LastError string
+	// FirstAttemptAt and LastAttemptAt are when the first and last tries were made; SentAt is
+	// when the destination confirmed the event (zero unless Status is DeliverySent). All are
+	// UTC with microseconds.
+	FirstAttemptAt, LastAttemptAt, SentAt time.Time
+}
+
+// DeliveryCommit records deliveries of one transmitter and, optionally, moves its checkpoint,
+// in one transaction.
+type DeliveryCommit struct {
+	Transmitter string
+	// Deliveries are stored, replacing any stored record of the same event; an event may
+	// appear once.
+	Deliveries []Delivery
+	// Checkpoint, when not nil, becomes the transmitter's checkpoint: the position in the log
+	// up to which every event it selects has a record.
+	Checkpoint *Position
+}
+
+// DeliveryQuery selects records of one transmitter for [TransmitStore.Deliveries].
+type DeliveryQuery struct {
+	// Transmitter is required.
+	Transmitter string
+	// Status keeps records with this status; "" keeps all.
+	Status DeliveryStatus
+	// After is a cursor: records of events strictly after it in the log are returned.
+	After Position
+	// Limit caps the page; 0 or less means DefaultDeliveryLimit.
+	Limit int
+}
+
+// TransmitterState is a transmitter's checkpoint and the counts of its records by status.
+type TransmitterState struct {
+	Name       string
+	Checkpoint Position
+	// UpdatedAt is when the transmitter last committed (UTC, microseconds).
+	UpdatedAt                   time.Time
+	Pending, Sent, Failed, Dead int64
+}
+
+// TransmitStore keeps transmitters' checkpoints and delivery records.
+type TransmitStore interface {
+	// CommitDeliveries stores c's records and, when c.Checkpoint is set, the transmitter's
+	// checkpoint, all in one transaction. The transmitter's state row is created on its first
+	// commit (at Start when no checkpoint is given). Bad input (see [PrepareDeliveryCommit]) is
+	// an Invalid error and nothing is written.
+	CommitDeliveries(ctx context.Context, c DeliveryCommit) error
+	// TransmitCheckpoint returns the transmitter's checkpoint, or Start when it has none.
+	TransmitCheckpoint(ctx context.Context, transmitter string) (Position, error)
+	// Deliveries returns up to q.Limit records in log order (by Position).
+	Deliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, error)
+	// RequeueDeliveries sets the records of the given events that are dead back to pending, so
+	// that the running transmitter re-sends them; others are left alone. It returns how many
+	// changed. At most MaxDeliveriesPerCommit IDs are taken at once.
+	RequeueDeliveries(ctx context.Context, transmitter string, ids []uuid.UUID) (int64, error)
+	// TransmitterStates returns every transmitter that has committed, in name order (bytes).
+	TransmitterStates(ctx context.Context) ([]TransmitterState, error)
+	// PruneDeliveries deletes the transmitter's sent records whose SentAt is before before, and
+	// returns how many. Failed, dead and pending records are never pruned.
+	PruneDeliveries(ctx context.Context, transmitter string, before time.Time) (int64, error)
+}
+
+// ValidateTransmitterName returns an Invalid error unless name is 1 to MaxTransmitterNameLen
+// bytes of UTF-8 without control characters.
+func ValidateTransmitterName(op, name string) error {
+	if err := validateName("transmitter name", name, MaxTransmitterNameLen); err != nil {
+		return Errorf(Invalid, op, "%w", err)
+	}
+	return nil
+}
+
+// PrepareDeliveryCommit validates c for [TransmitStore.CommitDeliveries] and returns a copy
+// ready to store: times as [Timestamp] (SentAt zeroed unless the status is sent), LastError cut
+// to MaxDeliveryErrorLen bytes. The transmitter name must be valid, every record must have an
+// event ID (each at most once), a valid status, a valid stream name and type, a positive
+// version, a non-zero position and a non-negative attempt count; at most MaxDeliveriesPerCommit
+// records. Every error is Invalid. Backends call it first.
+func PrepareDeliveryCommit(op string, c DeliveryCommit) (DeliveryCommit, error) {
+	if err := ValidateTransmitterName(op, c.Transmitter); err != nil {
+		return DeliveryCommit{}, err
+	}
+	if len(c.Deliveries) > MaxDeliveriesPerCommit {
+		return DeliveryCommit{}, Errorf(Invalid, op, "%d delivery records, more than %d in one commit", len(c.Deliveries), MaxDeliveriesPerCommit)
+	}
+	out := DeliveryCommit{Transmitter: c.Transmitter, Deliveries: make([]Delivery, len(c.Deliveries))}
+	if c.Checkpoint != nil {
+		p := *c.Checkpoint
+		out.Checkpoint = &p
+	}
+	seen := make(map[uuid.UUID]struct{}, len(c.Deliveries))
+	for i, d := range c.Deliveries {
+		if err := validateDelivery(d); err != nil {
+			return DeliveryCommit{}, Errorf(Invalid, op, "transmitter %q, record %d: %w", c.Transmitter, i, err)
+		}
+		if _, dup := seen[d.EventID]; dup {
+			return DeliveryCommit{}, Errorf(Invalid, op, "transmitter %q: event %s has two records in one commit", c.Transmitter, d.EventID)
+		}
+		seen[d.EventID] = struct{}{}
+		d.FirstAttemptAt, d.LastAttemptAt = Timestamp(d.FirstAttemptAt), Timestamp(d.LastAttemptAt)
+		if d.Status == DeliverySent {
+			d.SentAt = Timestamp(d.SentAt)
+		} else {
+			d.SentAt = time.Time{}
+		}
+		d.LastError = cutUTF8(d.LastError, MaxDeliveryErrorLen)
+		out.Deliveries[i] = d
+	}
+	return out, nil
+}
+
+func validateDelivery(d Delivery) error {
+	switch {
+	case d.EventID == uuid.Nil:
+		return fmt.Errorf("no event ID")
+	case !d.Status.Valid():
+		return fmt.Errorf("event %s: status %q is not pending, sent, failed or dead", d.EventID, d.Status)
+	case d.Version <= 0:
+		return fmt.Errorf("event %s: version %d is not positive", d.EventID, d.Version)
+	case d.Position.IsZero():
+		return fmt.Errorf("event %s: no position", d.EventID)
+	case d.Attempts < 0:
+		return fmt.Errorf("event %s: negative attempts", d.EventID)
+	case d.Position.Commit > 1<<63-1 || d.Position.Event > 1<<63-1:
+		return fmt.Errorf("event %s: position %s does not fit the store", d.EventID, d.Position)
+	}
+	if err := validateName("stream name", d.Stream, MaxStreamNameLen); err != nil {
+		return fmt.Errorf("event %s: %w", d.EventID, err)
+	}
+	if err := validateName("event type", d.Type, MaxTypeLen); err != nil {
+		return fmt.Errorf("event %s: %w", d.EventID, err)
+	}
+	return nil
+}
+
+// PrepareRequeue validates the arguments of [TransmitStore.RequeueDeliveries].
+func PrepareRequeue(op, transmitter string, ids []uuid.UUID) error {
+	if err := ValidateTransmitterName(op, transmitter); err != nil {
+		return err
+	}
+	if len(ids) > MaxDeliveriesPerCommit {
+		return Errorf(Invalid, op, "%d event IDs, more than %d at once", len(ids), MaxDeliveriesPerCommit)
+	}
+	return nil
+}
+
+// PrepareDeliveryQuery validates q and returns it with its Limit set.
+func PrepareDeliveryQuery(op string, q DeliveryQuery) (DeliveryQuery, error) {
+	if err := ValidateTransmitterName(op, q.Transmitter); err != nil {
+		return DeliveryQuery{}, err
+	}
+	if q.Status != "" && !q.Status.Valid() {
+		return DeliveryQuery{}, Errorf(Invalid, op, "status %q is not pending, sent, failed or dead", q.Status)
+	}
+	if q.Limit <= 0 {
+		q.Limit = DefaultDeliveryLimit
+	}
+	if q.After.Commit > 1<<63-1 || q.After.Event > 1<<63-1 {
+		return DeliveryQuery{}, Errorf(Invalid, op, "cursor %s does not fit the store", q.After)
+	}
+	return q, nil
+}
+
+// cutUTF8 returns s cut to at most n bytes, at a rune boundary, with invalid UTF-8 replaced.
+func cutUTF8(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = string([]rune(s)) // replaces invalid bytes with U+FFFD
+	}
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}
