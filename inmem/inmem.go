@@ -35,6 +35,7 @@ type Store struct {
 	checkpoints map[string]strata.Position // by name
 	ledger      ledgerData                 // of ledger.go; zero value is an empty ledger
 	keys        keyData                    // of keys.go; zero value holds no keys or schemas
+	apiKeys     map[string]strata.APIKey   // of apikey.go, by ID; made on first write
 
 	proj projections // projection.go; zero value ready
 	tm   transmits   // transmit.go; zero value ready

@@ -90,6 +90,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"Ledger", s.runLedger},
 		{"Projections", s.runProjections},
 		{"Transmit", s.runTransmit},
+		{"APIKeys", s.runAPIKeys},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -139,13 +139,21 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 conflict, 4 not found, 5 unavailab
 		wrap(newVerifyCmd(g)),
 		wrap(newCosignCmd(g)),
 		wrap(keys),
-		newBenchCmd(g, wrap),
+		withSubcommands(newBenchCmd(g, wrap), wrap(newBenchHTTPCmd(g))),
 		newSchemaCmd(g, wrap),
 		wrap(newEraseCmd(g)),
 		newProjectionsCmd(g, wrap),
 		newTransmitCmd(g, wrap),
+		wrap(newServeCmd(g)),
+		newAPIKeyCmd(g, wrap),
 	)
 	return root, started
+}
+
+// withSubcommands adds subs to c and returns c.
+func withSubcommands(c *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	c.AddCommand(subs...)
+	return c
 }
 
 // globals holds what every command shares.

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strata-events/strata/ledger"
+)
+
+// startServe runs `strata serve` on a free port and returns its base URL and a function that
+// stops it (as SIGTERM would) and returns its exit code and log.
+func startServe(t *testing.T, dsn string, args ...string) (string, func() (int, string)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	args = append([]string{"serve", "--db", dsn, "--addr", "127.0.0.1:0"}, args...)
+	go func() { done <- run(ctx, args, strings.NewReader(""), &out, &errb, func(string) string { return "" }) }()
+	re := regexp.MustCompile(`on (https?://[0-9.:]+)`)
+	for i := 0; ; i++ {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			var once sync.Once
+			var code int
+			return m[1], func() (int, string) {
+				once.Do(func() { cancel(); code = <-done })
+				return code, errb.String()
+			}
+		}
+		select {
+		case code := <-done:
+			cancel()
+			t.Fatalf("serve exited %d: %s", code, errb.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if i > 3000 {
+			cancel()
+			t.Fatal("serve did not start")
+		}
+	}
+}
+
+func httpDo(t *testing.T, method, url, key, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeQuickStart follows the README: create a key, serve, append and read with curl-like
+// requests, list and revoke keys; the ledger sealer runs with --key; the access log never
+// holds the key.
+func TestServeQuickStart(t *testing.T) {
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "strata.db")
+	skey, _, err := ledger.GenerateKey(rand.Reader, "test.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "log.key")
+	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, testContext(t), dsn, "", "apikey", "create", "--role", "writer", "--tenant", "acme-ca", "--name", "quick start")
+	if r.code != 0 {
+		t.Fatalf("apikey create: %d %s", r.code, r.stderr)
+	}
+	key := strings.TrimSpace(r.stdout)
+	if !strings.HasPrefix(key, "strata_") {
+		t.Fatalf("apikey create printed %q", r.stdout)
+	}
+	if r := cli(t, testContext(t), dsn, "", "apikey", "create", "--role", "root", "--tenant", "x"); r.code != exitInvalid {
+		t.Fatalf("bad role: exit %d", r.code)
+	}
+	url, stop := startServe(t, dsn, "--key", keyFile, "--checkpoint-every", "50ms")
+	code, body := httpDo(t, "POST", url+"/v1/streams/certificate-7F3A/events", key,
+		`{"expected":"no-stream","events":[{"type":"CertificateIssued","data":{"serial":"7F3A"},"meta":{"principal":"ca-operator"}}]}`)
+	if code != 201 {
+		t.Fatalf("append: %d %s", code, body)
+	}
+	code, body = httpDo(t, "GET", url+"/v1/streams/certificate-7F3A/events", key, "")
+	var page struct {
+		Events []struct {
+			Type string
+			Meta map[string]string
+		}
+	}
+	json.Unmarshal([]byte(body), &page)
+	if code != 200 || len(page.Events) != 1 || page.Events[0].Meta["tenant"] != "acme-ca" {
+		t.Fatalf("read: %d %s", code, body)
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/"} {
+		if code, body := httpDo(t, "GET", url+p, "", ""); code != 200 {
+			t.Fatalf("GET %s: %d %s", p, code, body)
+		}
+	}
+	// The sealer runs: the event gets sealed and a checkpoint signed.
+	for i := 0; ; i++ {
+		_, m := httpDo(t, "GET", url+"/metrics", "", "")
+		if strings.Contains(m, "strata_ledger_leaves 1") {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("the sealer never sealed the event")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	exit, log := stop()
+	if exit != 0 {
+		t.Fatalf("serve exited %d: %s", exit, log)
+	}
+	if strings.Contains(log, key) || strings.Contains(log, key[len(key)-20:]) {
+		t.Fatal("the server log holds the API key")
+	}
+	if !strings.Contains(log, `"route":"append"`) {
+		t.Fatalf("no access log line for the append: %s", log)
+	}
+	list := lines(t, mustCLI(t, dsn, "apikey", "list"))
+	if len(list) != 1 || list[0]["role"] != "writer" || list[0]["tenant"] != "acme-ca" {
+		t.Fatalf("apikey list: %v", list)
+	}
+	if strings.Contains(mustCLI(t, dsn, "apikey", "list"), key[len(key)-20:]) {
+		t.Fatal("apikey list prints the key")
+	}
+	mustCLI(t, dsn, "apikey", "revoke", list[0]["id"].(string))
+	list = lines(t, mustCLI(t, dsn, "apikey", "list"))
+	if list[0]["revokedAt"] == nil {
+		t.Fatalf("revoked key listed as %v", list[0])
+	}
+	if r := cli(t, testContext(t), dsn, "", "apikey", "revoke", "nope"); r.code != exitNotFound {
+		t.Fatalf("revoke unknown: exit %d", r.code)
+	}
+}
+
+// TestServeTransmitters: with --transmitters the server delivers appended events (here to a
+// webhook) and /metrics reports each transmitter's deliveries and backlog.
+func TestServeTransmitters(t *testing.T) {
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "strata.db")
+	var got atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+	cfg := `{"transmitters":[{"name":"to-hook","type":"webhook","options":{"url":"` + hook.URL + `","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}]}`
+	file := filepath.Join(dir, "transmitters.json")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(mustCLI(t, dsn, "apikey", "create", "--role", "writer", "--tenant", "acme"))
+	url, stop := startServe(t, dsn, "--transmitters", file)
+	defer stop()
+	if code, body := httpDo(t, "POST", url+"/v1/streams/s-1/events", key, `{"events":[{"type":"T","data":{}}]}`); code != 201 {
+		t.Fatalf("append: %d %s", code, body)
+	}
+	for i := 0; ; i++ {
+		_, m := httpDo(t, "GET", url+"/metrics", "", "")
+		if strings.Contains(m, `strata_transmitter_sent_total{transmitter="to-hook"} 1`) &&
+			strings.Contains(m, `strata_transmitter_backlog_events{transmitter="to-hook"} 0`) {
+			break
+		}
+		if i > 1000 {
+			t.Fatalf("no delivery in the metrics (%d posts received):\n%s", got.Load(), m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if exit, log := stop(); exit != 0 {
+		t.Fatalf("serve exited %d: %s", exit, log)
+	}
+}
+
+// TestServeTLS serves HTTPS with --tls-cert and --tls-key.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(priv)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	if r := cli(t, testContext(t), tempDB(t), "", "serve", "--tls-cert", certFile); r.code != exitInvalid {
+		t.Fatalf("--tls-cert without --tls-key: exit %d", r.code)
+	}
+	url, stop := startServe(t, "sqlite:"+filepath.Join(dir, "strata.db"), "--tls-cert", certFile, "--tls-key", keyFile)
+	defer stop()
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("serving on %s", url)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz over TLS: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/hub"
+	"github.com/strata-events/strata/transmit"
+)
+
+// newTransmitCollector returns the metrics of the transmitters m runs.
+func newTransmitCollector(st strata.Store, m *transmit.Manager) prometheus.Collector {
+	filters := make(map[string]hub.Filter)
+	for _, tc := range m.Config().Transmitters {
+		if f, err := tc.Filter.Compile(); err == nil {
+			filters[tc.Name] = f
+		}
+	}
+	return &transmitCollector{store: st, m: m, filters: filters}
+}
+
+// transmitCollector reports each transmitter's deliveries and, at scrape time, its backlog: the
+// matching events after its checkpoint (counted up to maxBacklogCount).
+type transmitCollector struct {
+	store   strata.Store
+	m       *transmit.Manager
+	filters map[string]hub.Filter
+}
+
+const maxBacklogCount = 10_000
+
+var (
+	descTransmitSent    = prometheus.NewDesc("strata_transmitter_sent_total", "Events a transmitter delivered.", []string{"transmitter"}, nil)
+	descTransmitFailed  = prometheus.NewDesc("strata_transmitter_failed_total", "Failed delivery attempts of a transmitter.", []string{"transmitter"}, nil)
+	descTransmitDead    = prometheus.NewDesc("strata_transmitter_dead_total", "Events a transmitter dead-lettered.", []string{"transmitter"}, nil)
+	descTransmitBacklog = prometheus.NewDesc("strata_transmitter_backlog_events", "Matching events after a transmitter's checkpoint (counted up to 10000).", []string{"transmitter"}, nil)
+)
+
+func (c *transmitCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTransmitSent, descTransmitFailed, descTransmitDead, descTransmitBacklog} {
+		ch <- d
+	}
+}
+
+func (c *transmitCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ts, _ := c.store.(strata.TransmitStore)
+	for name, t := range c.m.Transmitters() {
+		sent, failed, dead := t.Counts()
+		ch <- prometheus.MustNewConstMetric(descTransmitSent, prometheus.CounterValue, float64(sent), name)
+		ch <- prometheus.MustNewConstMetric(descTransmitFailed, prometheus.CounterValue, float64(failed), name)
+		ch <- prometheus.MustNewConstMetric(descTransmitDead, prometheus.CounterValue, float64(dead), name)
+		if ts == nil {
+			continue
+		}
+		cp, err := ts.TransmitCheckpoint(ctx, name)
+		if err != nil {
+			continue
+		}
+		n := 0
+		for e, err := range c.store.ReadAll(ctx, strata.ReadAllOptions{After: cp, Limit: maxBacklogCount}) {
+			if err != nil {
+				break
+			}
+			if f := c.filters[name]; f == nil || f.Match(&e) {
+				n++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descTransmitBacklog, prometheus.GaugeValue, float64(n), name)
+	}
+}

@@ -1,0 +1,471 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/ledger"
+	"github.com/strata-events/strata/projection"
+	"github.com/strata-events/strata/shred"
+)
+
+func notFoundStream(op, stream string) error {
+	return strata.Errorf(strata.NotFound, op, "no stream %q", stream)
+}
+
+func (s *Server) handleAppend(w http.ResponseWriter, r *http.Request, p Principal) error {
+	const op = "append"
+	stream := r.PathValue("stream")
+	var req AppendRequest
+	if err := decodeJSON(r, op, &req); err != nil {
+		return err
+	}
+	exp, err := parseExpected(req.Expected)
+	if err != nil {
+		return err
+	}
+	if len(req.Events) == 0 {
+		return invalidf(op, "no events")
+	}
+	if err := strata.ValidateStreamName(op, stream); err != nil {
+		return err
+	}
+	evs := make([]strata.EventData, len(req.Events))
+	for i, ne := range req.Events {
+		e := strata.EventData{Type: ne.Type, Schema: ne.Schema, Data: ne.Data, Meta: ne.Meta}
+		if ne.ID != nil {
+			e.ID = *ne.ID
+		}
+		if ne.OccurredAt != "" {
+			t, err := time.Parse(time.RFC3339Nano, ne.OccurredAt)
+			if err != nil {
+				return invalidf(op, "event %d: occurredAt %q is not an RFC 3339 time", i, ne.OccurredAt)
+			}
+			e.OccurredAt = t
+		}
+		switch e.Meta.Tenant {
+		case "", p.Tenant:
+			e.Meta.Tenant = p.Tenant
+		default:
+			return strata.Errorf(strata.Forbidden, op, "event %d names tenant %q; this key writes for its own tenant only", i, e.Meta.Tenant)
+		}
+		if s.cfg.Protector != nil {
+			if err := s.cfg.Protector.Protect(r.Context(), &e); err != nil {
+				return err
+			}
+		}
+		evs[i] = e
+	}
+	res, err := s.appendOwned(r.Context(), op, stream, exp, p.Tenant, evs)
+	if err != nil {
+		s.metrics.appendErrors.WithLabelValues(string(strata.ErrorCode(err))).Inc()
+		return err
+	}
+	if !res.Replayed {
+		s.metrics.appended.Add(float64(len(evs)))
+	}
+	status := http.StatusCreated
+	if res.Replayed {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, AppendResponse{Stream: res.Stream, FirstVersion: res.FirstVersion, LastVersion: res.LastVersion, Replayed: res.Replayed})
+	return nil
+}
+
+// appendOwned appends to a stream of tenant's. A stream that has events of another tenant is
+// Forbidden. A stream that has none is appended to with NoStream, so that a racing writer of
+// another tenant cannot slip in first; on that conflict the owner is looked up again.
+func (s *Server) appendOwned(ctx context.Context, op, stream string, exp strata.ExpectedVersion, tenant string, evs []strata.EventData) (strata.AppendResult, error) {
+	for attempt := 0; ; attempt++ {
+		owner, exists, err := s.owners.owner(ctx, stream)
+		if err != nil {
+			return strata.AppendResult{}, err
+		}
+		if exists && owner != tenant {
+			return strata.AppendResult{}, strata.Errorf(strata.Forbidden, op, "stream %q belongs to another tenant", stream)
+		}
+		try := exp
+		if !exists && exp.IsAny() {
+			try = strata.NoStream
+		}
+		res, err := s.store.Append(ctx, stream, try, evs...)
+		if err != nil && try != exp && attempt == 0 && strata.ErrorCode(err) == strata.Conflict {
+			continue // another writer created the stream: check whose it is
+		}
+		return res, err
+	}
+}
+
+func (s *Server) reveal(ctx context.Context, e *strata.Event) error {
+	if s.cfg.Protector == nil || !s.cfg.Reveal {
+		return nil
+	}
+	return s.cfg.Protector.Reveal(ctx, e)
+}
+
+func (s *Server) handleReadStream(w http.ResponseWriter, r *http.Request, p Principal) error {
+	const op = "read stream"
+	stream := r.PathValue("stream")
+	from, err := intParam(r, op, "from", 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	backward, err := boolParam(r, op, "backward")
+	if err != nil {
+		return err
+	}
+	limit, err := limitParam(r, op)
+	if err != nil {
+		return err
+	}
+	if ok, err := s.owners.visible(r.Context(), stream, p.Tenant); err != nil || !ok {
+		if err == nil {
+			err = notFoundStream(op, stream)
+		}
+		return err
+	}
+	page := EventsPage{Events: []Event{}}
+	for e, err := range s.store.ReadStream(r.Context(), stream, strata.ReadStreamOptions{From: from, Backward: backward, Limit: limit}) {
+		if err != nil {
+			return err
+		}
+		if err := s.reveal(r.Context(), &e); err != nil {
+			return err
+		}
+		page.Events = append(page.Events, eventJSON(e))
+	}
+	if n := len(page.Events); n == limit {
+		last := page.Events[n-1].Version
+		switch {
+		case !backward:
+			page.Next = itoa(last + 1)
+		case last > 1:
+			page.Next = itoa(last - 1)
+		}
+	}
+	s.metrics.read.Add(float64(len(page.Events)))
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *Server) handleStreamInfo(w http.ResponseWriter, r *http.Request, p Principal) error {
+	const op = "stream info"
+	stream := r.PathValue("stream")
+	if ok, err := s.owners.visible(r.Context(), stream, p.Tenant); err != nil || !ok {
+		if err == nil {
+			err = notFoundStream(op, stream)
+		}
+		return err
+	}
+	info, err := s.store.StreamInfo(r.Context(), stream)
+	if err != nil {
+		return err
+	}
+	if !info.Exists {
+		return notFoundStream(op, stream)
+	}
+	writeJSON(w, http.StatusOK, streamJSON(info))
+	return nil
+}
+
+func (s *Server) handleStreams(w http.ResponseWriter, r *http.Request, p Principal) error {
+	const op = "streams"
+	q := r.URL.Query()
+	limit, err := limitParam(r, op)
+	if err != nil {
+		return err
+	}
+	after := q.Get("after")
+	page := StreamsPage{Streams: []StreamJSON{}}
+	// Streams of other tenants are skipped; the listing reads on until the page is full.
+	for info, err := range s.store.Streams(r.Context(), strata.ListStreamsOptions{Prefix: q.Get("prefix"), After: after}) {
+		if err != nil {
+			return err
+		}
+		ok, err := s.owners.visible(r.Context(), info.Stream, p.Tenant)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		page.Streams = append(page.Streams, streamJSON(info))
+		if len(page.Streams) == limit {
+			page.Next = info.Stream
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+// filterOf reads the global-log filter of a request, always restricted to the key's tenant.
+func filterOf(r *http.Request, p Principal) strata.Filter {
+	q := r.URL.Query()
+	return strata.Filter{Types: q["type"], StreamPrefix: q.Get("prefix"), Tenant: p.Tenant}
+}
+
+func parseCursor(op, s string) (strata.Position, error) {
+	pos, err := strata.ParsePosition(s)
+	if err != nil {
+		return strata.Start, invalidf(op, "cursor %q: want a position from an earlier read, such as 42 or 1017.42", s)
+	}
+	return pos, nil
+}
+
+func (s *Server) handleReadAll(w http.ResponseWriter, r *http.Request, p Principal) error {
+	const op = "read all"
+	after, err := parseCursor(op, r.URL.Query().Get("after"))
+	if err != nil {
+		return err
+	}
+	limit, err := limitParam(r, op)
+	if err != nil {
+		return err
+	}
+	page := EventsPage{Events: []Event{}, Next: after.String()}
+	for e, err := range s.store.ReadAll(r.Context(), strata.ReadAllOptions{After: after, Filter: filterOf(r, p), Limit: limit}) {
+		if err != nil {
+			return err
+		}
+		page.Next = e.Position.String()
+		if err := s.reveal(r.Context(), &e); err != nil {
+			return err
+		}
+		page.Events = append(page.Events, eventJSON(e))
+	}
+	s.metrics.read.Add(float64(len(page.Events)))
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+// findEvent returns the event with id if it is tenant's, through the ledger's leaf (which
+// names its stream and version); NotFound otherwise, and for an event not sealed yet.
+func (s *Server) findEvent(ctx context.Context, op string, ls strata.LedgerStore, id uuid.UUID, tenant string) (strata.Event, error) {
+	leaf, err := ls.LedgerLeaf(ctx, id)
+	if err != nil {
+		return strata.Event{}, err
+	}
+	for e, err := range s.store.ReadStream(ctx, leaf.Stream, strata.ReadStreamOptions{From: leaf.Version, Limit: 1}) {
+		if err != nil {
+			return strata.Event{}, err
+		}
+		if e.ID == id && e.Meta.Tenant == tenant {
+			return e, nil
+		}
+	}
+	return strata.Event{}, strata.Errorf(strata.NotFound, op, "event %s is not sealed in the ledger", id)
+}
+
+// ProofResponse is an event's inclusion proof against the latest signed checkpoint: the
+// bundle in the C2SP tlog-proof text form, and its parts (base64) for a browser to check.
+type ProofResponse struct {
+	EventID    uuid.UUID `json:"eventId"`
+	Index      uint64    `json:"index"`
+	TreeSize   uint64    `json:"treeSize"`
+	Leaf       []byte    `json:"leaf"`
+	Proof      [][]byte  `json:"proof"`
+	Checkpoint string    `json:"checkpoint"`
+	Bundle     string    `json:"bundle"`
+}
+
+func (s *Server) handleProof(w http.ResponseWriter, r *http.Request, p Principal) error {
+	const op = "proof"
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		return invalidf(op, "%q is not an event ID (a UUID)", r.PathValue("id"))
+	}
+	ls, ok := s.store.(strata.LedgerStore)
+	if !ok {
+		return strata.Errorf(strata.NotFound, op, "this store keeps no ledger")
+	}
+	if _, err := s.findEvent(r.Context(), op, ls, id, p.Tenant); err != nil {
+		if strata.ErrorCode(err) == strata.NotFound {
+			return strata.Errorf(strata.NotFound, op, "event %s is not sealed in the ledger", id)
+		}
+		return err
+	}
+	prover, err := ledger.NewProver(s.store)
+	if err != nil {
+		return err
+	}
+	b, err := prover.Bundle(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	resp := ProofResponse{EventID: id, Index: b.Index, Leaf: b.Leaf, Checkpoint: string(b.Checkpoint), Bundle: string(b.Marshal())}
+	resp.Proof = make([][]byte, len(b.Proof))
+	for i, h := range b.Proof {
+		resp.Proof[i] = h[:]
+	}
+	if c, err := ledger.ParseCheckpoint(checkpointBody(b.Checkpoint)); err == nil {
+		resp.TreeSize = c.Size
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// checkpointBody returns the text of a signed note before its signatures.
+func checkpointBody(note []byte) []byte {
+	for i := 0; i+1 < len(note); i++ {
+		if note[i] == '\n' && note[i+1] == '\n' {
+			return note[:i+1]
+		}
+	}
+	return note
+}
+
+// CheckpointResponse is the latest signed checkpoint.
+type CheckpointResponse struct {
+	Origin   string `json:"origin"`
+	TreeSize uint64 `json:"treeSize"`
+	Root     []byte `json:"root"`
+	Note     string `json:"note"`
+	// CreatedAt is when the checkpoint was signed (RFC 3339).
+	CreatedAt string `json:"createdAt"`
+}
+
+func (s *Server) handleCheckpoint(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	const op = "checkpoint"
+	ls, ok := s.store.(strata.LedgerStore)
+	if !ok {
+		return strata.Errorf(strata.NotFound, op, "this store keeps no ledger")
+	}
+	c, err := ls.LatestLedgerCheckpoint(r.Context())
+	if err != nil {
+		return err
+	}
+	cp, err := ledger.ParseCheckpoint(checkpointBody(c.Note))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, CheckpointResponse{Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Root[:], Note: string(c.Note), CreatedAt: timeString(c.CreatedAt)})
+	return nil
+}
+
+// ProjectionJSON is one partition's status.
+type ProjectionJSON struct {
+	Name       string  `json:"name"`
+	Version    int     `json:"version"`
+	Partition  int     `json:"partition"`
+	Partitions int     `json:"partitions"`
+	State      string  `json:"state"`
+	Active     bool    `json:"active"`
+	Checkpoint string  `json:"checkpoint"`
+	Processed  int64   `json:"processed"`
+	LagEvents  int64   `json:"lagEvents"`
+	LagSeconds float64 `json:"lagSeconds"`
+	Error      string  `json:"error,omitempty"`
+}
+
+func (s *Server) handleProjections(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	if _, ok := s.store.(strata.ProjectionStore); !ok {
+		writeJSON(w, http.StatusOK, map[string]any{"projections": []ProjectionJSON{}})
+		return nil
+	}
+	sts, err := projection.Statuses(r.Context(), s.store, r.URL.Query().Get("name"))
+	if err != nil {
+		return err
+	}
+	out := make([]ProjectionJSON, 0, len(sts))
+	for _, st := range sts {
+		pj := ProjectionJSON{
+			Name: st.Key.Name, Version: st.Key.Version, Partition: st.Key.Partition, Partitions: st.Partitions,
+			State: string(st.State), Active: st.Active, Checkpoint: st.Checkpoint.String(), Processed: st.Processed,
+			LagEvents: st.LagEvents, LagSeconds: st.LagSeconds,
+		}
+		if st.Failure != nil {
+			pj.Error = st.Failure.Error
+		}
+		out = append(out, pj)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"projections": out})
+	return nil
+}
+
+// EraseRequest is the optional body of an erasure: metadata of the SubjectErased event.
+type EraseRequest struct {
+	Meta strata.Metadata `json:"meta"`
+}
+
+// EraseResponse reports an erasure.
+type EraseResponse struct {
+	Subject  string `json:"subject"`
+	ErasedAt string `json:"erasedAt"`
+	Stream   string `json:"stream"`
+}
+
+func (s *Server) handleErase(w http.ResponseWriter, r *http.Request, p Principal) error {
+	const op = "erase"
+	if s.cfg.Protector == nil {
+		return strata.Errorf(strata.NotFound, op, "this server does not serve erasure: it has no data protection configured")
+	}
+	var req EraseRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, op, &req); err != nil {
+			return err
+		}
+	}
+	switch req.Meta.Tenant {
+	case "", p.Tenant:
+		req.Meta.Tenant = p.Tenant
+	default:
+		return strata.Errorf(strata.Forbidden, op, "this key acts for its own tenant only")
+	}
+	if req.Meta.Principal == "" {
+		req.Meta.Principal = "apikey:" + p.KeyID
+	}
+	tomb, err := s.cfg.Protector.Erase(r.Context(), r.PathValue("subject"), req.Meta)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, EraseResponse{Subject: tomb.Subject, ErasedAt: timeString(tomb.ErasedAt), Stream: shred.ErasureStream(tomb.Subject)})
+	return nil
+}
+
+// WhoamiResponse describes the caller's key.
+type WhoamiResponse struct {
+	Key    string      `json:"key"`
+	Role   strata.Role `json:"role"`
+	Tenant string      `json:"tenant"`
+}
+
+func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, p Principal) error {
+	writeJSON(w, http.StatusOK, WhoamiResponse{Key: p.KeyID, Role: p.Role, Tenant: p.Tenant})
+	return nil
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	select {
+	case <-s.closing:
+		return strata.Errorf(strata.Unavailable, "ready", "shutting down")
+	default:
+	}
+	for _, err := range s.store.ReadAll(r.Context(), strata.ReadAllOptions{Limit: 1}) {
+		if err != nil {
+			return strata.Errorf(strata.Unavailable, "ready", "store: %w", err)
+		}
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			return strata.Errorf(strata.Unavailable, "ready", "%w", err)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

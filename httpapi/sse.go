@@ -1,0 +1,149 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/strata-events/strata"
+)
+
+// SSEBuffer is how many events a subscription reads ahead of a slow client, besides the page
+// the store's catch-up loop holds. The read side blocks when it is full, so memory per
+// subscriber is bounded whatever the client does.
+const SSEBuffer = 16
+
+// handleSubscribe streams the key's tenant's events of the global log as Server-Sent Events:
+// catch-up from the cursor (after=, or the Last-Event-ID header a reconnecting EventSource
+// sends), then live, gap-free as Store.Subscribe. Each event's SSE id is its position. A
+// comment line is sent every heartbeat. A client that does not take a write within
+// SSEWriteWait is disconnected; it resumes with the last id it received and loses nothing.
+// When the server shuts down, a final "end" event carries the cursor to resume from.
+func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Principal) error {
+	const op = "subscribe"
+	cursor := r.URL.Query().Get("after")
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		cursor = id
+	}
+	after, err := parseCursor(op, cursor)
+	if err != nil {
+		return err
+	}
+	filter := filterOf(r, p)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+
+	type item struct {
+		e   strata.Event
+		err error
+	}
+	ch := make(chan item, SSEBuffer)
+	go func() {
+		defer close(ch)
+		for e, err := range s.store.Subscribe(ctx, after, filter) {
+			if err == nil {
+				err = s.reveal(ctx, &e)
+			}
+			select {
+			case ch <- item{e, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	rc := http.NewResponseController(w)
+	// The server's ReadTimeout covers reading the request; left on the connection it would
+	// cancel a subscription that outlives it.
+	_ = rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	s.metrics.subscribers.Inc()
+	defer s.metrics.subscribers.Dec()
+
+	bw := bufio.NewWriterSize(w, 16<<10)
+	write := func(f func() error) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.SSEWriteWait))
+		if err := f(); err != nil {
+			return false
+		}
+		return true
+	}
+	flush := func() bool {
+		return write(func() error {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			return rc.Flush()
+		})
+	}
+	if !write(func() error { _, err := bw.WriteString("retry: 2000\n: subscribed\n\n"); return err }) || !flush() {
+		return nil
+	}
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	last := after
+	hb := time.NewTicker(s.cfg.Heartbeat)
+	defer hb.Stop()
+	end := func(reason string, code strata.Code) {
+		write(func() error {
+			bw.WriteString("event: end\ndata: ")
+			enc.Encode(ErrorBody{Error: ErrorDetail{Code: code, Message: reason, Cursor: last.String(), Retryable: true}})
+			_, err := bw.WriteString("\n")
+			return err
+		})
+		flush()
+	}
+	for {
+		select {
+		case it, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if it.err != nil {
+				if ctx.Err() == nil {
+					end("the subscription failed: "+it.err.Error(), strata.ErrorCode(it.err))
+				}
+				return nil
+			}
+			ok = write(func() error {
+				bw.WriteString("id: ")
+				bw.WriteString(it.e.Position.String())
+				bw.WriteString("\nevent: event\ndata: ")
+				if err := enc.Encode(eventJSON(it.e)); err != nil { // Encode ends with a newline
+					return err
+				}
+				_, err := bw.WriteString("\n")
+				return err
+			})
+			if !ok {
+				s.metrics.sseDropped.Inc()
+				return nil
+			}
+			last = it.e.Position
+			s.metrics.read.Inc()
+			if len(ch) == 0 && !flush() {
+				s.metrics.sseDropped.Inc()
+				return nil
+			}
+		case <-hb.C:
+			if !write(func() error { _, err := bw.WriteString(": heartbeat\n\n"); return err }) || !flush() {
+				s.metrics.sseDropped.Inc()
+				return nil
+			}
+		case <-s.closing:
+			end("the server is shutting down; resume from the cursor", strata.Unavailable)
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

@@ -1,0 +1,242 @@
+// strata explorer: plain JavaScript, no build step. It talks to the JSON API with the API key
+// kept in sessionStorage, folds a stream's events into its state at a chosen time, and checks
+// an event's inclusion proof with WebCrypto against the signed checkpoint.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { key: sessionStorage.getItem("strata.key") || "", logKey: sessionStorage.getItem("strata.logkey") || "", events: [], streamsNext: "" };
+
+async function api(path) {
+  const r = await fetch(path, { headers: { Authorization: "Bearer " + state.key } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error((body.error && body.error.message) || r.status + " " + r.statusText);
+  return body;
+}
+
+function showError(e) { $("error").textContent = e ? String(e.message || e) : ""; }
+
+// --- streams ---
+
+async function loadStreams(more) {
+  try {
+    showError();
+    const q = new URLSearchParams({ limit: "100", prefix: $("prefix").value });
+    if (more) q.set("after", state.streamsNext);
+    const page = await api("/v1/streams?" + q);
+    const ul = $("streams");
+    if (!more) ul.textContent = "";
+    for (const s of page.streams) {
+      const li = document.createElement("li");
+      li.textContent = s.name + " (" + s.version + ")";
+      li.dataset.stream = s.name;
+      li.addEventListener("click", () => openStream(s.name));
+      ul.appendChild(li);
+    }
+    state.streamsNext = page.next || "";
+    $("more-streams").hidden = !page.next;
+  } catch (e) { showError(e); }
+}
+
+// --- a stream: timeline, state at a time, diffs ---
+
+async function openStream(name) {
+  try {
+    showError();
+    for (const li of $("streams").children) li.classList.toggle("sel", li.dataset.stream === name);
+    let events = [], from = "";
+    for (;;) {
+      const q = new URLSearchParams({ limit: "1000" });
+      if (from) q.set("from", from);
+      const page = await api("/v1/streams/" + encodeURIComponent(name) + "/events?" + q);
+      events = events.concat(page.events);
+      if (!page.next || events.length >= 20000) break;
+      from = page.next;
+    }
+    state.events = events;
+    $("stream-title").textContent = name;
+    $("stream-view").hidden = false;
+    const slider = $("slider");
+    slider.min = "0"; slider.max = String(Math.max(events.length - 1, 0)); slider.value = slider.max;
+    renderTimeline();
+    renderState();
+  } catch (e) { showError(e); }
+}
+
+function isObject(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
+
+// fold applies one event to the state: a shallow merge of the event's data object, with
+// null deleting a key. It returns the new state and the change per key.
+function fold(prev, ev) {
+  const next = Object.assign({}, prev), diff = [];
+  const data = isObject(ev.data) ? ev.data : { value: ev.data };
+  for (const [k, v] of Object.entries(data)) {
+    if (v === null) { if (k in next) { diff.push(["del", k, next[k]]); delete next[k]; } continue; }
+    if (!(k in next)) diff.push(["add", k, v]);
+    else if (JSON.stringify(next[k]) !== JSON.stringify(v)) diff.push(["chg", k, v, next[k]]);
+    next[k] = v;
+  }
+  return [next, diff];
+}
+
+function renderTimeline() {
+  const tb = $("timeline").querySelector("tbody");
+  tb.textContent = "";
+  let s = {};
+  state.events.forEach((ev, i) => {
+    const [next, diff] = fold(s, ev);
+    s = next;
+    const tr = document.createElement("tr");
+    tr.dataset.index = String(i);
+    const cell = (text) => { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); return td; };
+    cell(ev.version);
+    cell(ev.type);
+    cell(ev.meta.principal || "—");
+    cell(fmtTime(ev.recordedAt)).title = ev.recordedAt;
+    cell(ev.occurredAt !== ev.recordedAt ? fmtTime(ev.occurredAt) : "");
+    const d = cell("");
+    d.className = "diff";
+    for (const [kind, k, v, old] of diff) {
+      const div = document.createElement("div");
+      div.className = kind;
+      div.textContent = kind === "add" ? "+ " + k + ": " + JSON.stringify(v)
+        : kind === "del" ? "− " + k
+        : "~ " + k + ": " + JSON.stringify(old) + " → " + JSON.stringify(v);
+      d.appendChild(div);
+    }
+    const b = document.createElement("button");
+    b.textContent = "verify";
+    b.className = "verify";
+    b.dataset.id = ev.id;
+    b.addEventListener("click", () => verifyProof(ev));
+    cell("").appendChild(b);
+    tb.appendChild(tr);
+  });
+}
+
+function renderState() {
+  const i = Number($("slider").value);
+  let s = {};
+  for (let j = 0; j <= i && j < state.events.length; j++) s = fold(s, state.events[j])[0];
+  const ev = state.events[i];
+  $("slider-time").textContent = ev ? fmtTime(ev.recordedAt) : "";
+  $("state-version").textContent = ev ? "at version " + ev.version : "";
+  $("state").textContent = JSON.stringify(s, null, 2);
+  for (const tr of $("timeline").querySelectorAll("tbody tr")) {
+    const j = Number(tr.dataset.index);
+    tr.classList.toggle("future", j > i);
+    tr.classList.toggle("current", j === i);
+  }
+}
+
+function fmtTime(t) { return t ? t.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : ""; }
+
+// --- proofs: RFC 6962 / RFC 9162 hashing with WebCrypto ---
+
+const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const concat = (...parts) => { const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0)); let o = 0; for (const p of parts) { out.set(p, o); o += p.length; } return out; };
+const sha256 = async (b) => new Uint8Array(await crypto.subtle.digest("SHA-256", b));
+const leafHash = (leaf) => sha256(concat(Uint8Array.of(0), leaf));
+const nodeHash = (l, r) => sha256(concat(Uint8Array.of(1), l, r));
+const equal = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+// rootFromInclusion is RFC 9162 §2.1.3.2: the root that the proof leads to from leaf hash h at
+// index in a tree of size n, or null when the proof has the wrong length.
+async function rootFromInclusion(index, n, h, proof) {
+  if (index >= n) return null;
+  let fn = BigInt(index), sn = BigInt(n) - 1n, r = h;
+  for (const p of proof) {
+    if (sn === 0n) return null;
+    if ((fn & 1n) === 1n || fn === sn) {
+      r = await nodeHash(p, r);
+      if ((fn & 1n) === 0n) while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+    } else {
+      r = await nodeHash(r, p);
+    }
+    fn >>= 1n; sn >>= 1n;
+  }
+  return sn === 0n ? r : null;
+}
+
+// parseCheckpoint splits a signed note into its text (origin, size, root) and signature lines.
+function parseCheckpoint(note) {
+  const cut = note.indexOf("\n\n");
+  if (cut < 0) throw new Error("the checkpoint is not a signed note");
+  const text = note.slice(0, cut + 1);
+  const lines = text.split("\n");
+  const sigs = note.slice(cut + 2).split("\n").filter((l) => l.startsWith("\u2014 ")).map((l) => { const [, name, sig] = l.split(" "); return { name, sig: b64(sig) }; });
+  return { text, origin: lines[0], size: BigInt(lines[1]), root: b64(lines[2]), sigs };
+}
+
+// verifySignature checks the log's Ed25519 signature on the checkpoint with a verifier key
+// "name+hash+base64(0x01 || public key)". It returns "verified", or throws.
+async function verifySignature(cp, vkey) {
+  // name+hash+key: the base64 key may itself hold "+".
+  const parts = vkey.trim().split("+");
+  const [name, keyHash, keyB64] = [parts[0], parts[1] || "", parts.slice(2).join("+")];
+  const key = b64(keyB64);
+  if (key[0] !== 1 || key.length !== 33) throw new Error("not an Ed25519 note verifier key");
+  if (name !== cp.origin) throw new Error("the key is for " + name + ", the checkpoint for " + cp.origin);
+  const sig = cp.sigs.find((s) => s.name === name && hex(s.sig.slice(0, 4)) === keyHash.padStart(8, "0"));
+  if (!sig) throw new Error("no signature by " + name);
+  const pub = await crypto.subtle.importKey("raw", key.slice(1), { name: "Ed25519" }, false, ["verify"]);
+  const ok = await crypto.subtle.verify({ name: "Ed25519" }, pub, sig.sig.slice(4), new TextEncoder().encode(cp.text));
+  if (!ok) throw new Error("the checkpoint signature does not verify");
+  return "verified";
+}
+
+function badge(kind, text) {
+  const b = $("proof-badge");
+  b.className = "badge " + kind;
+  b.textContent = text;
+}
+
+async function verifyProof(ev) {
+  badge("pending", "checking…");
+  const lines = [];
+  try {
+    const p = await api("/v1/events/" + ev.id + "/proof");
+    const leaf = b64(p.leaf);
+    // The leaf names the event: version byte 1, then the 16 bytes of its ID (docs/LEDGER.md).
+    if (leaf[0] !== 1 || hex(leaf.slice(1, 17)) !== ev.id.replaceAll("-", "")) throw new Error("the leaf is not this event");
+    const cp = parseCheckpoint(p.checkpoint);
+    const root = await rootFromInclusion(BigInt(p.index), cp.size, await leafHash(leaf), p.proof.map(b64));
+    lines.push("leaf " + p.index + " of " + cp.size + " in " + cp.origin);
+    if (!root || !equal(root, cp.root)) throw new Error("the inclusion proof does not lead to the checkpoint's root");
+    lines.push("root " + hex(root).slice(0, 16) + "… matches the checkpoint");
+    if (state.logKey) lines.push("signature " + await verifySignature(cp, state.logKey));
+    else lines.push("signature not checked (no log public key given)");
+    badge("ok", "VERIFIED");
+  } catch (e) {
+    lines.push(String(e.message || e));
+    badge("fail", "FAILED");
+  }
+  $("proof-detail").textContent = lines.join("\n");
+}
+
+// --- start ---
+
+async function connect() {
+  try {
+    const who = await api("/v1/whoami");
+    $("whoami").textContent = who.role + " of " + who.tenant;
+    await loadStreams(false);
+  } catch (e) { showError(e); }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("apikey").value = state.key;
+  $("logkey").value = state.logKey;
+  $("login").addEventListener("submit", (e) => {
+    e.preventDefault();
+    state.key = $("apikey").value.trim();
+    state.logKey = $("logkey").value.trim();
+    sessionStorage.setItem("strata.key", state.key);
+    sessionStorage.setItem("strata.logkey", state.logKey);
+    connect();
+  });
+  $("prefix").addEventListener("input", () => loadStreams(false));
+  $("more-streams").addEventListener("click", () => loadStreams(true));
+  $("slider").addEventListener("input", renderState);
+  if (state.key) connect();
+});
