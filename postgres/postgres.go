@@ -153,8 +153,15 @@ type Store struct {
 
 var _ strata.Store = (*Store)(nil)
 
+// DefaultMaxConns is the pool size of a Store that opens its own pool, unless the connection
+// string sets pool_max_conns. pgx's own default, the number of CPUs but at least 4, leaves
+// concurrent appenders queueing for a connection on small machines (an HTTP server on 2 cores
+// was held to a fifth of its rate).
+const DefaultMaxConns = 16
+
 // Open connects to PostgreSQL, creates or migrates the schema, and returns a Store. The
-// connection string is pgx's (a URL or key=value pairs, including pool_max_conns).
+// connection string is pgx's (a URL or key=value pairs, including pool_max_conns, default
+// DefaultMaxConns).
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	const op = "open"
 	cfg := config{schema: DefaultSchema, poll: DefaultPoll}
@@ -184,6 +191,9 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		// save, and the planner's estimates for the global log can cross jit_above_cost.
 		if _, set := pc.ConnConfig.RuntimeParams["jit"]; !set {
 			pc.ConnConfig.RuntimeParams["jit"] = "off"
+		}
+		if !strings.Contains(connString, "pool_max_conns") {
+			pc.MaxConns = max(pc.MaxConns, DefaultMaxConns)
 		}
 		if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 			return nil, s.fail(op, err)
