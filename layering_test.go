@@ -63,8 +63,10 @@ func TestToolkitLayering(t *testing.T) {
 		"ledger":     {"codec", "aggregate", "saga", "shred", "projection"},
 		"projection": {"aggregate", "saga", "shred", "ledger"},
 		"eventsig":   {"aggregate", "saga", "shred", "ledger", "projection"},
+		"query":      {"saga", "shred", "projection"},
 		"hub":        {"codec", "aggregate", "saga", "shred", "ledger", "projection", "transmit"},
 		"transmit":   {"aggregate", "saga", "ledger", "projection"},
+		"httpapi":    {"aggregate", "saga", "transmit"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+pkg).Output()
 		if err != nil {

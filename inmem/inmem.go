@@ -39,6 +39,7 @@ type Store struct {
 
 	proj projections // projection.go; zero value ready
 	tm   transmits   // transmit.go; zero value ready
+	qd   queryData   // query.go; zero value ready
 
 	signal follow.Signal
 	done   chan struct{}

@@ -91,6 +91,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"Projections", s.runProjections},
 		{"Transmit", s.runTransmit},
 		{"APIKeys", s.runAPIKeys},
+		{"Query", s.runQuery},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

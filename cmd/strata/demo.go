@@ -215,7 +215,10 @@ func runDemo(ctx context.Context, st strata.Store, db dsn, out io.Writer, kek *s
 	if err := d.ledger(ctx); err != nil {
 		return err
 	}
-	return d.audit(ctx, cursor, db)
+	if err := d.audit(ctx, cursor, db); err != nil {
+		return err
+	}
+	return d.answerAuditor(ctx)
 }
 
 // race is DESIGN §1's "two operators commit at once": the revocation writes first and holds its

@@ -143,9 +143,13 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 conflict, 4 not found, 5 unavailab
 		newSchemaCmd(g, wrap),
 		wrap(newEraseCmd(g)),
 		newProjectionsCmd(g, wrap),
-		newTransmitCmd(g, wrap),
 		wrap(newServeCmd(g)),
 		newAPIKeyCmd(g, wrap),
+		wrap(newStateCmd(g)),
+		wrap(newHistoryCmd(g)),
+		wrap(newQueryCmd(g)),
+		newRetentionCmd(g, wrap),
+		newTransmitCmd(g, wrap),
 	)
 	return root, started
 }

@@ -194,6 +194,9 @@ func audit(cmd *cobra.Command, g *globals, policy *ledger.Policy, quiet bool, ev
 	}
 	fmt.Fprintf(out, "%d leaves, %d events (%d not sealed yet), %d checkpoints, %s, in %s\n",
 		rep.Leaves, rep.Events, rep.Unsealed, rep.Checkpoints, sig, time.Since(start).Round(time.Millisecond))
+	if rep.Tombstoned > 0 {
+		fmt.Fprintf(out, "%d events hold tombstones: retention removed their payloads, their sealed leaf hashes match\n", rep.Tombstoned)
+	}
 	problems := len(rep.Problems) + rep.Dropped
 	if len(eventKeys) > 0 {
 		checked, bad, err := verifyEventSignatures(ctx, st, eventKeys, out)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/query"
+)
+
+// nextLine ends a page of `strata query` when another page follows.
+type nextLine struct {
+	Next string `json:"next"`
+}
+
+// countLine is the output of `strata query --count`.
+type countLine struct {
+	Count int64 `json:"count"`
+}
+
+func newQueryCmd(g *globals) *cobra.Command {
+	var q strata.EventQuery
+	var from, to string
+	var count, all, createIndexes bool
+	c := &cobra.Command{
+		Use:   "query --tenant T [filters]",
+		Short: "Search one tenant's events by type, who, why, stream and time, a page at a time",
+		Long: `Print the tenant's events that match every filter given, oldest first (by recording time, then
+position), one JSON object per line. A page holds --limit events (default 100, at most 1000); when
+another page follows, a last line {"next":"CURSOR"} says so: pass it as --cursor for the next page.
+Cursors stay valid while events are appended. --all prints every page. --count prints
+{"count":N} instead.
+
+The tenant is required: no query reads across tenants. --correlation finds one request's events
+(every stream it touched), --session what one operator did in one sitting.
+
+--create-indexes builds the search indexes (once per store; each index costs appends of tenant
+events a little, so they are not made by default; see docs/AUDITOR.md).`,
+		Example: `  strata query --tenant acme-ca --type CertificateRevoked --from 2023-03-14 --to 2023-03-15
+  strata query --tenant acme-ca --correlation req-1 --all
+  strata query --tenant acme-ca --principal operator:mkim --count
+  strata query --create-indexes`,
+		Args: argsExactly(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			const op = "query"
+			ctx := cmd.Context()
+			now := time.Now()
+			if from != "" {
+				if q.RecordedFrom, err = query.ParseTime(from, now); err != nil {
+					return err
+				}
+			}
+			if to != "" {
+				if q.RecordedTo, err = query.ParseTime(to, now); err != nil {
+					return err
+				}
+			}
+			if !createIndexes {
+				if _, _, _, err := strata.PrepareEventQuery(op, q); err != nil {
+					return err
+				}
+			}
+			st, _, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeStore(st, &err)
+			w := newLineWriter(cmd.OutOrStdout())
+			if createIndexes {
+				ix, ok := st.(strata.QueryIndexer)
+				if !ok {
+					return nil // this backend needs none (in memory)
+				}
+				return ix.CreateQueryIndexes(ctx)
+			}
+			if count {
+				n, err := query.Count(ctx, st, q)
+				if err != nil {
+					return err
+				}
+				if err := w.write(countLine{n}); err != nil {
+					return err
+				}
+				return w.flush()
+			}
+			for {
+				p, err := query.Page(ctx, st, q)
+				if err != nil {
+					w.flush()
+					return err
+				}
+				for _, e := range p.Events {
+					if err := w.write(newEventLine(e)); err != nil {
+						return err
+					}
+				}
+				if p.Next == "" {
+					break
+				}
+				if !all {
+					if err := w.write(nextLine{p.Next}); err != nil {
+						return err
+					}
+					break
+				}
+				q.Cursor = p.Next
+			}
+			return w.flush()
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&q.Tenant, "tenant", "", "the tenant searched (required)")
+	f.StringArrayVar(&q.Types, "type", nil, "keep events of this type (repeatable)")
+	f.StringVar(&q.Subsystem, "subsystem", "", "keep events of this subsystem")
+	f.StringVar(&q.Category, "category", "", "keep events of this category")
+	f.StringVar(&q.Principal, "principal", "", "keep events by this principal")
+	f.StringVar(&q.Session, "session", "", "keep events of this session")
+	f.StringVar(&q.Correlation, "correlation", "", "keep events of this correlation")
+	f.StringVar(&q.Causation, "causation", "", "keep events caused by this")
+	f.StringVar(&q.StreamPrefix, "prefix", "", "keep events whose stream starts with this")
+	f.StringVar(&from, "from", "", "keep events recorded at or after this time")
+	f.StringVar(&to, "to", "", "keep events recorded before this time")
+	f.IntVar(&q.Limit, "limit", 0, "events per page (default 100, at most 1000)")
+	f.StringVar(&q.Cursor, "cursor", "", "continue after the page that printed this cursor")
+	f.BoolVar(&all, "all", false, "print every page")
+	f.BoolVar(&count, "count", false, "print how many events match")
+	f.BoolVar(&createIndexes, "create-indexes", false, "build the search indexes and exit")
+	return c
+}

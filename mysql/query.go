@@ -1,0 +1,439 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-events/strata"
+)
+
+var (
+	_ strata.QueryStore            = (*Store)(nil)
+	_ strata.TemporalSnapshotStore = (*Store)(nil)
+	_ strata.RetentionStore        = (*Store)(nil)
+	_ strata.QueryIndexer          = (*Store)(nil)
+)
+
+// queryIndexes are the search indexes of CreateQueryIndexes: each leads with the tenant and
+// ends with the query order (recorded_at, position). Metadata filters are checked on the rows
+// these select (a match of the canonical "key":"value" bytes, then q.Match in Go).
+var queryIndexes = []struct{ name, cols string }{
+	{"events_q_time", "tenant, recorded_at, position"},
+	{"events_q_type", "tenant, type, recorded_at, position"},
+	{"events_q_stream", "tenant, stream, recorded_at, position"},
+}
+
+// CreateQueryIndexes implements strata.QueryIndexer. InnoDB builds them online: appends go on.
+func (s *Store) CreateQueryIndexes(ctx context.Context) error {
+	const op = "create query indexes"
+	if s.isClosed() {
+		return strata.ClosedError(op)
+	}
+	for _, ix := range queryIndexes {
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.statistics
+			WHERE table_schema = DATABASE() AND table_name = 'events' AND index_name = ?`, ix.name).Scan(&n); err != nil {
+			return s.fail(op, err)
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, "ALTER TABLE events ADD INDEX "+ix.name+" ("+ix.cols+"), ALGORITHM=INPLACE, LOCK=NONE"); err != nil {
+			return s.fail(op, err)
+		}
+	}
+	return nil
+}
+
+// metaPattern is the bytes of "key":"value" as the canonical metadata JSON holds them.
+func metaPattern(key, value string) []byte {
+	var m strata.Metadata
+	m.Set(key, value)
+	b, _ := m.MarshalJSON()
+	return b[1 : len(b)-1]
+}
+
+func queryWhere(q *strata.EventQuery) (string, []any) {
+	var b strings.Builder
+	args := []any{tenantKey(q.Tenant)}
+	b.WriteString(`tenant = ? AND position IS NOT NULL`)
+	if len(q.Types) > 0 {
+		b.WriteString(` AND type IN (?` + strings.Repeat(`, ?`, len(q.Types)-1) + `)`)
+		for _, t := range q.Types {
+			args = append(args, t)
+		}
+	}
+	for _, f := range q.MetaFilters() {
+		b.WriteString(` AND LOCATE(?, meta) > 0`)
+		args = append(args, metaPattern(f[0], f[1]))
+	}
+	if q.StreamPrefix != "" {
+		b.WriteString(` AND stream >= ?`)
+		args = append(args, q.StreamPrefix)
+		if end, ok := strata.PrefixEnd(q.StreamPrefix); ok {
+			b.WriteString(` AND stream < ?`)
+			args = append(args, end)
+		}
+	}
+	if !q.RecordedFrom.IsZero() {
+		b.WriteString(` AND recorded_at >= ?`)
+		args = append(args, q.RecordedFrom)
+	}
+	if !q.RecordedTo.IsZero() {
+		b.WriteString(` AND recorded_at < ?`)
+		args = append(args, q.RecordedTo)
+	}
+	return b.String(), args
+}
+
+// QueryEvents implements strata.QueryStore. It runs a sequencing pass first when committed
+// events wait for positions, so that a page sees every event committed before it started.
+func (s *Store) QueryEvents(ctx context.Context, q strata.EventQuery) (strata.EventPage, error) {
+	const op = "query events"
+	if s.isClosed() {
+		return strata.EventPage{}, strata.ClosedError(op)
+	}
+	q, cur, after, err := strata.PrepareEventQuery(op, q)
+	if err != nil {
+		return strata.EventPage{}, err
+	}
+	if err := s.sequenceIfNeeded(ctx); err != nil {
+		return strata.EventPage{}, s.fail(op, err)
+	}
+	where, args := queryWhere(&q)
+	if after {
+		where += ` AND (recorded_at > ? OR recorded_at = ? AND position > ?)`
+		args = append(args, cur.RecordedAt, cur.RecordedAt, int64(cur.Position.Event))
+	}
+	args = append(args, q.Limit+1)
+	p, err := s.readEvents(ctx, nil, q.Limit+1, `SELECT `+eventColumns+` FROM events WHERE `+where+` ORDER BY recorded_at, position LIMIT ?`, args...)
+	if err != nil {
+		return strata.EventPage{}, s.fail(op, err)
+	}
+	return strata.QueryPage(&q, p.evs, p.more && len(p.evs) <= q.Limit), nil
+}
+
+// CountEvents implements strata.QueryStore.
+func (s *Store) CountEvents(ctx context.Context, q strata.EventQuery) (int64, error) {
+	const op = "count events"
+	if s.isClosed() {
+		return 0, strata.ClosedError(op)
+	}
+	q.Cursor, q.Limit = "", 0
+	q, _, _, err := strata.PrepareEventQuery(op, q)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.sequenceIfNeeded(ctx); err != nil {
+		return 0, s.fail(op, err)
+	}
+	where, args := queryWhere(&q)
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE `+where, args...).Scan(&n); err != nil {
+		return 0, s.fail(op, err)
+	}
+	return n, nil
+}
+
+// SaveTemporalSnapshot implements strata.TemporalSnapshotStore.
+func (s *Store) SaveTemporalSnapshot(ctx context.Context, snap strata.TemporalSnapshot) error {
+	const op = "save temporal snapshot"
+	if s.isClosed() {
+		return strata.ClosedError(op)
+	}
+	snap, err := strata.PrepareTemporalSnapshot(op, snap)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO temporal_snapshots (stream, model, version, recorded_upto, occurred_upto, data)
+		VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE recorded_upto = VALUES(recorded_upto),
+			occurred_upto = VALUES(occurred_upto), data = VALUES(data)`,
+		snap.Stream, snap.Model, snap.Version, snap.RecordedUpTo, snap.OccurredUpTo, snap.Data)
+	return s.fail(op, err)
+}
+
+// TemporalSnapshotAt implements strata.TemporalSnapshotStore.
+func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, recordedBy, occurredBy time.Time) (strata.TemporalSnapshot, error) {
+	const op = "temporal snapshot"
+	if s.isClosed() {
+		return strata.TemporalSnapshot{}, strata.ClosedError(op)
+	}
+	occ := time.Date(strata.MaxTimerYear, 12, 31, 0, 0, 0, 0, time.UTC)
+	if !occurredBy.IsZero() {
+		occ = occurredBy.UTC()
+	}
+	rec := recordedBy.UTC()
+	if rec.After(occ) && occurredBy.IsZero() {
+		occ = rec
+	}
+	t := strata.TemporalSnapshot{Stream: stream, Model: model}
+	err := s.db.QueryRowContext(ctx, `SELECT version, recorded_upto, occurred_upto, data FROM temporal_snapshots
+		WHERE stream = ? AND model = ? AND recorded_upto <= ? AND occurred_upto <= ? ORDER BY version DESC LIMIT 1`,
+		stream, model, rec, occ).Scan(&t.Version, &t.RecordedUpTo, &t.OccurredUpTo, &t.Data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return strata.TemporalSnapshot{}, strata.TemporalSnapshotNotFound(op, stream, model)
+	}
+	if err != nil {
+		return strata.TemporalSnapshot{}, s.fail(op, err)
+	}
+	t.RecordedUpTo, t.OccurredUpTo = t.RecordedUpTo.UTC(), t.OccurredUpTo.UTC()
+	return t, nil
+}
+
+// RetentionCandidates implements strata.RetentionStore: a walk of events_position (or, for
+// one tenant, events_tenant_position) in Position order from the cursor.
+func (s *Store) RetentionCandidates(ctx context.Context, sel strata.RetentionSelect) (strata.RetentionPage, error) {
+	const op = "retention candidates"
+	if s.isClosed() {
+		return strata.RetentionPage{}, strata.ClosedError(op)
+	}
+	if err := strata.ValidateRetentionSelect(op, sel); err != nil {
+		return strata.RetentionPage{}, err
+	}
+	cur, after, err := strata.RetentionCursor(op, sel)
+	if err != nil {
+		return strata.RetentionPage{}, err
+	}
+	// The first page of a pass has every event committed before it sequenced; later pages
+	// do not wait for the events appended meanwhile (recorded after the pass began, they
+	// are not due), which would make each page wait for a sequencing pass under appends.
+	if !after {
+		if err := s.sequenceIfNeeded(ctx); err != nil {
+			return strata.RetentionPage{}, s.fail(op, err)
+		}
+	}
+	var b strings.Builder
+	args := []any{int64(cur.Position.Event), sel.RecordedBefore.UTC()}
+	b.WriteString(`SELECT ` + eventColumns + ` FROM events e WHERE position > ? AND recorded_at < ?`)
+	if !sel.UpTo.IsZero() {
+		b.WriteString(` AND position <= ?`)
+		args = append(args, int64(sel.UpTo.Event))
+	}
+	if !sel.AnyTenant {
+		b.WriteString(` AND tenant = ?`)
+		args = append(args, tenantKey(sel.Tenant))
+	}
+	if len(sel.Types) > 0 {
+		b.WriteString(` AND type IN (?` + strings.Repeat(`, ?`, len(sel.Types)-1) + `)`)
+		for _, t := range sel.Types {
+			args = append(args, t)
+		}
+	}
+	if len(sel.ExcludeTypes) > 0 {
+		b.WriteString(` AND type NOT IN (?` + strings.Repeat(`, ?`, len(sel.ExcludeTypes)-1) + `)`)
+		for _, t := range sel.ExcludeTypes {
+			args = append(args, t)
+		}
+	}
+	if sel.ExcludePrefix != "" {
+		b.WriteString(` AND LEFT(stream, ?) <> ?`)
+		args = append(args, len(sel.ExcludePrefix), sel.ExcludePrefix)
+	}
+	b.WriteString(` AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.event_id = e.id)
+		AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream) ORDER BY position LIMIT ?`)
+	args = append(args, sel.Limit)
+	p, err := s.readEvents(ctx, nil, sel.Limit, b.String(), args...)
+	if err != nil {
+		return strata.RetentionPage{}, s.fail(op, err)
+	}
+	if len(p.evs) == 0 {
+		return strata.RetentionPage{}, nil
+	}
+	last := p.evs[len(p.evs)-1]
+	evs := p.evs
+	if !sel.AnyTenant {
+		evs = filterTenant(evs, sel.Tenant)
+	}
+	return strata.RetentionPageOf(evs, p.more, &last), nil
+}
+
+// filterTenant drops events of another tenant that shares a long tenant's key.
+func filterTenant(evs []strata.Event, tenant string) []strata.Event {
+	out := evs[:0]
+	for _, e := range evs {
+		if e.Meta.Tenant == tenant {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TombstoneEvents implements strata.RetentionStore: one transaction per batch of three
+// statements whatever its size (at most strata.MaxTombstoneBatch events, 4 placeholders
+// each, within MySQL's 65,535): a locking read of the batch's rows that are neither held
+// nor tombstoned, one multi-row insert of their tombstones, and one UPDATE ... WHERE id IN
+// per distinct tenant (usually one). It locks only the batch's rows, by events_id (appends
+// insert new rows and never wait for them), and the update changes no indexed column, so
+// InnoDB rewrites only the clustered record.
+func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int, error) {
+	const op = "tombstone events"
+	if s.isClosed() {
+		return 0, strata.ClosedError(op)
+	}
+	if err := strata.PrepareTombstones(op, ts); err != nil {
+		return 0, err
+	}
+	if len(ts) == 0 {
+		return 0, nil
+	}
+	byID := make(map[uuid.UUID]strata.Tombstone, len(ts))
+	args := make([]any, 0, len(ts))
+	for _, t := range ts {
+		if _, dup := byID[t.EventID]; !dup {
+			args = append(args, t.EventID[:])
+		}
+		byID[t.EventID] = t
+	}
+	n := 0
+	err := s.inTx(ctx, func(c *sql.Conn) error {
+		rows, err := c.QueryContext(ctx, `SELECT id, meta FROM events e WHERE id IN (?`+strings.Repeat(`, ?`, len(args)-1)+`)
+			AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.event_id = e.id)
+			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream) FOR UPDATE`, args...)
+		if err != nil {
+			return err
+		}
+		now := strata.Timestamp(time.Now())
+		ins := make([]any, 0, 4*len(args))
+		byMeta := map[string][]any{}
+		var metas []string // in first-seen order, for a stable statement order
+		for rows.Next() {
+			var id, meta []byte
+			if err := rows.Scan(&id, &meta); err != nil {
+				rows.Close()
+				return err
+			}
+			var m strata.Metadata
+			if err := m.UnmarshalJSON(meta); err != nil {
+				rows.Close()
+				return err
+			}
+			tm, _ := strata.TombstoneMeta(m).MarshalJSON()
+			t := byID[uuid.UUID(id)]
+			ins = append(ins, id, t.LeafHash, t.Run[:], now)
+			if _, ok := byMeta[string(tm)]; !ok {
+				metas = append(metas, string(tm))
+			}
+			byMeta[string(tm)] = append(byMeta[string(tm)], id)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if len(ins) == 0 {
+			return nil
+		}
+		k := len(ins) / 4
+		if _, err := c.ExecContext(ctx, "INSERT INTO tombstones (event_id, leaf_hash, run, removed_at) VALUES (?, ?, ?, ?)"+
+			strings.Repeat(", (?, ?, ?, ?)", k-1), ins...); err != nil {
+			return err
+		}
+		// The rows are locked: each is blanked (RowsAffected would not count a row that held
+		// nothing to remove, so the count is the tombstones').
+		for _, meta := range metas {
+			ids := byMeta[meta]
+			if _, err := c.ExecContext(ctx, "UPDATE events SET data = ?, meta = ? WHERE id IN (?"+strings.Repeat(", ?", len(ids)-1)+")",
+				append([]any{[]byte(strata.TombstoneData), []byte(meta)}, ids...)...); err != nil {
+				return err
+			}
+		}
+		n = k
+		return nil
+	})
+	if err != nil {
+		return 0, s.fail(op, err)
+	}
+	return n, nil
+}
+
+// Tombstone implements strata.RetentionStore.
+func (s *Store) Tombstone(ctx context.Context, id uuid.UUID) (strata.Tombstone, error) {
+	const op = "tombstone"
+	if s.isClosed() {
+		return strata.Tombstone{}, strata.ClosedError(op)
+	}
+	t := strata.Tombstone{EventID: id}
+	var run []byte
+	err := s.db.QueryRowContext(ctx, `SELECT leaf_hash, run, removed_at FROM tombstones WHERE event_id = ?`, id[:]).Scan(&t.LeafHash, &run, &t.RemovedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return strata.Tombstone{}, strata.TombstoneNotFound(op, id)
+	}
+	if err != nil {
+		return strata.Tombstone{}, s.fail(op, err)
+	}
+	copy(t.Run[:], run)
+	t.RemovedAt = t.RemovedAt.UTC()
+	return t, nil
+}
+
+// PlaceLegalHold implements strata.RetentionStore.
+func (s *Store) PlaceLegalHold(ctx context.Context, h strata.LegalHold) error {
+	const op = "place legal hold"
+	if s.isClosed() {
+		return strata.ClosedError(op)
+	}
+	if err := strata.ValidateLegalHold(op, h); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO legal_holds (stream, reason, held_by, held_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))
+		ON DUPLICATE KEY UPDATE reason = VALUES(reason), held_by = VALUES(held_by)`, h.Stream, h.Reason, h.HeldBy)
+	return s.fail(op, err)
+}
+
+// ReleaseLegalHold implements strata.RetentionStore.
+func (s *Store) ReleaseLegalHold(ctx context.Context, stream string) error {
+	const op = "release legal hold"
+	if s.isClosed() {
+		return strata.ClosedError(op)
+	}
+	if err := strata.ValidateStreamName(op, stream); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, `DELETE FROM legal_holds WHERE stream = ?`, stream)
+	return s.fail(op, err)
+}
+
+// LegalHolds implements strata.RetentionStore.
+func (s *Store) LegalHolds(ctx context.Context) iter.Seq2[strata.LegalHold, error] {
+	const op = "legal holds"
+	return func(yield func(strata.LegalHold, error) bool) {
+		if s.isClosed() {
+			yield(strata.LegalHold{}, strata.ClosedError(op))
+			return
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT stream, reason, held_by, held_at FROM legal_holds ORDER BY stream`)
+		if err != nil {
+			yield(strata.LegalHold{}, s.fail(op, err))
+			return
+		}
+		var hs []strata.LegalHold
+		for rows.Next() {
+			var h strata.LegalHold
+			var stream, reason, by []byte
+			if err := rows.Scan(&stream, &reason, &by, &h.HeldAt); err != nil {
+				rows.Close()
+				yield(strata.LegalHold{}, s.fail(op, err))
+				return
+			}
+			h.Stream, h.Reason, h.HeldBy, h.HeldAt = string(stream), string(reason), string(by), h.HeldAt.UTC()
+			hs = append(hs, h)
+		}
+		err = rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if err != nil {
+			yield(strata.LegalHold{}, s.fail(op, err))
+			return
+		}
+		for _, h := range hs {
+			if !yield(h, nil) {
+				return
+			}
+		}
+	}
+}

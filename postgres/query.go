@@ -1,0 +1,484 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-events/strata"
+)
+
+var (
+	_ strata.QueryStore            = (*Store)(nil)
+	_ strata.TemporalSnapshotStore = (*Store)(nil)
+	_ strata.RetentionStore        = (*Store)(nil)
+	_ strata.QueryIndexer          = (*Store)(nil)
+)
+
+// queryIndexes are the search indexes of CreateQueryIndexes: every one leads with the tenant
+// (every query names one) and ends with the query order (recorded_at, tx, seq), so that a
+// filter and the keyset cursor make one range scan. They are partial: events without a tenant
+// are never searched and cost nothing, and a metadata index holds only the events that have
+// its key (a filter meta_text(...) = $n implies meta_text(...) IS NOT NULL, so the planner
+// uses it), which keeps events without that key, and every event retention removed, out of it:
+// retention's update of a row inserts nothing into the six metadata indexes.
+var queryIndexes = []struct{ name, cols, where string }{
+	{"events_q_time", "tenant, recorded_at, tx, seq", ""},
+	{"events_q_type", "tenant, type, recorded_at, tx, seq", ""},
+	{"events_q_stream", "tenant, stream, recorded_at, tx, seq", ""},
+	{"events_q_principal", "tenant, {schema}.meta_text(meta, 'principal'), recorded_at, tx, seq", "{schema}.meta_text(meta, 'principal')"},
+	{"events_q_session", "tenant, {schema}.meta_text(meta, 'session'), recorded_at, tx, seq", "{schema}.meta_text(meta, 'session')"},
+	{"events_q_correlation", "tenant, {schema}.meta_text(meta, 'correlation'), recorded_at, tx, seq", "{schema}.meta_text(meta, 'correlation')"},
+	{"events_q_causation", "tenant, {schema}.meta_text(meta, 'causation'), recorded_at, tx, seq", "{schema}.meta_text(meta, 'causation')"},
+	{"events_q_subsystem", "tenant, {schema}.meta_text(meta, 'subsystem'), recorded_at, tx, seq", "{schema}.meta_text(meta, 'subsystem')"},
+	{"events_q_category", "tenant, {schema}.meta_text(meta, 'category'), recorded_at, tx, seq", "{schema}.meta_text(meta, 'category')"},
+}
+
+func (s *Store) sq(query string) string {
+	return strings.ReplaceAll(query, "{schema}", pgx.Identifier{s.schema}.Sanitize())
+}
+
+// smallTable is the estimated row count below which CreateQueryIndexes builds without
+// CONCURRENTLY.
+const smallTable = 100_000
+
+// CreateQueryIndexes implements strata.QueryIndexer: it builds the missing search indexes with
+// CREATE INDEX CONCURRENTLY, so appends go on meanwhile (plainly on a table of fewer than
+// smallTable rows), replacing any that a failed build left invalid.
+func (s *Store) CreateQueryIndexes(ctx context.Context) error {
+	const op = "create query indexes"
+	if s.closed.Load() {
+		return strata.ClosedError(op)
+	}
+	// CONCURRENTLY waits for every transaction in the cluster that might see the table, which a
+	// long transaction elsewhere can stretch for as long as it runs; a small table is indexed in
+	// milliseconds with the plain form, whose lock appends wait out.
+	var tuples float64
+	if err := s.pool.QueryRow(ctx, `SELECT greatest(c.reltuples, 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = 'events'`, s.schema).Scan(&tuples); err != nil {
+		return s.fail(op, err)
+	}
+	how := "CONCURRENTLY "
+	if tuples < smallTable {
+		how = ""
+	}
+	for _, ix := range queryIndexes {
+		var valid *bool
+		err := s.pool.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`, s.schema, ix.name).Scan(&valid)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return s.fail(op, err)
+		case *valid:
+			continue
+		default:
+			if _, err := s.pool.Exec(ctx, s.sq(`DROP INDEX `+how+`IF EXISTS {schema}.`+ix.name)); err != nil {
+				return s.fail(op, err)
+			}
+		}
+		where := `tenant IS NOT NULL`
+		if ix.where != "" {
+			where += ` AND ` + ix.where + ` IS NOT NULL`
+		}
+		if _, err := s.pool.Exec(ctx, s.sq(`CREATE INDEX `+how+`IF NOT EXISTS `+ix.name+` ON {schema}.events (`+ix.cols+`) WHERE `+where)); err != nil {
+			return s.fail(op, fmt.Errorf("index %s: %w", ix.name, err))
+		}
+	}
+	return nil
+}
+
+// metaParam returns the value that meta_text yields for a metadata value v, and false when
+// the index cannot be used for it (a value holding the text \u0000 would read differently).
+func metaParam(v string) (string, bool) {
+	if strings.Contains(v, `\u0000`) {
+		return "", false
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(v, "\uFFFD"), "\x00", "\uFFFD"), true
+}
+
+// queryWhere builds the conditions of q without the cursor; rows that pass are checked again
+// with q.Match.
+func (s *Store) queryWhere(q *strata.EventQuery) (string, []any) {
+	var b strings.Builder
+	args := []any{[]byte(q.Tenant)}
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	b.WriteString(`tenant = $1::bytea`)
+	if len(q.Types) > 0 {
+		var ts []string
+		for _, t := range q.Types {
+			if storableText(t) {
+				ts = append(ts, t)
+			}
+		}
+		b.WriteString(` AND type = ANY(` + arg(ts) + `::text[])`)
+	}
+	for _, f := range q.MetaFilters() {
+		if v, ok := metaParam(f[1]); ok {
+			b.WriteString(s.sq(` AND {schema}.meta_text(meta, '` + f[0] + `') = ` + arg(v) + `::text`))
+		}
+	}
+	if q.StreamPrefix != "" {
+		p := storablePrefix(q.StreamPrefix)
+		b.WriteString(` AND stream >= ` + arg(p) + `::text`)
+		if end, ok := prefixEnd(p); ok {
+			b.WriteString(` AND stream < ` + arg(end) + `::text`)
+		}
+	}
+	if !q.RecordedFrom.IsZero() {
+		b.WriteString(` AND recorded_at >= ` + arg(q.RecordedFrom) + `::timestamptz`)
+	}
+	if !q.RecordedTo.IsZero() {
+		b.WriteString(` AND recorded_at < ` + arg(q.RecordedTo) + `::timestamptz`)
+	}
+	return b.String(), args
+}
+
+// QueryEvents implements strata.QueryStore.
+func (s *Store) QueryEvents(ctx context.Context, q strata.EventQuery) (strata.EventPage, error) {
+	const op = "query events"
+	q, cur, after, err := strata.PrepareEventQuery(op, q)
+	if err != nil {
+		return strata.EventPage{}, err
+	}
+	where, args := s.queryWhere(&q)
+	if after {
+		n := len(args)
+		where += fmt.Sprintf(` AND (recorded_at, tx, seq) > ($%d::timestamptz, $%d::bigint, $%d::bigint)`, n+1, n+2, n+3)
+		args = append(args, cur.RecordedAt, int64(cur.Position.Commit), int64(cur.Position.Event))
+	}
+	args = append(args, q.Limit+1)
+	sql := s.sq(`SELECT ` + eventColumns + ` FROM {schema}.events WHERE ` + where +
+		fmt.Sprintf(` ORDER BY recorded_at, tx, seq LIMIT $%d`, len(args)))
+	var p page
+	if err := s.fetch(ctx, op, &p, q.Limit+1, nil, false, sql, args...); err != nil {
+		return strata.EventPage{}, err
+	}
+	return strata.QueryPage(&q, p.events, p.full && len(p.events) <= q.Limit), nil
+}
+
+// CountEvents implements strata.QueryStore.
+func (s *Store) CountEvents(ctx context.Context, q strata.EventQuery) (int64, error) {
+	const op = "count events"
+	if s.closed.Load() {
+		return 0, strata.ClosedError(op)
+	}
+	q.Cursor, q.Limit = "", 0
+	q, _, _, err := strata.PrepareEventQuery(op, q)
+	if err != nil {
+		return 0, err
+	}
+	where, args := s.queryWhere(&q)
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.sq(`SELECT count(*) FROM {schema}.events WHERE `+where), args...).Scan(&n); err != nil {
+		return 0, s.fail(op, err)
+	}
+	return n, nil
+}
+
+// SaveTemporalSnapshot implements strata.TemporalSnapshotStore.
+func (s *Store) SaveTemporalSnapshot(ctx context.Context, snap strata.TemporalSnapshot) error {
+	const op = "save temporal snapshot"
+	snap, err := strata.PrepareTemporalSnapshot(op, snap)
+	if err != nil {
+		return err
+	}
+	return s.exec(ctx, op, s.sq(`INSERT INTO {schema}.temporal_snapshots (stream, model, version, recorded_upto, occurred_upto, data)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (stream, model, version) DO UPDATE SET recorded_upto = excluded.recorded_upto,
+			occurred_upto = excluded.occurred_upto, data = excluded.data`),
+		snap.Stream, snap.Model, snap.Version, snap.RecordedUpTo, snap.OccurredUpTo, snap.Data)
+}
+
+// TemporalSnapshotAt implements strata.TemporalSnapshotStore.
+func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, recordedBy, occurredBy time.Time) (strata.TemporalSnapshot, error) {
+	const op = "temporal snapshot"
+	if s.closed.Load() {
+		return strata.TemporalSnapshot{}, strata.ClosedError(op)
+	}
+	if !storableText(stream) || !storableText(model) {
+		return strata.TemporalSnapshot{}, strata.TemporalSnapshotNotFound(op, stream, model)
+	}
+	var occ any
+	if !occurredBy.IsZero() {
+		occ = occurredBy
+	}
+	t := strata.TemporalSnapshot{Stream: stream, Model: model}
+	err := s.pool.QueryRow(ctx, s.sq(`SELECT version, recorded_upto, occurred_upto, data FROM {schema}.temporal_snapshots
+		WHERE stream = $1 AND model = $2 AND recorded_upto <= $3 AND ($4::timestamptz IS NULL OR occurred_upto <= $4)
+		ORDER BY version DESC LIMIT 1`), stream, model, recordedBy, occ).Scan(&t.Version, &t.RecordedUpTo, &t.OccurredUpTo, &t.Data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return strata.TemporalSnapshot{}, strata.TemporalSnapshotNotFound(op, stream, model)
+	}
+	if err != nil {
+		return strata.TemporalSnapshot{}, s.fail(op, err)
+	}
+	t.RecordedUpTo, t.OccurredUpTo = t.RecordedUpTo.UTC(), t.OccurredUpTo.UTC()
+	return t, nil
+}
+
+// retentionLive is the predicate of events_retention_idx (migration 0006), exactly: the
+// planner uses the partial index only for a query that repeats it.
+const retentionLive = `(data <> '\x6e756c6c'::bytea OR (meta IS NOT NULL AND (tenant IS NULL OR length(meta) <> length(tenant) + 13)))`
+
+// RetentionCandidates implements strata.RetentionStore: a walk of events_retention_idx in
+// (recorded_at, tx, seq) order from the cursor to the cutoff. The index holds only events that
+// retention has not removed, so a pass reads neither the events removed by earlier runs nor
+// those recorded after the cutoff.
+func (s *Store) RetentionCandidates(ctx context.Context, sel strata.RetentionSelect) (strata.RetentionPage, error) {
+	const op = "retention candidates"
+	if err := strata.ValidateRetentionSelect(op, sel); err != nil {
+		return strata.RetentionPage{}, err
+	}
+	cur, after, err := strata.RetentionCursor(op, sel)
+	if err != nil {
+		return strata.RetentionPage{}, err
+	}
+	if s.closed.Load() {
+		return strata.RetentionPage{}, strata.ClosedError(op)
+	}
+	args := []any{sel.RecordedBefore}
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT ` + eventColumns + ` FROM {schema}.events e WHERE ` + retentionLive + ` AND recorded_at < $1::timestamptz`)
+	if after {
+		b.WriteString(` AND (recorded_at, tx, seq) > (` + arg(cur.RecordedAt) + `::timestamptz, ` + arg(int64(cur.Position.Commit)) + `::bigint, ` +
+			arg(int64(cur.Position.Event)) + `::bigint)`)
+	}
+	if !sel.UpTo.IsZero() {
+		b.WriteString(` AND (tx, seq) <= (` + arg(int64(sel.UpTo.Commit)) + `::bigint, ` + arg(int64(sel.UpTo.Event)) + `::bigint)`)
+	}
+	if !sel.AnyTenant {
+		b.WriteString(` AND tenant = ` + arg([]byte(sel.Tenant)) + `::bytea`)
+	}
+	if len(sel.Types) > 0 {
+		b.WriteString(` AND type = ANY(` + arg(storable(sel.Types)) + `::text[])`)
+	}
+	if len(sel.ExcludeTypes) > 0 {
+		b.WriteString(` AND NOT type = ANY(` + arg(storable(sel.ExcludeTypes)) + `::text[])`)
+	}
+	if p := storablePrefix(sel.ExcludePrefix); p != "" {
+		b.WriteString(` AND NOT starts_with(stream, ` + arg(p) + `::text)`)
+	}
+	b.WriteString(` AND NOT EXISTS (SELECT FROM {schema}.tombstones t WHERE t.event_id = e.id)
+		AND NOT EXISTS (SELECT FROM {schema}.legal_holds h WHERE h.stream = e.stream)
+		ORDER BY recorded_at, tx, seq LIMIT ` + arg(sel.Limit))
+	var (
+		evs  []strata.Event
+		more bool
+	)
+	// The walk must follow events_retention_idx: a plan that sorts (on statistics that count
+	// too few rows, as after a bulk load before ANALYZE) reads every candidate of the pass for
+	// each page. enable_sort = off, for this transaction only, leaves the ordered index scans
+	// (this index, or events_q_time for one tenant) as the only plans.
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_sort = off`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, s.sq(b.String()), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var (
+			d    rowDecoder
+			size int
+		)
+		for rows.Next() {
+			raw := rows.RawValues()
+			if len(evs) == 0 && !binaryColumns(rows.FieldDescriptions(), eventColumnCount) {
+				return &strata.Error{Code: strata.Internal, Op: op, Msg: "unexpected column types or formats from PostgreSQL"}
+			}
+			var ev strata.Event
+			if meta := d.decode(raw, &ev); meta != nil {
+				if err := ev.Meta.UnmarshalJSON(meta); err != nil {
+					return &strata.Error{Code: strata.Internal, Op: op, Msg: "stored metadata of event " + ev.Position.String() + " is not valid", Err: err}
+				}
+				size += len(meta)
+			}
+			evs = append(evs, ev)
+			if size += len(ev.Data); size >= pageBytes {
+				more = true
+				return nil // rows.Close discards the rest
+			}
+		}
+		more = len(evs) >= sel.Limit
+		return rows.Err()
+	})
+	if err != nil {
+		var se *strata.Error
+		if errors.As(err, &se) {
+			return strata.RetentionPage{}, err
+		}
+		return strata.RetentionPage{}, s.fail(op, err)
+	}
+	var last *strata.Event
+	if len(evs) > 0 {
+		last = &evs[len(evs)-1]
+	}
+	return strata.RetentionPageOf(evs, more, last), nil
+}
+
+func storable(ss []string) []string {
+	out := make([]string, 0, len(ss))
+	for _, t := range ss {
+		if storableText(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// tombstoneEvents is TombstoneEvents' one statement: $1 the event IDs and $2 their leaf
+// hashes, $3 the runs, $4 the tombstone data, $5 the batch's distinct tenants and $6 the
+// metadata each tenant's events keep. The insert skips events of a held stream and events
+// tombstoned already (by another run meanwhile, too); the update blanks exactly the rows it
+// inserted tombstones for, each found by events_id_key. No step joins two lists of the batch
+// with each other, so no plan is quadratic in the batch whatever the planner estimates for
+// unnest (it assumes 10 rows).
+const tombstoneEvents = `WITH ins AS (
+	INSERT INTO {schema}.tombstones (event_id, leaf_hash, run, removed_at)
+	SELECT t.id, t.leaf, t.run, now()
+	FROM unnest($1::uuid[], $2::bytea[], $3::uuid[]) AS t(id, leaf, run)
+	JOIN {schema}.events e ON e.id = t.id
+	WHERE NOT EXISTS (SELECT FROM {schema}.legal_holds h WHERE h.stream = e.stream)
+	ON CONFLICT (event_id) DO NOTHING
+	RETURNING event_id
+)
+UPDATE {schema}.events e SET data = $4::bytea,
+	meta = CASE WHEN e.tenant IS NULL THEN NULL ELSE ($6::bytea[])[array_position($5::bytea[], e.tenant)] END
+WHERE e.id IN (SELECT event_id FROM ins)`
+
+// TombstoneEvents implements strata.RetentionStore: one statement (its own short
+// transaction) that stores the tombstones and blanks the rows, writing each row once and
+// locking only those rows (appends insert new rows and never wait for them). The blanked
+// row version leaves events_retention_idx and, holding no metadata but the tenant, the
+// partial metadata search indexes: the update inserts into the other indexes only.
+func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int, error) {
+	const op = "tombstone events"
+	if err := strata.PrepareTombstones(op, ts); err != nil {
+		return 0, err
+	}
+	if s.closed.Load() {
+		return 0, strata.ClosedError(op)
+	}
+	if len(ts) == 0 {
+		return 0, nil
+	}
+	seen := make(map[uuid.UUID]bool, len(ts))
+	ids, runs := make([]uuid.UUID, 0, len(ts)), make([]uuid.UUID, 0, len(ts))
+	hashes := make([][]byte, 0, len(ts))
+	for i := len(ts) - 1; i >= 0; i-- { // the last of duplicates wins
+		t := ts[i]
+		if seen[t.EventID] {
+			continue
+		}
+		seen[t.EventID] = true
+		ids, runs, hashes = append(ids, t.EventID), append(runs, t.Run), append(hashes, t.LeafHash)
+	}
+	// The tenants of the batch, read in the statement's snapshot by the update itself: the
+	// metadata each keeps is computed here for every tenant the batch's events may have.
+	tenants, metas, err := s.batchTenants(ctx, ids)
+	if err != nil {
+		return 0, s.fail(op, err)
+	}
+	tag, err := s.pool.Exec(ctx, s.sq(tombstoneEvents), ids, hashes, runs, strata.TombstoneData, tenants, metas)
+	if err != nil {
+		return 0, s.fail(op, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// batchTenants returns the distinct tenants of the events ids and the metadata a tombstoned
+// event of each keeps. Events are never re-tenanted, so reading them before the statement
+// that blanks them is safe.
+func (s *Store) batchTenants(ctx context.Context, ids []uuid.UUID) (tenants, metas [][]byte, err error) {
+	rows, _ := s.pool.Query(ctx, s.sq(`SELECT DISTINCT tenant FROM {schema}.events WHERE id = ANY($1::uuid[]) AND tenant IS NOT NULL`), ids)
+	tenants, err = pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, t := range tenants {
+		m, _ := strata.TombstoneMeta(strata.Metadata{Tenant: string(t)}).MarshalJSON()
+		metas = append(metas, m)
+	}
+	return tenants, metas, nil
+}
+
+// Tombstone implements strata.RetentionStore.
+func (s *Store) Tombstone(ctx context.Context, id uuid.UUID) (strata.Tombstone, error) {
+	const op = "tombstone"
+	if s.closed.Load() {
+		return strata.Tombstone{}, strata.ClosedError(op)
+	}
+	t := strata.Tombstone{EventID: id}
+	err := s.pool.QueryRow(ctx, s.sq(`SELECT leaf_hash, run, removed_at FROM {schema}.tombstones WHERE event_id = $1`), id).Scan(&t.LeafHash, &t.Run, &t.RemovedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return strata.Tombstone{}, strata.TombstoneNotFound(op, id)
+	}
+	if err != nil {
+		return strata.Tombstone{}, s.fail(op, err)
+	}
+	t.RemovedAt = t.RemovedAt.UTC()
+	return t, nil
+}
+
+// PlaceLegalHold implements strata.RetentionStore.
+func (s *Store) PlaceLegalHold(ctx context.Context, h strata.LegalHold) error {
+	const op = "place legal hold"
+	if err := strata.ValidateLegalHold(op, h); err != nil {
+		return err
+	}
+	if !storableText(h.Reason) || !storableText(h.HeldBy) {
+		return strata.Errorf(strata.Invalid, op, "reason and holder must be UTF-8 without NUL")
+	}
+	return s.exec(ctx, op, s.sq(`INSERT INTO {schema}.legal_holds (stream, reason, held_by, held_at) VALUES ($1, $2, $3, now())
+		ON CONFLICT (stream) DO UPDATE SET reason = excluded.reason, held_by = excluded.held_by`), h.Stream, h.Reason, h.HeldBy)
+}
+
+// ReleaseLegalHold implements strata.RetentionStore.
+func (s *Store) ReleaseLegalHold(ctx context.Context, stream string) error {
+	const op = "release legal hold"
+	if err := strata.ValidateStreamName(op, stream); err != nil {
+		return err
+	}
+	return s.exec(ctx, op, s.sq(`DELETE FROM {schema}.legal_holds WHERE stream = $1`), stream)
+}
+
+// LegalHolds implements strata.RetentionStore.
+func (s *Store) LegalHolds(ctx context.Context) iter.Seq2[strata.LegalHold, error] {
+	const op = "legal holds"
+	return func(yield func(strata.LegalHold, error) bool) {
+		if s.closed.Load() {
+			yield(strata.LegalHold{}, strata.ClosedError(op))
+			return
+		}
+		rows, _ := s.pool.Query(ctx, s.sq(`SELECT stream, reason, held_by, held_at FROM {schema}.legal_holds ORDER BY stream`))
+		hs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (strata.LegalHold, error) {
+			var h strata.LegalHold
+			err := r.Scan(&h.Stream, &h.Reason, &h.HeldBy, &h.HeldAt)
+			h.HeldAt = h.HeldAt.UTC()
+			return h, err
+		})
+		if err != nil {
+			yield(strata.LegalHold{}, s.fail(op, err))
+			return
+		}
+		for _, h := range hs {
+			if !yield(h, nil) {
+				return
+			}
+		}
+	}
+}

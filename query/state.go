@@ -1,0 +1,350 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"time"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/aggregate"
+	"github.com/strata-events/strata/codec"
+)
+
+// Model folds the events of a stream into a state S. Name identifies the fold and the JSON
+// encoding of S in snapshots ("pki.certificate/1"): change it when either changes.
+type Model[S any] struct {
+	Name string
+	// Initial returns the state before the first event; nil means S's zero value.
+	Initial func() S
+	// Evolve returns the state after e. It must be pure: a replay decides the same.
+	Evolve func(ctx context.Context, s S, e strata.Event) (S, error)
+	// ValidTime, when set, says from when an event holds in the domain (valid time), where
+	// that is not its OccurredAt: a revocation holds from its invalidity date. Nil means
+	// OccurredAt. It must be pure.
+	ValidTime func(e strata.Event) time.Time
+}
+
+func (m Model[S]) validTime(e *strata.Event) time.Time {
+	if m.ValidTime != nil {
+		if t := m.ValidTime(*e); !t.IsZero() {
+			return strata.Timestamp(t)
+		}
+	}
+	return e.OccurredAt
+}
+
+func (m Model[S]) initial() S {
+	if m.Initial == nil {
+		var zero S
+		return zero
+	}
+	return m.Initial()
+}
+
+func (m Model[S]) validate(op string) error {
+	if m.Evolve == nil {
+		return strata.Errorf(strata.Invalid, op, "a model needs Evolve")
+	}
+	if m.Name == "" {
+		return strata.Errorf(strata.Invalid, op, "a model needs a name")
+	}
+	return nil
+}
+
+// evolve runs Evolve, turning a panic into an error: replay never crashes the process.
+func (m Model[S]) evolve(ctx context.Context, s S, e strata.Event) (out S, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = s, strata.Errorf(strata.Internal, "query evolve", "%s v%d: evolve panicked: %v", e.Stream, e.Version, p)
+		}
+	}()
+	return m.Evolve(ctx, s, e)
+}
+
+// JSONModel is the model of any stream whose events carry JSON objects: the state is the
+// objects merged in order (RFC 7396 merge patch: a field set to null is removed). Tombstoned
+// events (whose payload retention removed) change nothing. It is what the CLI shows for a stream
+// without a registered model.
+func JSONModel() Model[map[string]any] {
+	return Model[map[string]any]{
+		Name:    "strata.json-merge/1",
+		Initial: func() map[string]any { return map[string]any{} },
+		Evolve: func(_ context.Context, s map[string]any, e strata.Event) (map[string]any, error) {
+			var patch any
+			if err := json.Unmarshal(e.Data, &patch); err != nil {
+				return s, strata.Errorf(strata.Invalid, "json model", "%s v%d: data is not JSON: %w", e.Stream, e.Version, err)
+			}
+			obj, ok := patch.(map[string]any)
+			if !ok {
+				return s, nil // null (a tombstone), or not an object: nothing to merge
+			}
+			out := make(map[string]any, len(s)+len(obj))
+			for k, v := range s {
+				out[k] = v
+			}
+			mergePatch(out, obj)
+			return out, nil
+		},
+	}
+}
+
+func mergePatch(dst, patch map[string]any) {
+	for k, v := range patch {
+		if v == nil {
+			delete(dst, k)
+			continue
+		}
+		if pv, ok := v.(map[string]any); ok {
+			if dv, ok := dst[k].(map[string]any); ok {
+				c := make(map[string]any, len(dv))
+				for kk, vv := range dv {
+					c[kk] = vv
+				}
+				mergePatch(c, pv)
+				dst[k] = c
+				continue
+			}
+			c := map[string]any{}
+			mergePatch(c, pv)
+			dst[k] = c
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+// DeciderModel is the model of an aggregate: events decode with reg and evolve with d. Events
+// that decode into no event of the aggregate (a tombstone's null payload decodes into a zero
+// value) are folded as the decider says.
+func DeciderModel[S any, C aggregate.Command, E any](name string, reg *codec.Registry, d aggregate.Decider[S, C, E]) Model[S] {
+	return Model[S]{
+		Name:    name,
+		Initial: d.Initial,
+		Evolve: func(ctx context.Context, s S, e strata.Event) (S, error) {
+			msgs, err := reg.Decode(ctx, e)
+			if err != nil {
+				return s, err
+			}
+			for _, m := range msgs {
+				ev, ok := m.Value.(E)
+				if !ok {
+					return s, strata.Errorf(strata.Invalid, "decider model", "%s v%d: type %q is not an event of %s", e.Stream, e.Version, m.Type, name)
+				}
+				s = d.Evolve(s, ev)
+			}
+			return s, nil
+		},
+	}
+}
+
+// At says for which times a state is asked. Recorded is the transaction time: only events the
+// store had committed by then count (zero means now). Occurred, when set, is the valid time:
+// only events that occurred (OccurredAt) by then count, so that {Recorded: T1, Occurred: T2} is
+// "the state as known at T1 about T2".
+type At struct {
+	Recorded time.Time
+	Occurred time.Time
+}
+
+// State is a state at a time with what it was folded from.
+type State[S any] struct {
+	State S
+	// Version is the version of the last event of the stream known at At.Recorded (0 for none):
+	// with At.Occurred set, later-occurring events up to it were left out.
+	Version int64
+	// Events is how many events were folded after the snapshot; FromSnapshot is the version of
+	// the snapshot the fold started from (0 for none).
+	Events       int
+	FromSnapshot int64
+	// LastRecordedAt is when the last event known at At.Recorded was recorded.
+	LastRecordedAt time.Time
+	// Skipped counts events known at At.Recorded that occurred after At.Occurred.
+	Skipped int
+}
+
+// readChunk is the first page of a state's read after its snapshot; later pages grow.
+const readChunk = 128
+
+// StateAt returns the state of stream as recorded at at.Recorded and, with at.Occurred set, as
+// it was at at.Occurred by what was known at at.Recorded (valid time is the model's ValidTime,
+// by default OccurredAt). The events known at a time are the
+// longest prefix of the stream recorded at or before it. The fold starts from the latest
+// temporal snapshot valid for both times when the store keeps them (see [TakeSnapshots]).
+func StateAt[S any](ctx context.Context, store strata.Store, m Model[S], stream string, at At) (State[S], error) {
+	const op = "state at"
+	if err := m.validate(op); err != nil {
+		return State[S]{}, err
+	}
+	if err := strata.ValidateStreamName(op, stream); err != nil {
+		return State[S]{}, err
+	}
+	recorded := at.Recorded
+	if recorded.IsZero() {
+		recorded = time.Now()
+	}
+	recorded = strata.Timestamp(recorded)
+	occurred := strata.Timestamp(at.Occurred)
+	res := State[S]{State: m.initial()}
+	var from int64
+	if ts, ok := store.(strata.TemporalSnapshotStore); ok {
+		snap, err := ts.TemporalSnapshotAt(ctx, stream, m.Name, recorded, occurred)
+		switch {
+		case err == nil:
+			s := m.initial()
+			if err := json.Unmarshal(snap.Data, &s); err == nil {
+				res.State, res.Version, res.FromSnapshot, res.LastRecordedAt = s, snap.Version, snap.Version, snap.RecordedUpTo
+				from = snap.Version
+			} // a snapshot that no longer decodes costs a full replay
+		case errors.Is(err, strata.ErrNotFound):
+		default:
+			return res, err
+		}
+	}
+	chunk := readChunk
+	for {
+		n := 0
+		stop := false
+		for e, err := range store.ReadStream(ctx, stream, strata.ReadStreamOptions{From: from + 1, Limit: chunk}) {
+			if err != nil {
+				return res, err
+			}
+			n++
+			from = e.Version
+			if e.RecordedAt.After(recorded) {
+				stop = true
+				break
+			}
+			res.Version, res.LastRecordedAt = e.Version, e.RecordedAt
+			if !occurred.IsZero() && m.validTime(&e).After(occurred) {
+				res.Skipped++
+				continue
+			}
+			var err error
+			if res.State, err = m.evolve(ctx, res.State, e); err != nil {
+				return res, err
+			}
+			res.Events++
+		}
+		if stop || n < chunk {
+			return res, nil
+		}
+		chunk = min(chunk*4, 4096)
+	}
+}
+
+// TakeSnapshots folds stream with m and saves a temporal snapshot after every every-th version,
+// continuing from the latest snapshot of m. It returns how many it saved. The store must
+// implement strata.TemporalSnapshotStore.
+func TakeSnapshots[S any](ctx context.Context, store strata.Store, m Model[S], stream string, every int) (int, error) {
+	const op = "take snapshots"
+	if err := m.validate(op); err != nil {
+		return 0, err
+	}
+	ts, ok := store.(strata.TemporalSnapshotStore)
+	if !ok {
+		return 0, strata.Errorf(strata.Invalid, op, "the store (%T) keeps no temporal snapshots", store)
+	}
+	if every <= 0 {
+		return 0, strata.Errorf(strata.Invalid, op, "snapshot interval %d, want > 0", every)
+	}
+	state := m.initial()
+	var version int64
+	var recUpTo, occUpTo time.Time
+	far := time.Date(strata.MaxTimerYear, 12, 31, 0, 0, 0, 0, time.UTC)
+	if snap, err := ts.TemporalSnapshotAt(ctx, stream, m.Name, far, time.Time{}); err == nil {
+		if json.Unmarshal(snap.Data, &state) == nil {
+			version, recUpTo, occUpTo = snap.Version, snap.RecordedUpTo, snap.OccurredUpTo
+		} else {
+			state = m.initial()
+		}
+	} else if !errors.Is(err, strata.ErrNotFound) {
+		return 0, err
+	}
+	saved := 0
+	for e, err := range store.ReadStream(ctx, stream, strata.ReadStreamOptions{From: version + 1}) {
+		if err != nil {
+			return saved, err
+		}
+		if state, err = m.evolve(ctx, state, e); err != nil {
+			return saved, err
+		}
+		version = e.Version
+		if e.RecordedAt.After(recUpTo) {
+			recUpTo = e.RecordedAt
+		}
+		if vt := m.validTime(&e); vt.After(occUpTo) {
+			occUpTo = vt
+		}
+		if version%int64(every) != 0 {
+			continue
+		}
+		data, err := json.Marshal(state)
+		if err != nil {
+			return saved, strata.Errorf(strata.Invalid, op, "encode state of %q: %w", stream, err)
+		}
+		if err := ts.SaveTemporalSnapshot(ctx, strata.TemporalSnapshot{Stream: stream, Model: m.Name, Version: version, RecordedUpTo: recUpTo, OccurredUpTo: occUpTo, Data: data}); err != nil {
+			return saved, err
+		}
+		saved++
+	}
+	return saved, nil
+}
+
+// Changes returns the events of stream recorded in [from, to): "what changed it that day".
+// A zero to means now.
+func Changes(ctx context.Context, store strata.Store, stream string, from, to time.Time) ([]strata.Event, error) {
+	if !to.IsZero() && !from.Before(to) {
+		return nil, strata.Errorf(strata.Invalid, "changes", "time range %s to %s is empty", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	var out []strata.Event
+	for e, err := range store.ReadStream(ctx, stream, strata.ReadStreamOptions{}) {
+		if err != nil {
+			return out, err
+		}
+		if !to.IsZero() && !e.RecordedAt.Before(to) {
+			break
+		}
+		if !e.RecordedAt.Before(from) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// ChangesOccurred returns the events of stream whose valid time (OccurredAt) lies in [from, to),
+// as known now: a revocation recorded on 20 March with an invalidity date of 14 March changed
+// the certificate "on 14 March".
+func ChangesOccurred(ctx context.Context, store strata.Store, stream string, from, to time.Time) ([]strata.Event, error) {
+	if to.IsZero() || !from.Before(to) {
+		return nil, strata.Errorf(strata.Invalid, "changes", "need a time range with from before to")
+	}
+	var out []strata.Event
+	for e, err := range store.ReadStream(ctx, stream, strata.ReadStreamOptions{}) {
+		if err != nil {
+			return out, err
+		}
+		if !e.OccurredAt.Before(from) && e.OccurredAt.Before(to) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// FieldValidTime returns a Model.ValidTime that reads the valid time from a top-level RFC 3339
+// field of the payload, such as a revocation's "invalidSince"; events without it hold from their
+// OccurredAt.
+func FieldValidTime(field string) func(strata.Event) time.Time {
+	return func(e strata.Event) time.Time {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(e.Data, &obj) != nil {
+			return time.Time{}
+		}
+		var t time.Time
+		if raw, ok := obj[field]; !ok || json.Unmarshal(raw, &t) != nil {
+			return time.Time{}
+		}
+		return t
+	}
+}
