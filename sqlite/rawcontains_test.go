@@ -112,3 +112,25 @@ func tablesSince(t testing.TB, version int) []string {
 	}
 	return tables
 }
+
+// eventIndexesSince returns the names of the indexes on the events table that migrations
+// version and later create (dropping their tables does not drop these).
+func eventIndexesSince(t testing.TB, version int) []string {
+	t.Helper()
+	var indexes []string
+	for _, name := range migrationFiles(t)[version-1:] {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "CREATE INDEX "); ok {
+				rest = strings.TrimPrefix(rest, "IF NOT EXISTS ")
+				if f := strings.Fields(rest); len(f) >= 3 && f[1] == "ON" && f[2] == "events" {
+					indexes = append(indexes, f[0])
+				}
+			}
+		}
+	}
+	return indexes
+}

@@ -695,6 +695,9 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	for _, table := range tablesSince(t, 2) {
 		drop += "DROP TABLE " + table + "; "
 	}
+	for _, index := range eventIndexesSince(t, 2) {
+		drop += "DROP INDEX " + index + "; "
+	}
 	if _, err := db.Exec(drop + "PRAGMA user_version = 1"); err != nil {
 		t.Fatal(err)
 	}
