@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,9 @@ func TestExplorerInChromium(t *testing.T) {
 		t.Helper()
 		_, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => { const s = document.getElementById("slider"); s.value = "`+v+`"; s.dispatchEvent(new Event("input")); return true })()`))
 		must("slider", err)
+		// The state is asked of the server: wait for the answer for this event's version.
+		n, _ := strconv.Atoi(v)
+		must("state at the slider", chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(`#state[data-version="`+strconv.Itoa(n+1)+`"]`))))
 	}
 	must("load the explorer", chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/")))
 	must("log in", chromedp.Do(bctx,

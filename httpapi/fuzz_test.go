@@ -37,6 +37,11 @@ func FuzzHandlers(f *testing.F) {
 	f.Add("GET", "/v1/streams", "prefix=s&after=a&limit=0", []byte(nil))
 	f.Add("POST", "/v1/subjects/x/erase", "", []byte(`{"meta":{}}`))
 	f.Add("GET", "/v1/events/0190e3c2-0000-7000-8000-000000000001/proof", "", []byte(nil))
+	f.Add("GET", "/v1/streams/s/state", "at=2023-03-15&knownAt=now&validField=invalidSince", []byte(nil))
+	f.Add("GET", "/v1/streams/s/history", "from=-90d&to=now&after=1&limit=2", []byte(nil))
+	f.Add("GET", "/v1/history", "entity=A1&field=serial&prefix=s&after=AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&limit=1", []byte(nil))
+	f.Add("GET", "/v1/query", "type=T&principal=p&correlation=c&prefix=s&from=2023-03-14&to=2023-03-15T09:00&cursor=&limit=10", []byte(nil))
+	f.Add("GET", "/v1/query/count", "tenant=acme&session=x&subsystem=y&category=z&causation=w", []byte(nil))
 	f.Fuzz(func(t *testing.T, method, path, query string, body []byte) {
 		switch method {
 		case "GET", "POST", "PUT", "DELETE":

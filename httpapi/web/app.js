@@ -1,5 +1,5 @@
 // strata explorer: plain JavaScript, no build step. It talks to the JSON API with the API key
-// kept in sessionStorage, folds a stream's events into its state at a chosen time, and checks
+// kept in sessionStorage, shows a stream's state at a chosen time (asked of the server), and checks
 // an event's inclusion proof with WebCrypto against the signed checkpoint.
 "use strict";
 
@@ -113,19 +113,29 @@ function renderTimeline() {
   });
 }
 
-function renderState() {
+// renderState shows the state at the slider's event: asked of the server
+// (GET /v1/streams/{stream}/state?at=T, the same fold as `strata state`), at that event's
+// recording time. Only the answer to the latest move of the slider is shown.
+let stateSeq = 0;
+async function renderState() {
   const i = Number($("slider").value);
-  let s = {};
-  for (let j = 0; j <= i && j < state.events.length; j++) s = fold(s, state.events[j])[0];
   const ev = state.events[i];
-  $("slider-time").textContent = ev ? fmtTime(ev.recordedAt) : "";
-  $("state-version").textContent = ev ? "at version " + ev.version : "";
-  $("state").textContent = JSON.stringify(s, null, 2);
   for (const tr of $("timeline").querySelectorAll("tbody tr")) {
     const j = Number(tr.dataset.index);
     tr.classList.toggle("future", j > i);
     tr.classList.toggle("current", j === i);
   }
+  $("slider-time").textContent = ev ? fmtTime(ev.recordedAt) : "";
+  const seq = ++stateSeq;
+  if (!ev) { $("state").textContent = "{}"; $("state-version").textContent = ""; return; }
+  try {
+    const q = new URLSearchParams({ at: ev.recordedAt });
+    const s = await api("/v1/streams/" + encodeURIComponent(ev.stream) + "/state?" + q);
+    if (seq !== stateSeq) return;
+    $("state-version").textContent = "at version " + s.version;
+    $("state").textContent = JSON.stringify(s.state, null, 2);
+    $("state").dataset.version = String(s.version);
+  } catch (e) { if (seq === stateSeq) showError(e); }
 }
 
 function fmtTime(t) { return t ? t.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : ""; }
