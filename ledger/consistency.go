@@ -3,10 +3,8 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/strata-events/strata"
@@ -42,9 +40,7 @@ func (b *ConsistencyBundle) Marshal() []byte {
 	var w bytes.Buffer
 	w.WriteString(ConsistencyHeader + "\n")
 	fmt.Fprintf(&w, "old %d\n", b.OldSize)
-	for _, h := range b.Proof {
-		w.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")
-	}
+	writeHashes(&w, b.Proof)
 	w.WriteString("\n")
 	w.Write(b.Checkpoint)
 	return w.Bytes()
@@ -76,28 +72,11 @@ func ParseConsistencyBundle(data []byte) (*ConsistencyBundle, error) {
 	if err != nil {
 		return bad("old: %v", err)
 	}
-	lines = lines[1:]
-	if len(lines) > 128 {
-		return bad("%d proof hashes, more than a tree of 2^64 leaves needs", len(lines))
-	}
 	b := &ConsistencyBundle{OldSize: n, Checkpoint: bytes.Clone(cp)}
-	for i, l := range lines {
-		h, err := base64.StdEncoding.Strict().DecodeString(l)
-		if err != nil || len(h) != hsize {
-			return bad("proof line %d is not a base64 hash", i+1)
-		}
-		b.Proof = append(b.Proof, Hash(h))
+	if b.Proof, err = parseHashes(lines[1:], 128); err != nil {
+		return bad("%v", err)
 	}
 	return b, nil
-}
-
-// parseDecimal parses a decimal number without sign or leading zeros.
-func parseDecimal(s string) (uint64, error) {
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || s == "" || (s != "0" && s[0] == '0') || s[0] == '+' {
-		return 0, fmt.Errorf("%q is not a decimal number without leading zeros", s)
-	}
-	return n, nil
 }
 
 // VerifiedConsistency is what a consistency bundle proves.

@@ -43,9 +43,7 @@ func (b *Bundle) Marshal() []byte {
 	w.WriteString(BundleHeader + "\n")
 	w.WriteString("extra " + base64.StdEncoding.EncodeToString(b.Leaf) + "\n")
 	fmt.Fprintf(&w, "index %d\n", b.Index)
-	for _, h := range b.Proof {
-		w.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")
-	}
+	writeHashes(&w, b.Proof)
 	w.WriteString("\n")
 	w.Write(b.Checkpoint)
 	return w.Bytes()
@@ -85,24 +83,47 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if len(lines) == 0 || !strings.HasPrefix(lines[0], "index ") {
 		return bad("no index line")
 	}
-	idx := lines[0][len("index "):]
-	n, err := strconv.ParseUint(idx, 10, 64)
-	if err != nil || (idx != "0" && idx[0] == '0') || idx[0] == '+' {
-		return bad("index %q is not a decimal number without leading zeros", idx)
+	n, err := parseDecimal(lines[0][len("index "):])
+	if err != nil {
+		return bad("index: %v", err)
 	}
 	b.Index = n
-	lines = lines[1:]
-	if len(lines) > 64 {
-		return bad("%d proof hashes, more than a tree of 2^64 leaves needs", len(lines))
+	if b.Proof, err = parseHashes(lines[1:], 64); err != nil {
+		return bad("%v", err)
 	}
+	return b, nil
+}
+
+// writeHashes writes proof hashes in base64, one per line.
+func writeHashes(w *bytes.Buffer, hs []Hash) {
+	for _, h := range hs {
+		w.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")
+	}
+}
+
+// parseHashes decodes proof lines written by writeHashes, at most most of them.
+func parseHashes(lines []string, most int) ([]Hash, error) {
+	if len(lines) > most {
+		return nil, fmt.Errorf("%d proof hashes, more than a tree of 2^64 leaves needs (%d)", len(lines), most)
+	}
+	var hs []Hash
 	for i, l := range lines {
 		h, err := base64.StdEncoding.Strict().DecodeString(l)
 		if err != nil || len(h) != hsize {
-			return bad("proof line %d is not a base64 hash", i+1)
+			return nil, fmt.Errorf("proof line %d is not a base64 hash", i+1)
 		}
-		b.Proof = append(b.Proof, Hash(h))
+		hs = append(hs, Hash(h))
 	}
-	return b, nil
+	return hs, nil
+}
+
+// parseDecimal parses a decimal number without sign or leading zeros.
+func parseDecimal(s string) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || s == "" || (s != "0" && s[0] == '0') || s[0] == '+' {
+		return 0, fmt.Errorf("%q is not a decimal number without leading zeros", s)
+	}
+	return n, nil
 }
 
 // Verified is what a bundle proves.
