@@ -160,6 +160,7 @@ func (b *Bundle) Verify(p Policy) (Verified, error) {
 type Prover struct {
 	store strata.Store
 	ls    strata.LedgerStore
+	cache *tileCache
 }
 
 // NewProver returns a prover for store, which must implement strata.LedgerStore.
@@ -168,7 +169,14 @@ func NewProver(store strata.Store) (*Prover, error) {
 	if !ok {
 		return nil, strata.Errorf(strata.Invalid, "new prover", "the store (%T) keeps no ledger", store)
 	}
-	return &Prover{store: store, ls: ls}, nil
+	return &Prover{store: store, ls: ls, cache: newTileCache()}, nil
+}
+
+// tiles returns a tile reader for one proof that shares the prover's cache of full tiles.
+func (p *Prover) tiles() *tileReader {
+	tr := newTileReader(p.ls)
+	tr.cache = p.cache
+	return tr
 }
 
 // Inclusion returns the inclusion proof of leaf index in the tree of size n.
@@ -176,7 +184,7 @@ func (p *Prover) Inclusion(ctx context.Context, index, n uint64) ([]Hash, error)
 	if err := p.checkSize(ctx, n); err != nil {
 		return nil, err
 	}
-	return inclusion(ctx, newTileReader(p.ls), index, n)
+	return inclusion(ctx, p.tiles(), index, n)
 }
 
 // Consistency returns the consistency proof from the tree of size n1 to that of size n2.
@@ -184,7 +192,7 @@ func (p *Prover) Consistency(ctx context.Context, n1, n2 uint64) ([]Hash, error)
 	if err := p.checkSize(ctx, n2); err != nil {
 		return nil, err
 	}
-	return consistency(ctx, newTileReader(p.ls), n1, n2)
+	return consistency(ctx, p.tiles(), n1, n2)
 }
 
 // Root returns the root of the tree of size n.
@@ -192,7 +200,7 @@ func (p *Prover) Root(ctx context.Context, n uint64) (Hash, error) {
 	if err := p.checkSize(ctx, n); err != nil {
 		return Hash{}, err
 	}
-	return rootAt(ctx, newTileReader(p.ls), n)
+	return rootAt(ctx, p.tiles(), n)
 }
 
 func (p *Prover) checkSize(ctx context.Context, n uint64) error {

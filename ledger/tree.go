@@ -147,6 +147,8 @@ func resume(ctx context.Context, ls strata.LedgerStore, n uint64) (*builder, err
 type tileReader struct {
 	ls    strata.LedgerStore
 	tiles map[strata.LedgerTileID][]byte
+	// cache, if set, holds the hashed trees of full tiles above level 0 across readers.
+	cache *tileCache
 }
 
 func newTileReader(ls strata.LedgerStore) *tileReader {
@@ -179,6 +181,9 @@ func (tr *tileReader) nodes(ctx context.Context, ids []compact.NodeID, extra ...
 			return nil, strata.Errorf(strata.Invalid, op, "node %d/%d is beyond the tree", id.Level, id.Index)
 		}
 		t, _, _ := nodeTile(id)
+		if _, ok := tr.cache.get(t); ok {
+			continue
+		}
 		if _, ok := tr.tiles[t]; !ok && !slices.Contains(want, t) {
 			want = append(want, t)
 		}
@@ -190,11 +195,17 @@ func (tr *tileReader) nodes(ctx context.Context, ids []compact.NodeID, extra ...
 		}
 		for _, t := range got {
 			tr.tiles[t.LedgerTileID] = t.Data
+			tr.cache.add(t.LedgerTileID, t.Data)
 		}
 	}
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
 		t, start, n := nodeTile(id)
+		if tt, ok := tr.cache.get(t); ok {
+			h := tt.node(start, n)
+			out[i] = h[:]
+			continue
+		}
 		d, ok := tr.tiles[t]
 		if !ok {
 			return nil, strata.Errorf(strata.Internal, op, "tile %d/%d is missing (for node %d/%d)", t.Level, t.Index, id.Level, id.Index)
