@@ -59,7 +59,7 @@ kept from earlier, whose checkpoint is used), checked offline by strata verify -
 			if err := os.WriteFile(out, b.Marshal(), 0o644); err != nil {
 				return fmt.Errorf("proof: %w", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: event %s at leaf %d of %d\n", out, id, b.Index, mustSize(b))
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: event %s at leaf %d of %d\n", out, id, b.Index, noteSize(b.Checkpoint))
 			return nil
 		},
 	}
@@ -79,8 +79,7 @@ func writeConsistency(cmd *cobra.Command, g *globals, from, out string) (err err
 	if err != nil {
 		return err
 	}
-	text, _, _ := bytes.Cut(note, []byte("\n\n"))
-	old, err := ledger.ParseCheckpoint(append(text, '\n'))
+	old, err := noteCheckpoint(note)
 	if err != nil {
 		return err
 	}
@@ -105,18 +104,19 @@ func writeConsistency(cmd *cobra.Command, g *globals, from, out string) (err err
 	if err := os.WriteFile(out, b.Marshal(), 0o644); err != nil {
 		return fmt.Errorf("proof: %w", err)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: consistency from %d to %d leaves\n", out, old.Size, mustSize(&ledger.Bundle{Checkpoint: b.Checkpoint}))
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: consistency from %d to %d leaves\n", out, old.Size, noteSize(b.Checkpoint))
 	return nil
 }
 
-func mustSize(b *ledger.Bundle) uint64 {
-	text := b.Checkpoint
-	for i := 0; i+1 < len(text); i++ {
-		if text[i] == '\n' && text[i+1] == '\n' {
-			if c, err := ledger.ParseCheckpoint(text[:i+1]); err == nil {
-				return c.Size
-			}
-		}
-	}
-	return 0
+// noteCheckpoint parses the checkpoint that a signed note carries, without checking its
+// signatures (the text before the blank line that starts the signatures).
+func noteCheckpoint(note []byte) (ledger.Checkpoint, error) {
+	text, _, _ := bytes.Cut(note, []byte("\n\n"))
+	return ledger.ParseCheckpoint(append(text[:len(text):len(text)], '\n'))
+}
+
+// noteSize is the tree size of the checkpoint in note, 0 if it does not parse.
+func noteSize(note []byte) uint64 {
+	c, _ := noteCheckpoint(note)
+	return c.Size
 }
