@@ -130,20 +130,25 @@ func buildQueries(schema string) queries {
 	FROM (SELECT e.version, e.recorded_at FROM {schema}.events e WHERE e.stream = $1 ORDER BY e.version DESC LIMIT 1) l,
 		(SELECT e.recorded_at FROM {schema}.events e WHERE e.stream = $1 ORDER BY e.version LIMIT 1) f`),
 
-		// readAll reads a page of the global log below the horizon. The lateral join returns one
-		// row with NULL event columns when the page is empty, so that the horizon columns always
-		// arrive; it is a nested loop over one outer row, so rows keep the ORDER BY of the page.
-		// horizon is xmin + offset, or $4 when that is higher (see Store.writersHorizon);
-		// ceiling is xmax + offset; top is the largest tx the snapshot sees.
-		readAll: r.Replace(`SELECT p.*, hz.horizon, hz.ceiling, hz.top FROM (
+		// readAll reads a page of the global log below the horizon. Its first branch returns
+		// one row, with NULL event columns, that carries the horizon columns whether the page
+		// is empty or not: horizon is xmin + offset, or $4 when that is higher (see
+		// Store.writersHorizon); ceiling is xmax + offset; top is the largest tx the snapshot
+		// sees. The statement has one snapshot, so both branches see the same horizon. The
+		// page's rows carry NULL horizon columns: a join that repeated the horizon on every
+		// row cost the server a third more per page than the plain SELECT of the baseline.
+		readAll: r.Replace(`WITH hz AS MATERIALIZED (
 	SELECT greatest(pg_snapshot_xmin(s)::text::bigint + ` + offset + `, $4::bigint) AS horizon,
 		pg_snapshot_xmax(s)::text::bigint + ` + offset + ` AS ceiling, ` + topTx + ` AS top
 	FROM pg_current_snapshot() s
-) hz LEFT JOIN LATERAL (
-	SELECT ` + eventColumns + ` FROM {schema}.events
-	WHERE (tx, seq) > ($1, $2) AND tx < hz.horizon{filter}
+)
+SELECT NULL::bigint, NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::uuid, NULL::integer,
+	NULL::text, NULL::text, NULL::bytea, NULL::bytea, horizon, ceiling, top FROM hz
+UNION ALL (
+	SELECT ` + eventColumns + `, NULL, NULL, NULL FROM {schema}.events
+	WHERE (tx, seq) > ($1, $2) AND tx < (SELECT horizon FROM hz){filter}
 	ORDER BY tx, seq LIMIT $3
-) p ON true`),
+)`),
 		// writers returns the snapshot's xmax, the offset, and the 32-bit IDs of transactions
 		// that hold a lock on the events table ($1), which every append takes before it has an ID.
 		writers: r.Replace(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, ` + offset + `, ARRAY(

@@ -245,8 +245,9 @@ type page struct {
 }
 
 // fetch runs a query returning eventColumns and collects the events that keep (if not nil)
-// passes into p, replacing its events. With global set, the query also returns the horizon
-// columns. When limit is positive, fetch stops after pageBytes of payload. No connection is
+// passes into p, replacing its events. With global set, the query has three more columns and
+// one more row, the horizon row of queries.readAll. When limit is positive, fetch stops after
+// pageBytes of payload (a page cut there is full, and its bounds go unused). No connection is
 // held once it returns, so a caller may yield the events while the pool closes.
 func (s *Store) fetch(ctx context.Context, op string, p *page, limit int, keep func(*strata.Event) bool, global bool, sql string, args ...any) error {
 	p.events, p.last, p.full = p.events[:0], strata.Position{}, false
@@ -265,21 +266,29 @@ func (s *Store) fetch(ctx context.Context, op string, p *page, limit int, keep f
 	var (
 		d       rowDecoder
 		size, n int
+		checked bool
+		// bounds reports that the global read's horizon row arrived.
+		bounds bool
 	)
 	for rows.Next() {
 		raw := rows.RawValues()
-		if n == 0 && !binaryColumns(rows.FieldDescriptions(), cols) {
-			return &strata.Error{Code: strata.Internal, Op: op, Msg: "unexpected column types or formats from PostgreSQL"}
+		if !checked {
+			if !binaryColumns(rows.FieldDescriptions(), cols) {
+				return &strata.Error{Code: strata.Internal, Op: op, Msg: "unexpected column types or formats from PostgreSQL"}
+			}
+			checked = true
 		}
-		if global {
+		if global && raw[0] == nil { // the horizon row (see queries.readAll), wherever it comes
+			if bounds || raw[11] == nil || raw[12] == nil {
+				return &strata.Error{Code: strata.Internal, Op: op, Msg: "unexpected horizon rows from PostgreSQL"}
+			}
+			bounds = true
 			p.horizon, p.ceiling = int64(binary.BigEndian.Uint64(raw[11])), int64(binary.BigEndian.Uint64(raw[12]))
 			p.top = pgtype.Int8{}
 			if raw[13] != nil {
 				p.top = pgtype.Int8{Int64: int64(binary.BigEndian.Uint64(raw[13])), Valid: true}
 			}
-			if raw[0] == nil {
-				break // the empty page's row
-			}
+			continue
 		}
 		var ev strata.Event
 		meta := d.decode(raw, &ev)
@@ -301,6 +310,9 @@ func (s *Store) fetch(ctx context.Context, op string, p *page, limit int, keep f
 	}
 	if err := rows.Err(); err != nil {
 		return s.fail(op, err)
+	}
+	if global && !bounds {
+		return &strata.Error{Code: strata.Internal, Op: op, Msg: "PostgreSQL returned no horizon row"}
 	}
 	p.full = limit > 0 && n >= limit
 	return nil

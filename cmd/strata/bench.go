@@ -28,8 +28,8 @@ func newBenchCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra.Co
 		Use:   "bench append|read|command",
 		Short: "Measure strata against raw SQL on the same database",
 		Long: `Measure strata and a raw SQL baseline in the same run and print events/s for both and their ratio.
-The append and command workloads take turns with the baseline in four rounds, so that a changing
-load on the machine weighs on both alike.
+Every workload takes turns with the baseline in four rounds, so that a changing load on the
+machine weighs on both alike.
 
 The baseline writes plain INSERTs to, and pages with plain SELECTs through, a table of the same shape
 and indexes as the backend's events table, with the same clients and batches. Both run in scratch
@@ -40,8 +40,9 @@ runs (there is no SQL to compare with).
   append  --clients goroutines each append batches of --batch events to their own stream, until
           --events events in all. On MySQL, strata's time lasts until the sequencer has stamped
           the last event (read back through ReadAll).
-  read    pre-fills --events events, then each of --clients readers pages through the whole log:
-          strata ReadAll against SELECT ... WHERE position > ? ORDER BY position LIMIT 1000.
+  read    pre-fills --events events, then each of --clients readers pages through the whole log,
+          four times, taking turns with the baseline: strata ReadAll against
+          SELECT ... WHERE position > ? ORDER BY position LIMIT 1000.
   command --clients goroutines each handle IssueCertificate commands (examples/pki), each to a
           new certificate stream: load, decide, append one event with the expected version;
           against the raw INSERT of one event per transaction. --batch must be 1.`,
@@ -191,9 +192,6 @@ func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benc
 			if _, err := runRounds(ctx, rawAppendRounds(env.raw, plan)); err != nil {
 				return fmt.Errorf("bench: raw baseline: pre-fill: %w", err)
 			}
-			if res.rawRate, err = benchRawRead(ctx, env.raw, o); err != nil {
-				return fmt.Errorf("bench: raw baseline: %w", err)
-			}
 		}
 		st, err := strataAppendRounds(ctx, env, plan)
 		if err == nil {
@@ -207,8 +205,12 @@ func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benc
 		if err := waitVisible(ctx, env.st, o.events); err != nil {
 			return fmt.Errorf("bench: strata: pre-fill: %w", err)
 		}
-		if res.strataRate, err = benchStrataRead(ctx, env.st, o); err != nil {
-			return fmt.Errorf("bench: strata: %w", err)
+		var raw workloadRounds
+		if env.raw != nil {
+			raw = rawReadRounds(env.raw, o)
+		}
+		if res.rawRate, res.strataRate, err = alternate(ctx, raw, strataReadRounds(env.st, o), benchRounds*o.clients*o.events); err != nil {
+			return err
 		}
 	}
 	printBench(out, res)
@@ -280,8 +282,8 @@ func rate(n int, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// benchRounds is how many rounds the append and command workloads take turns in: the baseline
-// and strata each run a quarter of their batches in turn, the baseline first in even rounds,
+// benchRounds is how many rounds the workloads take turns in: the baseline and strata each run
+// a quarter of their batches (or one whole read) in turn, the baseline first in even rounds,
 // so that a load on the machine that changes during the run weighs on both alike.
 const benchRounds = 4
 
@@ -447,29 +449,38 @@ func waitVisible(ctx context.Context, st strata.Store, n int) error {
 	}
 }
 
-func benchStrataRead(ctx context.Context, st strata.Store, o benchOpts) (float64, error) {
-	var mu sync.Mutex
-	read := 0
-	d, err := runClients(ctx, o.clients, func(ctx context.Context, c int) error {
+// strataReadRounds reads the whole log once per client and round, with ReadAll.
+func strataReadRounds(st strata.Store, o benchOpts) workloadRounds {
+	return readRounds(o, func(ctx context.Context, _ int) (int, error) {
 		n := 0
 		for _, err := range st.ReadAll(ctx, strata.ReadAllOptions{}) {
 			if err != nil {
-				return err
+				return n, err
 			}
 			n++
 		}
-		mu.Lock()
-		read += n
-		mu.Unlock()
-		return nil
+		return n, nil
 	})
-	if err != nil {
-		return 0, err
+}
+
+// rawReadRounds pages through the baseline's table once per client and round.
+func rawReadRounds(raw rawDB, o benchOpts) workloadRounds { return readRounds(o, raw.readAll) }
+
+// readRounds runs read in each of o.clients clients, every round, and checks that each read
+// the whole log.
+func readRounds(o benchOpts, read func(ctx context.Context, client int) (int, error)) workloadRounds {
+	return func(ctx context.Context, _ int) (time.Duration, error) {
+		return runClients(ctx, o.clients, func(ctx context.Context, c int) error {
+			n, err := read(ctx, c)
+			if err != nil {
+				return err
+			}
+			if n != o.events {
+				return fmt.Errorf("a reader read %d events, want %d", n, o.events)
+			}
+			return nil
+		})
 	}
-	if read != o.clients*o.events {
-		return 0, fmt.Errorf("the readers read %d events, want %d", read, o.clients*o.events)
-	}
-	return rate(read, d), nil
 }
 
 // rawAppendRounds inserts the plan's batches with the baseline, one transaction a batch.
@@ -501,25 +512,6 @@ func rawAppendRounds(raw rawDB, plan [][]int) workloadRounds {
 			return nil
 		})
 	}
-}
-
-func benchRawRead(ctx context.Context, raw rawDB, o benchOpts) (float64, error) {
-	var mu sync.Mutex
-	read := 0
-	d, err := runClients(ctx, o.clients, func(ctx context.Context, c int) error {
-		n, err := raw.readAll(ctx, c)
-		mu.Lock()
-		read += n
-		mu.Unlock()
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	if read != o.clients*o.events {
-		return 0, fmt.Errorf("the readers read %d rows, want %d", read, o.clients*o.events)
-	}
-	return rate(read, d), nil
 }
 
 // scratchName returns a fresh name for scratch schemas and databases.
