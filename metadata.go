@@ -188,7 +188,9 @@ func (m *Metadata) UnmarshalJSON(data []byte) error {
 }
 
 // decodePlainMeta decodes {"k":"v",...} whose strings hold no backslash, control character or
-// invalid UTF-8; it reports false for any other input, leaving m partly set.
+// invalid UTF-8; it reports false for any other input, leaving m partly set. The values share
+// one copy of s: an event's metadata costs one allocation however many keys it has (and one
+// more for Extra when it has keys beyond the well-known ones).
 func decodePlainMeta(s []byte, m *Metadata) bool {
 	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' || bytes.IndexByte(s, '\\') >= 0 {
 		return false
@@ -197,57 +199,88 @@ func decodePlainMeta(s []byte, m *Metadata) bool {
 	if len(s) == 2 {
 		return true
 	}
+	var (
+		all  string // s as a string, made on the first value
+		seen uint8  // the well-known keys read, one bit each
+	)
 	for i := 1; ; {
-		k, j, ok := quotedPlain(s, i)
-		if !ok || j >= len(s) || s[j] != ':' {
+		k0, k1, ok := quotedPlain(s, i)
+		if !ok || k1+1 >= len(s) || s[k1+1] != ':' {
 			return false
 		}
-		v, j, ok := quotedPlain(s, j+1)
-		if !ok || j >= len(s) {
+		v0, v1, ok := quotedPlain(s, k1+2)
+		if !ok || v1+1 >= len(s) {
 			return false
 		}
-		if _, dup := m.lookup(k); dup {
-			return false // a repeated key: let encoding/json decide which one wins
+		if all == "" {
+			all = string(s)
 		}
-		m.Set(k, v)
+		v := all[v0:v1]
+		key := s[k0:k1]
+		var f *string
+		var bit uint8
+		switch string(key) { // no allocation: the compiler compares the bytes in place
+		case MetaTenant:
+			f, bit = &m.Tenant, 1<<0
+		case MetaPrincipal:
+			f, bit = &m.Principal, 1<<1
+		case MetaSession:
+			f, bit = &m.Session, 1<<2
+		case MetaCorrelation:
+			f, bit = &m.Correlation, 1<<3
+		case MetaCausation:
+			f, bit = &m.Causation, 1<<4
+		case MetaSubsystem:
+			f, bit = &m.Subsystem, 1<<5
+		case MetaCategory:
+			f, bit = &m.Category, 1<<6
+		}
 		switch {
+		case f != nil:
+			if seen&bit != 0 {
+				return false // a repeated key: let encoding/json decide which one wins
+			}
+			seen |= bit
+			*f = v
+		default:
+			k := all[k0:k1]
+			if _, dup := m.Extra[k]; dup {
+				return false
+			}
+			if m.Extra == nil {
+				m.Extra = make(map[string]string)
+			}
+			m.Extra[k] = v
+		}
+		switch j := v1 + 1; {
 		case j == len(s)-1:
 			return true
 		case s[j] != ',':
 			return false
+		default:
+			i = j + 1
 		}
-		i = j + 1
 	}
 }
 
-func (m *Metadata) lookup(k string) (string, bool) {
-	for _, f := range m.fields() {
-		if f.key == k {
-			return *f.val, *f.val != ""
-		}
-	}
-	v, ok := m.Extra[k]
-	return v, ok
-}
-
-// quotedPlain reads the string that starts with a quote at s[i] and returns it and the index
-// after it.
-func quotedPlain(s []byte, i int) (string, int, bool) {
+// quotedPlain reads the string that starts with a quote at s[i] and returns the bounds of its
+// contents, s[from:to]; the closing quote is s[to].
+func quotedPlain(s []byte, i int) (from, to int, ok bool) {
 	if i >= len(s) || s[i] != '"' {
-		return "", i, false
+		return 0, 0, false
 	}
 	n := bytes.IndexByte(s[i+1:], '"')
 	if n < 0 {
-		return "", i, false
+		return 0, 0, false
 	}
 	v := s[i+1 : i+1+n]
 	for _, c := range v {
 		if c < 0x20 {
-			return "", i, false
+			return 0, 0, false
 		}
 	}
 	if !utf8.Valid(v) {
-		return "", i, false // encoding/json replaces invalid UTF-8
+		return 0, 0, false // encoding/json replaces invalid UTF-8
 	}
-	return string(v), i + 2 + n, true
+	return i + 1, i + 1 + n, true
 }

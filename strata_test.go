@@ -198,6 +198,38 @@ func FuzzMetadataJSON(f *testing.F) {
 	})
 }
 
+// FuzzMetadataDecode checks the decoder's fast path against encoding/json on any input: both
+// accept or both refuse, and they agree on every key.
+func FuzzMetadataDecode(f *testing.F) {
+	f.Add([]byte(`{"category":"c","causation":"x","correlation":"c-1","principal":"alice","tenant":"acme","ticket":"T-9"}`))
+	f.Add([]byte(`{"tenant":"a","tenant":"b"}`))
+	f.Add([]byte(`{"tenant":"","tenant":"b"}`))
+	f.Add([]byte(`{"t":"a","t":"b"}`))
+	f.Add([]byte(`{"tenant":"\u0041"}`))
+	f.Add([]byte(`{"a":"\xff"}`))
+	f.Add([]byte(`{"a":"b",}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got strata.Metadata
+		gotErr := got.UnmarshalJSON(b)
+		var ref map[string]string
+		refErr := json.Unmarshal(b, &ref)
+		if (gotErr == nil) != (refErr == nil) {
+			t.Fatalf("%q: decoder error %v, encoding/json error %v", b, gotErr, refErr)
+		}
+		if gotErr != nil {
+			return
+		}
+		var want strata.Metadata
+		for k, v := range ref {
+			want.Set(k, v)
+		}
+		if !got.Equal(want) {
+			t.Fatalf("%q: decoded %+v, encoding/json %+v", b, got, want)
+		}
+	})
+}
+
 func FuzzPrepareAppend(f *testing.F) {
 	f.Add("certificate-1", "CertificateIssued", []byte(`{"serial":"7F3A"}`), "acme")
 	f.Add("", "", []byte(`{`), "")
