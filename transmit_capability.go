@@ -2,6 +2,7 @@ package strata
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -15,6 +16,11 @@ import (
 // sent, what is failing and why, and what was given up on (dead letters). The checkpoint and the
 // records of a batch commit together, so that a transmitter killed at any moment resumes where
 // its last commit left it and re-sends (at least once) only what it had not recorded.
+//
+// One process at a time delivers for a name: it holds the transmitter's lease ([TransmitLease]),
+// renews it before it expires, and passes it to every commit. The lease is fenced by an epoch
+// that grows on every claim, so that a process whose lease was taken over (it stalled past the
+// expiry, another claimed the name) cannot commit records or move the checkpoint any more.
 
 // Limits of transmitter state, the same on every backend.
 const (
@@ -27,7 +33,18 @@ const (
 	MaxDeliveriesPerCommit = 10000
 	// DefaultDeliveryLimit is the page size of [TransmitStore.Deliveries] when none is given.
 	DefaultDeliveryLimit = 1000
+	// MaxTransmitOwnerLen is the longest lease owner name, in bytes of UTF-8.
+	MaxTransmitOwnerLen = 200
 )
+
+// ErrTransmitLeaseLost is wrapped by the Conflict error of a commit or a renewal made with a
+// lease that is no longer the transmitter's current one: another process claimed the name
+// (after the lease expired) or the lease was released.
+var ErrTransmitLeaseLost = errors.New("transmitter lease lost")
+
+// ErrTransmitterHeld is wrapped by the Conflict error of a claim while another owner holds a
+// live lease on the transmitter.
+var ErrTransmitterHeld = errors.New("transmitter held by another owner")
 
 // DeliveryStatus says where a delivery stands.
 type DeliveryStatus string
@@ -85,6 +102,44 @@ type DeliveryCommit struct {
 	// Checkpoint, when not nil, becomes the transmitter's checkpoint: the position in the log
 	// up to which every event it selects has a record.
 	Checkpoint *Position
+	// Lease, when not nil, fences the commit: it is a Conflict error wrapping
+	// [ErrTransmitLeaseLost], and nothing is stored, unless Lease is the transmitter's current
+	// lease (same owner and epoch; its expiry does not matter as long as nobody claimed the
+	// name since). Its Transmitter must be c.Transmitter. A commit without a lease is not
+	// fenced: a transmitter always gives one; tools and tests may not.
+	Lease *TransmitLease
+}
+
+// TransmitLease is one owner's hold on a transmitter's name, returned by
+// [TransmitStore.ClaimTransmitter] and [TransmitStore.RenewTransmitLease].
+type TransmitLease struct {
+	Transmitter string
+	// Owner names the process holding the lease; it must be unique per running instance.
+	Owner string
+	// Epoch grows by one on every claim of the name, by any owner: it fences commits.
+	Epoch int64
+	// Until is when the lease expires unless renewed (UTC, microseconds, the store's clock).
+	// After it another owner may claim the name.
+	Until time.Time
+}
+
+// DeliveryPrune selects old records of one transmitter for
+// [TransmitStore.PruneDeliveryRecords]. At least one of SentBefore and DeadBefore is set.
+type DeliveryPrune struct {
+	Transmitter string
+	// SentBefore, when not zero, selects the sent records whose SentAt is before it.
+	SentBefore time.Time
+	// DeadBefore, when not zero, selects the dead records (dead letters) whose LastAttemptAt is
+	// before it. Pruning a dead letter gives up on the event for good: it stays in the log but
+	// can no longer be retried with `dlq retry`.
+	DeadBefore time.Time
+	// DryRun counts the selected records and deletes nothing.
+	DryRun bool
+}
+
+// PrunedDeliveries counts the records a prune deleted, or in a dry run would delete.
+type PrunedDeliveries struct {
+	Sent, Dead int64
 }
 
 // DeliveryQuery selects records of one transmitter for [TransmitStore.Deliveries].
@@ -99,13 +154,21 @@ type DeliveryQuery struct {
 	Limit int
 }
 
-// TransmitterState is a transmitter's checkpoint and the counts of its records by status.
+// TransmitterState is a transmitter's checkpoint, the counts of its records by status and its
+// lease.
 type TransmitterState struct {
 	Name       string
 	Checkpoint Position
-	// UpdatedAt is when the transmitter last committed (UTC, microseconds).
+	// UpdatedAt is when the transmitter last committed (UTC, microseconds; zero when it only
+	// claimed its lease so far).
 	UpdatedAt                   time.Time
 	Pending, Sent, Failed, Dead int64
+	// Owner, Epoch and LeaseUntil describe the lease. Owner is empty when nobody holds it
+	// (never claimed, or released by a clean stop); a lease whose LeaseUntil has passed has
+	// expired (its holder stalled or died) and the next claim takes it over.
+	Owner      string
+	Epoch      int64
+	LeaseUntil time.Time
 }
 
 // TransmitStore keeps transmitters' checkpoints and delivery records.
@@ -113,7 +176,8 @@ type TransmitStore interface {
 	// CommitDeliveries stores c's records and, when c.Checkpoint is set, the transmitter's
 	// checkpoint, all in one transaction. The transmitter's state row is created on its first
 	// commit (at Start when no checkpoint is given). Bad input (see [PrepareDeliveryCommit]) is
-	// an Invalid error and nothing is written.
+	// an Invalid error and nothing is written. With c.Lease the commit is fenced (see
+	// [DeliveryCommit.Lease]): a lost lease is a Conflict error and nothing is written.
 	CommitDeliveries(ctx context.Context, c DeliveryCommit) error
 	// TransmitCheckpoint returns the transmitter's checkpoint, or Start when it has none.
 	TransmitCheckpoint(ctx context.Context, transmitter string) (Position, error)
@@ -123,11 +187,33 @@ type TransmitStore interface {
 	// that the running transmitter re-sends them; others are left alone. It returns how many
 	// changed. At most MaxDeliveriesPerCommit IDs are taken at once.
 	RequeueDeliveries(ctx context.Context, transmitter string, ids []uuid.UUID) (int64, error)
-	// TransmitterStates returns every transmitter that has committed, in name order (bytes).
+	// TransmitterStates returns every transmitter that has committed or claimed its lease, in
+	// name order (bytes). It reads one snapshot: a state's checkpoint, counts and lease are
+	// those of the same commits, so that a batch's records never show without the checkpoint
+	// committed with them.
 	TransmitterStates(ctx context.Context) ([]TransmitterState, error)
 	// PruneDeliveries deletes the transmitter's sent records whose SentAt is before before, and
 	// returns how many. Failed, dead and pending records are never pruned.
 	PruneDeliveries(ctx context.Context, transmitter string, before time.Time) (int64, error)
+	// PruneDeliveryRecords deletes (or, with p.DryRun, counts) the transmitter's sent records
+	// older than p.SentBefore and dead records older than p.DeadBefore, in one transaction.
+	// Failed and pending records are never pruned. Bad input (see [PrepareDeliveryPrune]) is an
+	// Invalid error.
+	PruneDeliveryRecords(ctx context.Context, p DeliveryPrune) (PrunedDeliveries, error)
+
+	// ClaimTransmitter gives owner the transmitter's lease for ttl when nobody holds it, the
+	// lease has expired, or owner holds it already; the epoch is raised in every case, so that
+	// commits with an earlier lease are refused from now on. When another owner holds a live
+	// lease it is a Conflict error wrapping [ErrTransmitterHeld], and the returned lease is the
+	// holder's (so that a standby knows when to try again).
+	ClaimTransmitter(ctx context.Context, transmitter, owner string, ttl time.Duration) (TransmitLease, error)
+	// RenewTransmitLease extends a lease to ttl from now and returns it. It is a Conflict error
+	// wrapping [ErrTransmitLeaseLost] when the lease is no longer the current one. An expired
+	// lease that nobody claimed since is renewed.
+	RenewTransmitLease(ctx context.Context, l TransmitLease, ttl time.Duration) (TransmitLease, error)
+	// ReleaseTransmitLease ends a lease that is still the current one, so that a standby can
+	// claim the name at once; the epoch is kept. A lost lease is not an error.
+	ReleaseTransmitLease(ctx context.Context, l TransmitLease) error
 }
 
 // ValidateTransmitterName returns an Invalid error unless name is 1 to MaxTransmitterNameLen
@@ -156,6 +242,16 @@ func PrepareDeliveryCommit(op string, c DeliveryCommit) (DeliveryCommit, error) 
 	if c.Checkpoint != nil {
 		p := *c.Checkpoint
 		out.Checkpoint = &p
+	}
+	if c.Lease != nil {
+		if err := ValidateTransmitLease(op, *c.Lease); err != nil {
+			return DeliveryCommit{}, err
+		}
+		if c.Lease.Transmitter != c.Transmitter {
+			return DeliveryCommit{}, Errorf(Invalid, op, "the lease of transmitter %q fences a commit of transmitter %q", c.Lease.Transmitter, c.Transmitter)
+		}
+		l := *c.Lease
+		out.Lease = &l
 	}
 	seen := make(map[uuid.UUID]struct{}, len(c.Deliveries))
 	for i, d := range c.Deliveries {
@@ -200,6 +296,71 @@ func validateDelivery(d Delivery) error {
 		return fmt.Errorf("event %s: %w", d.EventID, err)
 	}
 	return nil
+}
+
+// ValidateTransmitOwner returns an Invalid error unless owner is 1 to MaxTransmitOwnerLen
+// bytes of UTF-8 without control characters.
+func ValidateTransmitOwner(op, owner string) error {
+	if err := validateName("lease owner", owner, MaxTransmitOwnerLen); err != nil {
+		return Errorf(Invalid, op, "%w", err)
+	}
+	return nil
+}
+
+// ValidateTransmitLease returns an Invalid error unless l names a valid transmitter and owner
+// and has a positive epoch (every claimed lease has).
+func ValidateTransmitLease(op string, l TransmitLease) error {
+	if err := ValidateTransmitterName(op, l.Transmitter); err != nil {
+		return err
+	}
+	if err := ValidateTransmitOwner(op, l.Owner); err != nil {
+		return err
+	}
+	if l.Epoch <= 0 {
+		return Errorf(Invalid, op, "transmitter %q: lease epoch %d is not positive (not a claimed lease)", l.Transmitter, l.Epoch)
+	}
+	return nil
+}
+
+// ValidateTransmitClaim checks the arguments of [TransmitStore.ClaimTransmitter]: a valid name
+// and owner, and a ttl between a millisecond and a day.
+func ValidateTransmitClaim(op, transmitter, owner string, ttl time.Duration) error {
+	if err := ValidateTransmitterName(op, transmitter); err != nil {
+		return err
+	}
+	if err := ValidateTransmitOwner(op, owner); err != nil {
+		return err
+	}
+	return ValidateLeaseTTL(op, ttl)
+}
+
+// TransmitLeaseLost returns the Conflict error of a commit or renewal with a lost lease.
+func TransmitLeaseLost(op string, l TransmitLease) error {
+	return Errorf(Conflict, op, "transmitter %q: the lease of %q (epoch %d) was taken over or released: %w", l.Transmitter, l.Owner, l.Epoch, ErrTransmitLeaseLost)
+}
+
+// TransmitterHeld returns the Conflict error of a claim refused because holder holds a live
+// lease.
+func TransmitterHeld(op string, holder TransmitLease) error {
+	return Errorf(Conflict, op, "transmitter %q is held by %q until %s: %w", holder.Transmitter, holder.Owner, holder.Until.Format(time.RFC3339Nano), ErrTransmitterHeld)
+}
+
+// PrepareDeliveryPrune validates p for [TransmitStore.PruneDeliveryRecords] and returns it with
+// its times as [Timestamp]. The transmitter name must be valid and at least one cutoff set.
+func PrepareDeliveryPrune(op string, p DeliveryPrune) (DeliveryPrune, error) {
+	if err := ValidateTransmitterName(op, p.Transmitter); err != nil {
+		return DeliveryPrune{}, err
+	}
+	if p.SentBefore.IsZero() && p.DeadBefore.IsZero() {
+		return DeliveryPrune{}, Errorf(Invalid, op, "transmitter %q: no cutoff (set SentBefore, DeadBefore or both)", p.Transmitter)
+	}
+	if !p.SentBefore.IsZero() {
+		p.SentBefore = Timestamp(p.SentBefore)
+	}
+	if !p.DeadBefore.IsZero() {
+		p.DeadBefore = Timestamp(p.DeadBefore)
+	}
+	return p, nil
 }
 
 // PrepareRequeue validates the arguments of [TransmitStore.RequeueDeliveries].

@@ -15,8 +15,9 @@ var _ strata.TransmitStore = (*Store)(nil)
 
 // transmits holds strata.TransmitStore's data, guarded by the store's mutex.
 type transmits struct {
-	state map[string]*strata.TransmitterState
-	recs  map[string]map[uuid.UUID]strata.Delivery // by transmitter, then event
+	state  map[string]*strata.TransmitterState
+	recs   map[string]map[uuid.UUID]strata.Delivery // by transmitter, then event
+	leases map[string]strata.TransmitLease          // Owner "" once released
 }
 
 // CommitDeliveries implements strata.TransmitStore.
@@ -31,6 +32,11 @@ func (s *Store) CommitDeliveries(ctx context.Context, c strata.DeliveryCommit) e
 	}
 	defer s.mu.Unlock()
 	tm := &s.tm
+	if c.Lease != nil {
+		if cur, ok := tm.leases[c.Transmitter]; !ok || cur.Owner != c.Lease.Owner || cur.Epoch != c.Lease.Epoch {
+			return strata.TransmitLeaseLost(op, *c.Lease)
+		}
+	}
 	if tm.state == nil {
 		tm.state = map[string]*strata.TransmitterState{}
 		tm.recs = map[string]map[uuid.UUID]strata.Delivery{}
@@ -123,8 +129,16 @@ func (s *Store) TransmitterStates(ctx context.Context) ([]strata.TransmitterStat
 	}
 	defer s.mu.RUnlock()
 	var out []strata.TransmitterState
+	for name, l := range s.tm.leases {
+		if s.tm.state[name] == nil {
+			out = append(out, strata.TransmitterState{Name: name, Owner: l.Owner, Epoch: l.Epoch, LeaseUntil: l.Until})
+		}
+	}
 	for name, st := range s.tm.state {
 		c := *st
+		if l, ok := s.tm.leases[name]; ok {
+			c.Owner, c.Epoch, c.LeaseUntil = l.Owner, l.Epoch, l.Until
+		}
 		c.Pending, c.Sent, c.Failed, c.Dead = 0, 0, 0, 0
 		for _, d := range s.tm.recs[name] {
 			switch d.Status {
@@ -163,4 +177,97 @@ func (s *Store) PruneDeliveries(ctx context.Context, transmitter string, before 
 		}
 	}
 	return n, nil
+}
+
+// PruneDeliveryRecords implements strata.TransmitStore.
+func (s *Store) PruneDeliveryRecords(ctx context.Context, p strata.DeliveryPrune) (strata.PrunedDeliveries, error) {
+	const op = "prune delivery records"
+	p, err := strata.PrepareDeliveryPrune(op, p)
+	if err != nil {
+		return strata.PrunedDeliveries{}, err
+	}
+	if err := s.lock(ctx, op); err != nil {
+		return strata.PrunedDeliveries{}, err
+	}
+	defer s.mu.Unlock()
+	var out strata.PrunedDeliveries
+	recs := s.tm.recs[p.Transmitter]
+	for id, d := range recs {
+		var n *int64
+		switch {
+		case d.Status == strata.DeliverySent && !p.SentBefore.IsZero() && d.SentAt.Before(p.SentBefore):
+			n = &out.Sent
+		case d.Status == strata.DeliveryDead && !p.DeadBefore.IsZero() && d.LastAttemptAt.Before(p.DeadBefore):
+			n = &out.Dead
+		default:
+			continue
+		}
+		*n++
+		if !p.DryRun {
+			delete(recs, id)
+		}
+	}
+	return out, nil
+}
+
+// ClaimTransmitter implements strata.TransmitStore.
+func (s *Store) ClaimTransmitter(ctx context.Context, transmitter, owner string, ttl time.Duration) (strata.TransmitLease, error) {
+	const op = "claim transmitter"
+	if err := strata.ValidateTransmitClaim(op, transmitter, owner, ttl); err != nil {
+		return strata.TransmitLease{}, err
+	}
+	if err := s.lock(ctx, op); err != nil {
+		return strata.TransmitLease{}, err
+	}
+	defer s.mu.Unlock()
+	if s.tm.leases == nil {
+		s.tm.leases = map[string]strata.TransmitLease{}
+	}
+	cur := s.tm.leases[transmitter]
+	now := strata.Timestamp(s.now())
+	if cur.Owner != "" && cur.Owner != owner && cur.Until.After(now) {
+		return cur, strata.TransmitterHeld(op, cur)
+	}
+	l := strata.TransmitLease{Transmitter: transmitter, Owner: owner, Epoch: cur.Epoch + 1, Until: strata.Timestamp(now.Add(ttl))}
+	s.tm.leases[transmitter] = l
+	return l, nil
+}
+
+// RenewTransmitLease implements strata.TransmitStore.
+func (s *Store) RenewTransmitLease(ctx context.Context, l strata.TransmitLease, ttl time.Duration) (strata.TransmitLease, error) {
+	const op = "renew transmit lease"
+	if err := strata.ValidateTransmitLease(op, l); err != nil {
+		return strata.TransmitLease{}, err
+	}
+	if err := strata.ValidateLeaseTTL(op, ttl); err != nil {
+		return strata.TransmitLease{}, err
+	}
+	if err := s.lock(ctx, op); err != nil {
+		return strata.TransmitLease{}, err
+	}
+	defer s.mu.Unlock()
+	cur, ok := s.tm.leases[l.Transmitter]
+	if !ok || cur.Owner != l.Owner || cur.Epoch != l.Epoch {
+		return strata.TransmitLease{}, strata.TransmitLeaseLost(op, l)
+	}
+	cur.Until = strata.Timestamp(s.now().Add(ttl))
+	s.tm.leases[l.Transmitter] = cur
+	return cur, nil
+}
+
+// ReleaseTransmitLease implements strata.TransmitStore.
+func (s *Store) ReleaseTransmitLease(ctx context.Context, l strata.TransmitLease) error {
+	const op = "release transmit lease"
+	if err := strata.ValidateTransmitLease(op, l); err != nil {
+		return err
+	}
+	if err := s.lock(ctx, op); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if cur, ok := s.tm.leases[l.Transmitter]; ok && cur.Owner == l.Owner && cur.Epoch == l.Epoch {
+		cur.Owner, cur.Until = "", time.Time{}
+		s.tm.leases[l.Transmitter] = cur
+	}
+	return nil
 }

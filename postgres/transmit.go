@@ -15,13 +15,14 @@ import (
 
 var _ strata.TransmitStore = (*Store)(nil)
 
-// transmits is the shared implementation of strata.TransmitStore (migration 0007). Its
+// transmits is the shared implementation of strata.TransmitStore (migrations 0007 and 0010). Its
 // calls are transactions on the pool, like the projections..
 func (s *Store) transmits() *transmitstore.Store {
 	return &transmitstore.Store{B: projBackend{s}, D: transmitstore.Dialect{
 		Table:        func(n string) string { return pgx.Identifier{s.schema, n}.Sanitize() },
 		Rebind:       rebind,
 		Bulk:         bulkDeliveries,
+		ForUpdate:    " FOR UPDATE",
 		Upsert:       transmitstore.ConflictUpsert,
 		InsertIgnore: " ON CONFLICT DO NOTHING",
 		ID:           func(id uuid.UUID) any { return id },
@@ -81,4 +82,24 @@ func (s *Store) TransmitterStates(ctx context.Context) ([]strata.TransmitterStat
 // PruneDeliveries implements strata.TransmitStore.
 func (s *Store) PruneDeliveries(ctx context.Context, transmitter string, before time.Time) (int64, error) {
 	return s.transmits().PruneDeliveries(ctx, transmitter, before)
+}
+
+// PruneDeliveryRecords implements strata.TransmitStore.
+func (s *Store) PruneDeliveryRecords(ctx context.Context, p strata.DeliveryPrune) (strata.PrunedDeliveries, error) {
+	return s.transmits().PruneDeliveryRecords(ctx, p)
+}
+
+// ClaimTransmitter implements strata.TransmitStore.
+func (s *Store) ClaimTransmitter(ctx context.Context, transmitter, owner string, ttl time.Duration) (strata.TransmitLease, error) {
+	return s.transmits().ClaimTransmitter(ctx, transmitter, owner, ttl)
+}
+
+// RenewTransmitLease implements strata.TransmitStore.
+func (s *Store) RenewTransmitLease(ctx context.Context, l strata.TransmitLease, ttl time.Duration) (strata.TransmitLease, error) {
+	return s.transmits().RenewTransmitLease(ctx, l, ttl)
+}
+
+// ReleaseTransmitLease implements strata.TransmitStore.
+func (s *Store) ReleaseTransmitLease(ctx context.Context, l strata.TransmitLease) error {
+	return s.transmits().ReleaseTransmitLease(ctx, l)
 }

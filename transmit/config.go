@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/strata-events/strata"
@@ -27,6 +29,8 @@ const (
 //
 //	{
 //	  "source": "urn:strata:ca.example",
+//	  "leaseTTL": "15s",
+//	  "prune": {"sentAfter": "7d", "deadAfter": "30d", "every": "1h"},
 //	  "transmitters": [
 //	    {
 //	      "name": "revocations-to-nats", "type": "nats",
@@ -38,8 +42,29 @@ const (
 //	}
 type Config struct {
 	// Source is the CloudEvents source of every event sent; default "strata".
-	Source       string              `json:"source,omitempty"`
+	Source string `json:"source,omitempty"`
+	// LeaseTTL is how long an instance's lease on a transmitter lasts unless renewed (1s to
+	// 24h, default DefaultLeaseTTL): a standby takes over about 4/3 of this after the holder
+	// died, and within a third of it after a clean stop.
+	LeaseTTL Duration `json:"leaseTTL,omitempty"`
+	// Prune, when set, makes every transmitter of the file prune its old records while it
+	// holds its lease; a transmitter's own Prune replaces it.
+	Prune        *PruneConfig        `json:"prune,omitempty"`
 	Transmitters []TransmitterConfig `json:"transmitters"`
+}
+
+// PruneConfig is a schedule for pruning delivery records: sent records older than SentAfter
+// and dead letters older than DeadAfter are deleted every Every. An empty object prunes nothing
+// (for a transmitter: it turns off the file's schedule).
+type PruneConfig struct {
+	// SentAfter is the age (by SentAt) past which sent records are deleted; 0 keeps them.
+	SentAfter Duration `json:"sentAfter,omitempty"`
+	// DeadAfter is the age (by the last attempt) past which dead letters are deleted; 0 keeps
+	// them. A pruned dead letter can no longer be retried.
+	DeadAfter Duration `json:"deadAfter,omitempty"`
+	// Every is how often to prune (at least 1s); default DefaultPruneEvery. The first prune runs
+	// when the transmitter takes its lease.
+	Every Duration `json:"every,omitempty"`
 }
 
 // TransmitterConfig is one transmitter: where it sends, what, and how it retries.
@@ -71,6 +96,8 @@ type TransmitterConfig struct {
 	Payload Payload `json:"payload,omitempty"`
 	// Options are the adapter's settings (see each adapter's Options type).
 	Options json.RawMessage `json:"options,omitempty"`
+	// Prune, when set, replaces the file's prune schedule for this transmitter.
+	Prune *PruneConfig `json:"prune,omitempty"`
 }
 
 // IsEnabled reports whether the transmitter runs.
@@ -82,7 +109,8 @@ type Duration time.Duration
 // MarshalJSON writes the duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// UnmarshalJSON reads a duration string, or a number of seconds.
+// UnmarshalJSON reads a duration string ("1s", "36h", or whole days such as "7d"), or a
+// number of seconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -94,6 +122,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("duration %v s is out of range", secs)
 		}
 		*d = Duration(time.Duration(secs * float64(time.Second)))
+		return nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n < 0 || n > 100_000 {
+			return fmt.Errorf("duration %q: want whole days such as \"7d\"", s)
+		}
+		*d = Duration(time.Duration(n) * 24 * time.Hour)
 		return nil
 	}
 	v, err := time.ParseDuration(s)
@@ -167,6 +203,14 @@ func ParseConfig(b []byte) (Config, error) {
 // filters that compile. Every error is Invalid.
 func (c Config) Validate() error {
 	const op = "transmitters config"
+	if _, err := c.leaseTTL(); err != nil {
+		return err
+	}
+	if c.Prune != nil {
+		if _, err := c.Prune.schedule(); err != nil {
+			return strata.Errorf(strata.Invalid, op, "prune: %w", err)
+		}
+	}
 	seen := map[string]bool{}
 	for i, t := range c.Transmitters {
 		if err := strata.ValidateTransmitterName(op, t.Name); err != nil {
@@ -176,11 +220,46 @@ func (c Config) Validate() error {
 			return strata.Errorf(strata.Invalid, op, "transmitter %q appears twice", t.Name)
 		}
 		seen[t.Name] = true
-		if _, err := t.settings(); err != nil {
+		if _, err := t.settings(c.Prune); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// leaseTTL returns the lease duration with its default applied.
+func (c Config) leaseTTL() (time.Duration, error) {
+	d := time.Duration(c.LeaseTTL)
+	switch {
+	case d == 0:
+		return DefaultLeaseTTL, nil
+	case d < time.Second || d > 24*time.Hour:
+		return 0, strata.Errorf(strata.Invalid, "transmitters config", "leaseTTL %s is not between 1s and 24h", d)
+	}
+	return d, nil
+}
+
+// pruneSchedule is a PruneConfig with defaults applied; zero ages prune nothing.
+type pruneSchedule struct {
+	sent, dead, every time.Duration
+}
+
+func (p *PruneConfig) schedule() (pruneSchedule, error) {
+	if p == nil {
+		return pruneSchedule{}, nil
+	}
+	s := pruneSchedule{sent: time.Duration(p.SentAfter), dead: time.Duration(p.DeadAfter), every: time.Duration(p.Every)}
+	switch {
+	case s.sent < 0 || s.dead < 0:
+		return pruneSchedule{}, fmt.Errorf("negative sentAfter or deadAfter")
+	case s.every < 0 || (s.every > 0 && s.every < time.Second):
+		return pruneSchedule{}, fmt.Errorf("every %s is shorter than 1s", s.every)
+	case s.sent == 0 && s.dead == 0 && s.every != 0:
+		return pruneSchedule{}, fmt.Errorf("every is set but neither sentAfter nor deadAfter")
+	case s.every == 0:
+		s.every = DefaultPruneEvery
+	}
+	return s, nil
 }
 
 // settings are a transmitter's forwarding settings with defaults applied.
@@ -193,9 +272,11 @@ type settings struct {
 	mode        Mode
 	payload     Payload
 	filter      hub.Filter
+	prune       pruneSchedule
 }
 
-func (t TransmitterConfig) settings() (settings, error) {
+// settings returns the transmitter's settings; filePrune is the file's prune schedule.
+func (t TransmitterConfig) settings(filePrune *PruneConfig) (settings, error) {
 	const op = "transmitters config"
 	bad := func(format string, args ...any) (settings, error) {
 		return settings{}, strata.Errorf(strata.Invalid, op, "transmitter %q: "+format, append([]any{t.Name}, args...)...)
@@ -251,6 +332,13 @@ func (t TransmitterConfig) settings() (settings, error) {
 		return bad("filter: %w", err)
 	}
 	s.filter = f
+	prune := filePrune
+	if t.Prune != nil {
+		prune = t.Prune
+	}
+	if s.prune, err = prune.schedule(); err != nil {
+		return bad("prune: %w", err)
+	}
 	return s, nil
 }
 

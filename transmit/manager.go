@@ -33,6 +33,7 @@ type Manager struct {
 	// restartDelay is the first wait before a failed transmitter restarts.
 	restartDelay, maxRestartDelay time.Duration
 	pendingPoll                   time.Duration
+	owner                         string
 
 	mu      sync.Mutex
 	running map[string]*Transmitter
@@ -80,6 +81,17 @@ func WithRestartDelay(first, longest, pendingPoll time.Duration) ManagerOption {
 	}
 }
 
+// WithOwner sets the name the manager's transmitters hold their leases under (default
+// DefaultOwner(), made once per Manager). It must be unique among the processes that run the
+// same transmitters against one store.
+func WithOwner(owner string) ManagerOption {
+	return func(m *Manager) {
+		if owner != "" {
+			m.owner = owner
+		}
+	}
+}
+
 // NewManager checks cfg against the registered adapters and the store, and returns a Manager
 // ready to Run. The store must implement strata.TransmitStore. Errors are Invalid.
 func NewManager(store strata.Store, cfg Config, opts ...ManagerOption) (*Manager, error) {
@@ -94,6 +106,12 @@ func NewManager(store strata.Store, cfg Config, opts ...ManagerOption) (*Manager
 		return nil, strata.Errorf(strata.Invalid, op, "the store (%T) does not keep delivery records (strata.TransmitStore)", store)
 	}
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if m.owner == "" {
+		m.owner = DefaultOwner()
+	}
+	if err := strata.ValidateTransmitOwner(op, m.owner); err != nil {
 		return nil, err
 	}
 	for _, t := range cfg.Transmitters {
@@ -118,8 +136,13 @@ func NewManager(store strata.Store, cfg Config, opts ...ManagerOption) (*Manager
 // Config returns the manager's configuration.
 func (m *Manager) Config() Config { return m.cfg }
 
+// Owner returns the name the manager's transmitters hold their leases under.
+func (m *Manager) Owner() string { return m.owner }
+
 // Run runs every enabled transmitter until ctx ends, then closes their sinks and returns nil.
-// A transmitter that fails is logged and restarted; it never stops the others.
+// A transmitter that fails is logged and restarted; it never stops the others. A transmitter
+// whose lease another process holds waits as a standby (its sink open) and takes over when
+// that process stops or dies; one that loses its lease is restarted as a standby.
 func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, tc := range m.cfg.Transmitters {
@@ -145,14 +168,18 @@ func (m *Manager) Transmitters() map[string]*Transmitter {
 
 func (m *Manager) runOne(ctx context.Context, tc TransmitterConfig) {
 	log := m.log.With("transmitter", tc.Name, "type", tc.Type)
-	s, _ := tc.settings() // validated in NewManager
+	s, _ := tc.settings(m.cfg.Prune) // validated in NewManager
 	wait := m.restartDelay
 	for ctx.Err() == nil {
 		err := m.runOnce(ctx, tc, s, log)
 		if ctx.Err() != nil {
 			return
 		}
-		log.Error("transmitter stopped; restarting", "error", err, "wait", wait)
+		if errors.Is(err, strata.ErrTransmitLeaseLost) {
+			log.Warn("transmitter lost its lease to another instance; standing by", "error", err, "wait", wait)
+		} else {
+			log.Error("transmitter stopped; restarting", "error", err, "wait", wait)
+		}
 		jittered := wait/2 + rand.N(wait/2+1)
 		timer := time.NewTimer(jittered)
 		select {
@@ -174,6 +201,11 @@ func (m *Manager) runOnce(ctx context.Context, tc TransmitterConfig, s settings,
 	opts := []Option{
 		WithFilter(s.filter), WithBatchSize(s.batch), WithRetry(s.maxRetries, s.retryDelay, s.maxDelay, s.exponential),
 		WithSource(m.cfg.Source), WithLogger(m.log), WithPendingPoll(m.pendingPoll),
+	}
+	ttl, _ := m.cfg.leaseTTL() // validated in NewManager
+	opts = append(opts, WithLease(m.owner, ttl))
+	if s.prune.sent > 0 || s.prune.dead > 0 {
+		opts = append(opts, WithPrune(s.prune.sent, s.prune.dead, s.prune.every))
 	}
 	switch s.payload {
 	case PayloadRedacted:

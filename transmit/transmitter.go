@@ -7,7 +7,10 @@
 //
 // Delivery is at least once: a batch's records and the checkpoint commit after the destination
 // confirmed the batch, so a transmitter killed in between sends the batch again when it
-// restarts. Every message carries the event ID as the transport's idempotency key (Nats-Msg-Id,
+// restarts. One instance per name delivers at a time: a transmitter holds a lease on its name
+// in the store (renewed, with expiry and takeover, fenced by an epoch), and an instance started
+// while another holds it waits as a standby and takes over, from the checkpoint, when the
+// holder stops or dies. Every message carries the event ID as the transport's idempotency key (Nats-Msg-Id,
 // AMQP message-id, the Kafka header ce_id, the Redis field id, webhook-id). Events of one stream
 // go out in log order; an event that is retried after a rejection, or replayed from the
 // dead-letter queue, may arrive after later events of its stream (the CloudEvents extension
@@ -20,10 +23,13 @@ package transmit
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,9 +41,18 @@ import (
 // `strata transmit dlq retry`.
 const DefaultPendingPoll = 5 * time.Second
 
+// DefaultLeaseTTL is how long a transmitter's lease on its name lasts unless renewed. The
+// holder renews it every third of that; a standby tries to claim it every third of that too,
+// so it takes over within a third of it after a clean stop (which releases the lease) and at
+// most about 4/3 of it after the holder died.
+const DefaultLeaseTTL = 15 * time.Second
+
+// DefaultPruneEvery is how often a transmitter configured to prune its records does so.
+const DefaultPruneEvery = time.Hour
+
 // Transmitter delivers the events of one filter to one Sink. Create it with New and run it with
-// Run; one Run at a time per name (two processes running the same transmitter send everything
-// twice — still at least once, but wasteful).
+// Run. Any number of instances of one name may run, in one process or many, against one store:
+// the one holding the name's lease delivers, the others wait (see Run).
 type Transmitter struct {
 	name   string
 	store  strata.Store
@@ -58,7 +73,14 @@ type Transmitter struct {
 	pendingPoll time.Duration
 	flushEvery  time.Duration
 
-	sent, failed, dead atomic.Int64
+	owner    string
+	leaseTTL time.Duration
+
+	pruneSent, pruneDead, pruneEvery time.Duration
+
+	sent, failed, dead     atomic.Int64
+	prunedSent, prunedDead atomic.Int64
+	active                 atomic.Bool
 }
 
 // Option configures a Transmitter.
@@ -112,6 +134,51 @@ func WithPendingPoll(d time.Duration) Option {
 	}
 }
 
+// WithLease sets the name this instance holds the transmitter's lease under, and the lease's
+// duration. owner must be unique among the instances that run the transmitter ("" keeps the
+// default, DefaultOwner()); ttl between a second and a day (0 keeps DefaultLeaseTTL). The lease
+// is renewed every third of ttl; a standby takes over within ttl/3 of a clean stop and about
+// 4/3 ttl after the holder died.
+func WithLease(owner string, ttl time.Duration) Option {
+	return func(t *Transmitter) {
+		if owner != "" {
+			t.owner = owner
+		}
+		if ttl != 0 {
+			t.leaseTTL = ttl
+		}
+	}
+}
+
+// WithPrune makes the transmitter, while it holds its lease, delete its sent records older than
+// sentAfter and its dead letters older than deadAfter (0 keeps them), once when it takes the
+// lease and then every every (0: DefaultPruneEvery). Failed and pending records are never
+// pruned.
+func WithPrune(sentAfter, deadAfter, every time.Duration) Option {
+	return func(t *Transmitter) {
+		t.pruneSent, t.pruneDead = max(sentAfter, 0), max(deadAfter, 0)
+		t.pruneEvery = every
+		if every <= 0 {
+			t.pruneEvery = DefaultPruneEvery
+		}
+	}
+}
+
+// DefaultOwner returns a lease owner name for this process: its host name, process ID and a
+// random suffix, so that two instances never share one.
+func DefaultOwner() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	if len(host) > 150 {
+		host = host[:150]
+	}
+	var b [4]byte
+	_, _ = crand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
+}
+
 // New returns a transmitter named name that sends store's events to sink. The store must
 // implement strata.TransmitStore (every backend of this module does).
 func New(store strata.Store, name string, sink Sink, opts ...Option) (*Transmitter, error) {
@@ -130,9 +197,19 @@ func New(store strata.Store, name string, sink Sink, opts ...Option) (*Transmitt
 		name: name, store: store, ts: ts, sink: sink, filter: hub.All(), log: slog.Default(), now: time.Now,
 		batch: DefaultBatchSize, maxRetries: DefaultMaxRetries, retryDelay: DefaultRetryDelay, maxDelay: DefaultMaxDelay,
 		exponential: true, pendingPoll: DefaultPendingPoll, flushEvery: time.Second,
+		leaseTTL: DefaultLeaseTTL,
 	}
 	for _, o := range opts {
 		o(t)
+	}
+	if t.owner == "" {
+		t.owner = DefaultOwner()
+	}
+	if err := strata.ValidateTransmitOwner(op, t.owner); err != nil {
+		return nil, err
+	}
+	if t.leaseTTL < time.Second || t.leaseTTL > 24*time.Hour {
+		return nil, strata.Errorf(strata.Invalid, op, "transmitter %q: lease duration %s is not between 1s and 24h", name, t.leaseTTL)
 	}
 	if t.filter == nil {
 		t.filter = hub.All()
@@ -151,16 +228,169 @@ func (t *Transmitter) Counts() (sent, failed, dead int64) {
 	return t.sent.Load(), t.failed.Load(), t.dead.Load()
 }
 
+// Pruned returns how many sent and dead records this Transmitter value pruned since it was made.
+func (t *Transmitter) Pruned() (sent, dead int64) { return t.prunedSent.Load(), t.prunedDead.Load() }
+
+// Owner returns the name this instance holds the lease under.
+func (t *Transmitter) Owner() string { return t.owner }
+
+// Active reports whether this instance holds the lease and delivers now (false while it waits
+// as a standby, and when it does not run).
+func (t *Transmitter) Active() bool { return t.active.Load() }
+
 type item struct {
 	e   strata.Event
 	err error
 }
 
 // Run delivers events until ctx is done or the store fails, and returns why: ctx's error
-// wrapped in an Unavailable *strata.Error, or the store's error. It resumes from the
-// transmitter's checkpoint, and re-sends requeued dead letters as it goes. It does not close
-// the sink.
+// wrapped in an Unavailable *strata.Error, or the store's error. It does not close the sink.
+//
+// First it claims the transmitter's lease. While another instance holds a live lease, Run
+// waits as a standby, trying again when that lease would expire (at least every third of the
+// lease's duration). Holding the lease, it resumes from the transmitter's checkpoint, re-sends
+// requeued dead letters as it goes, renews the lease every third of its duration and fences
+// every commit with it. When the lease is lost (another instance took it over after this one
+// stalled past its expiry) Run stops sending and returns a Conflict error wrapping
+// strata.ErrTransmitLeaseLost: nothing it sent after that is recorded, so the new holder sends
+// it again. When Run returns it releases the lease, so that a standby need not wait for it to
+// expire.
 func (t *Transmitter) Run(ctx context.Context) error {
+	lease, err := t.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	lctx, lose := context.WithCancelCause(ctx)
+	var bg sync.WaitGroup
+	bg.Go(func() { t.keepLease(lctx, lease, lose) })
+	if t.pruneSent > 0 || t.pruneDead > 0 {
+		bg.Go(func() { t.pruneLoop(lctx) })
+	}
+	t.active.Store(true)
+	defer func() {
+		t.active.Store(false)
+		lose(nil)
+		bg.Wait()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := t.ts.ReleaseTransmitLease(rctx, lease); err != nil {
+			t.log.Warn("could not release the lease; a standby takes over when it expires", "error", err, "until", lease.Until)
+		}
+	}()
+	err = t.run(lctx, lease)
+	if ctx.Err() == nil && lctx.Err() != nil {
+		if cause := context.Cause(lctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+	}
+	return err
+}
+
+// acquire claims the lease, waiting while another instance holds it.
+func (t *Transmitter) acquire(ctx context.Context) (strata.TransmitLease, error) {
+	var waitingFor string
+	for {
+		l, err := t.ts.ClaimTransmitter(ctx, t.name, t.owner, t.leaseTTL)
+		if err == nil {
+			if waitingFor != "" {
+				t.log.Info("took over the transmitter", "from", waitingFor, "owner", t.owner, "epoch", l.Epoch)
+			} else {
+				t.log.Debug("holding the transmitter's lease", "owner", t.owner, "epoch", l.Epoch)
+			}
+			return l, nil
+		}
+		if !errors.Is(err, strata.ErrTransmitterHeld) {
+			return strata.TransmitLease{}, err
+		}
+		if l.Owner != waitingFor {
+			t.log.Info("standing by: another instance holds the transmitter", "holder", l.Owner, "until", l.Until, "owner", t.owner)
+			waitingFor = l.Owner
+		}
+		wait := t.leaseTTL / 3
+		if d := l.Until.Sub(t.now()); d >= 0 && d < wait {
+			wait = d + time.Millisecond
+		}
+		wait += rand.N(wait/10 + 1) // standbys of one name do not claim in lockstep
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return strata.TransmitLease{}, &strata.Error{Code: strata.Unavailable, Op: "transmit", Msg: "transmitter " + t.name + " stopped while standing by", Err: ctx.Err()}
+		}
+	}
+}
+
+// keepLease renews the lease every third of its duration until ctx ends. When the lease is lost,
+// or expires while it cannot be renewed, it calls lose with the reason, which stops the run.
+func (t *Transmitter) keepLease(ctx context.Context, l strata.TransmitLease, lose context.CancelCauseFunc) {
+	every := t.leaseTTL / 3
+	timer := time.NewTimer(every)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, every)
+		renewed, err := t.ts.RenewTransmitLease(rctx, l, t.leaseTTL)
+		cancel()
+		switch {
+		case err == nil:
+			l = renewed
+			timer.Reset(every)
+		case ctx.Err() != nil:
+			return
+		case strata.ErrorCode(err) == strata.Conflict:
+			t.log.Warn("lease lost: another instance took the transmitter over; stopping", "error", err)
+			lose(err)
+			return
+		case !t.now().Before(l.Until):
+			t.log.Warn("lease expired while it could not be renewed; stopping", "error", err)
+			lose(strata.Errorf(strata.Unavailable, "transmit", "transmitter %q: the lease expired while it could not be renewed: %w", t.name, err))
+			return
+		default:
+			t.log.Warn("lease renewal failed; retrying", "error", err, "until", l.Until)
+			timer.Reset(min(every, max(l.Until.Sub(t.now())/2, time.Millisecond)))
+		}
+	}
+}
+
+// pruneLoop prunes the transmitter's old records now and then every pruneEvery, until ctx ends.
+func (t *Transmitter) pruneLoop(ctx context.Context) {
+	for {
+		p := strata.DeliveryPrune{Transmitter: t.name}
+		now := t.now()
+		if t.pruneSent > 0 {
+			p.SentBefore = now.Add(-t.pruneSent)
+		}
+		if t.pruneDead > 0 {
+			p.DeadBefore = now.Add(-t.pruneDead)
+		}
+		n, err := t.ts.PruneDeliveryRecords(ctx, p)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			t.log.Warn("pruning delivery records failed; trying again at the next round", "error", err)
+		case err == nil:
+			t.prunedSent.Add(n.Sent)
+			t.prunedDead.Add(n.Dead)
+			if n.Sent+n.Dead > 0 {
+				t.log.Info("pruned delivery records", "sent", n.Sent, "dead", n.Dead)
+			}
+		}
+		timer := time.NewTimer(t.pruneEvery)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+	}
+}
+
+// run delivers while the lease is held; every commit is fenced by lease.
+func (t *Transmitter) run(ctx context.Context, lease strata.TransmitLease) error {
 	const op = "transmit"
 	cp, err := t.ts.TransmitCheckpoint(ctx, t.name)
 	if err != nil {
@@ -189,9 +419,9 @@ func (t *Transmitter) Run(ctx context.Context) error {
 	// Batches are recorded by a committer goroutine, in order, while the next batch is sent:
 	// the store's write and the destination's confirmations overlap. The checkpoint still
 	// moves only after a batch's records are stored, in log order.
-	cm := newCommitter(ctx, t.ts)
+	cm := newCommitter(ctx, t.ts, &lease)
 	defer cm.close()
-	if err := t.redeliver(ctx); err != nil {
+	if err := t.redeliver(ctx, &lease); err != nil {
 		return err
 	}
 	pending := time.NewTicker(t.pendingPoll)
@@ -224,7 +454,7 @@ func (t *Transmitter) Run(ctx context.Context) error {
 			if err := cm.flush(); err != nil {
 				return err
 			}
-			if err := t.redeliver(ctx); err != nil {
+			if err := t.redeliver(ctx, &lease); err != nil {
 				return err
 			}
 			continue
@@ -274,7 +504,7 @@ func (t *Transmitter) Run(ctx context.Context) error {
 					}
 				}
 			} else {
-				recs, err := t.deliver(ctx, batch, nil)
+				recs, err := t.deliver(ctx, &lease, batch, nil)
 				if err != nil {
 					return err
 				}
@@ -301,7 +531,7 @@ type committer struct {
 	err  error // set by the goroutine before it closes done
 }
 
-func newCommitter(ctx context.Context, ts strata.TransmitStore) *committer {
+func newCommitter(ctx context.Context, ts strata.TransmitStore, lease *strata.TransmitLease) *committer {
 	c := &committer{jobs: make(chan strata.DeliveryCommit), errc: make(chan error, 1), idle: make(chan chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
@@ -314,6 +544,7 @@ func newCommitter(ctx context.Context, ts strata.TransmitStore) *committer {
 				// A delivered batch is worth recording even while the transmitter stops: the
 				// commit outlives ctx (bounded), so that a clean stop re-sends nothing.
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				j.Lease = lease
 				err := ts.CommitDeliveries(cctx, j)
 				cancel()
 				if err != nil {
@@ -381,7 +612,7 @@ type track struct {
 // stored records of re-sent dead letters (nil for events read from the log). It returns an
 // error only when ctx ends or failure records cannot be stored; nothing is recorded then, so
 // the events are sent again.
-func (t *Transmitter) deliver(ctx context.Context, evs []strata.Event, prior []strata.Delivery) ([]strata.Delivery, error) {
+func (t *Transmitter) deliver(ctx context.Context, lease *strata.TransmitLease, evs []strata.Event, prior []strata.Delivery) ([]strata.Delivery, error) {
 	tr := make([]track, len(evs))
 	for i, e := range evs {
 		out := e
@@ -479,7 +710,7 @@ func (t *Transmitter) deliver(ctx context.Context, evs []strata.Event, prior []s
 			break
 		}
 		if len(failed) > 0 {
-			if err := t.ts.CommitDeliveries(ctx, strata.DeliveryCommit{Transmitter: t.name, Deliveries: failed}); err != nil {
+			if err := t.ts.CommitDeliveries(ctx, strata.DeliveryCommit{Transmitter: t.name, Deliveries: failed, Lease: lease}); err != nil {
 				return nil, err
 			}
 		}
@@ -529,7 +760,7 @@ func (t *Transmitter) backoff(n int) time.Duration {
 
 // redeliver re-sends the transmitter's pending records (dead letters put back by hand), read
 // again from the store, and records the outcome.
-func (t *Transmitter) redeliver(ctx context.Context) error {
+func (t *Transmitter) redeliver(ctx context.Context, lease *strata.TransmitLease) error {
 	after := strata.Start
 	for {
 		ds, err := t.ts.Deliveries(ctx, strata.DeliveryQuery{Transmitter: t.name, Status: strata.DeliveryPending, After: after, Limit: t.batch})
@@ -555,13 +786,13 @@ func (t *Transmitter) redeliver(ctx context.Context) error {
 		recs := gone
 		if len(evs) > 0 {
 			t.log.Info("re-sending dead letters", "events", len(evs))
-			sent, err := t.deliver(ctx, evs, prior)
+			sent, err := t.deliver(ctx, lease, evs, prior)
 			if err != nil {
 				return err
 			}
 			recs = append(recs, sent...)
 		}
-		if err := t.ts.CommitDeliveries(ctx, strata.DeliveryCommit{Transmitter: t.name, Deliveries: recs}); err != nil {
+		if err := t.ts.CommitDeliveries(ctx, strata.DeliveryCommit{Transmitter: t.name, Deliveries: recs, Lease: lease}); err != nil {
 			return err
 		}
 	}

@@ -37,10 +37,12 @@ var (
 	descTransmitFailed  = prometheus.NewDesc("strata_transmitter_failed_total", "Failed delivery attempts of a transmitter.", []string{"transmitter"}, nil)
 	descTransmitDead    = prometheus.NewDesc("strata_transmitter_dead_total", "Events a transmitter dead-lettered.", []string{"transmitter"}, nil)
 	descTransmitBacklog = prometheus.NewDesc("strata_transmitter_backlog_events", "Matching events after a transmitter's checkpoint (counted up to 10000).", []string{"transmitter"}, nil)
+	descTransmitActive  = prometheus.NewDesc("strata_transmitter_active", "1 when this process holds the transmitter's lease and delivers, 0 while it stands by.", []string{"transmitter"}, nil)
+	descTransmitPruned  = prometheus.NewDesc("strata_transmitter_pruned_total", "Delivery records a transmitter pruned on its schedule, by status.", []string{"transmitter", "status"}, nil)
 )
 
 func (c *transmitCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTransmitSent, descTransmitFailed, descTransmitDead, descTransmitBacklog} {
+	for _, d := range []*prometheus.Desc{descTransmitSent, descTransmitFailed, descTransmitDead, descTransmitBacklog, descTransmitActive, descTransmitPruned} {
 		ch <- d
 	}
 }
@@ -54,6 +56,14 @@ func (c *transmitCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTransmitSent, prometheus.CounterValue, float64(sent), name)
 		ch <- prometheus.MustNewConstMetric(descTransmitFailed, prometheus.CounterValue, float64(failed), name)
 		ch <- prometheus.MustNewConstMetric(descTransmitDead, prometheus.CounterValue, float64(dead), name)
+		active := 0.0
+		if t.Active() {
+			active = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descTransmitActive, prometheus.GaugeValue, active, name)
+		prunedSent, prunedDead := t.Pruned()
+		ch <- prometheus.MustNewConstMetric(descTransmitPruned, prometheus.CounterValue, float64(prunedSent), name, "sent")
+		ch <- prometheus.MustNewConstMetric(descTransmitPruned, prometheus.CounterValue, float64(prunedDead), name, "dead")
 		if ts == nil {
 			continue
 		}

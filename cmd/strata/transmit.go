@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/query"
 	"github.com/strata-events/strata/transmit"
 	"github.com/strata-events/strata/transmit/amqp"
 	"github.com/strata-events/strata/transmit/kafka"
@@ -50,7 +52,7 @@ func newTransmitManager(ctx context.Context, g *globals, st strata.Store, path s
 	return transmit.NewManager(st, cfg, opts...)
 }
 
-// newTransmitCmd is `strata transmit run|status|dlq list|dlq retry`.
+// newTransmitCmd is `strata transmit run|status|prune|dlq list|dlq retry`.
 func newTransmitCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "transmit",
@@ -58,11 +60,14 @@ func newTransmitCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra
 		Long: `Transmitters deliver the events of the log to NATS JetStream, RabbitMQ, Kafka, Redis Streams and
 webhooks, as CloudEvents, at least once, recording every delivery in the store (docs/DELIVERY.md).
 "run" runs the transmitters of a file (as "strata serve --transmitters FILE" does); "status" and
-"dlq" read the records any running transmitter keeps.`,
+"dlq" read the records any running transmitter keeps; "prune" deletes old records.
+
+Any number of processes may run the same transmitters against one store: for each name, the one
+holding its lease delivers and the others stand by, taking over when it stops or dies.`,
 	}
 	dlq := &cobra.Command{Use: "dlq", Short: "List and retry dead letters: events a destination kept rejecting"}
 	dlq.AddCommand(wrap(newDLQListCmd(g)), wrap(newDLQRetryCmd(g)))
-	c.AddCommand(wrap(newTransmitRunCmd(g)), wrap(newTransmitStatusCmd(g)), dlq)
+	c.AddCommand(wrap(newTransmitRunCmd(g)), wrap(newTransmitStatusCmd(g)), wrap(newTransmitPruneCmd(g)), dlq)
 	return c
 }
 
@@ -112,15 +117,24 @@ type transmitLine struct {
 	Failed     int64  `json:"failed"`
 	Dead       int64  `json:"dead"`
 	UpdatedAt  string `json:"updatedAt"`
+	// Owner is the process holding the lease ("" when released or never claimed); its lease
+	// lasts until LeaseUntil, and LeaseExpired says it has passed (the holder stalled or died:
+	// a standby takes over).
+	Owner        string `json:"owner,omitempty"`
+	Epoch        int64  `json:"epoch"`
+	LeaseUntil   string `json:"leaseUntil,omitempty"`
+	LeaseExpired bool   `json:"leaseExpired,omitempty"`
 }
 
 func newTransmitStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show each transmitter's checkpoint and delivery counts as JSON lines",
-		Long: `Show every transmitter that has recorded deliveries, one JSON object per line: its checkpoint in
-the log, its records by status (pending: requeued, sent, failed: being retried, dead: in the
-dead-letter queue) and when it last committed.`,
+		Long: `Show every transmitter that has recorded deliveries or claimed its lease, one JSON object per
+line: its checkpoint in the log, its records by status (pending: requeued, sent, failed: being
+retried, dead: in the dead-letter queue), when it last committed, and its lease: the owner (the
+process delivering for it), the epoch (one more on every claim), until when the lease lasts and
+whether it has expired (the owner stalled or died; a standby takes over).`,
 		Args: argsExactly(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			ctx := cmd.Context()
@@ -138,15 +152,117 @@ dead-letter queue) and when it last committed.`,
 				return err
 			}
 			w := newLineWriter(cmd.OutOrStdout())
+			now := time.Now()
 			for _, s := range sts {
-				if err := w.write(transmitLine{Name: s.Name, Checkpoint: s.Checkpoint.String(), Pending: s.Pending, Sent: s.Sent,
-					Failed: s.Failed, Dead: s.Dead, UpdatedAt: timeString(s.UpdatedAt)}); err != nil {
+				l := transmitLine{Name: s.Name, Checkpoint: s.Checkpoint.String(), Pending: s.Pending, Sent: s.Sent,
+					Failed: s.Failed, Dead: s.Dead, UpdatedAt: timeString(s.UpdatedAt), Owner: s.Owner, Epoch: s.Epoch}
+				if s.Owner != "" {
+					l.LeaseUntil = timeString(s.LeaseUntil)
+					l.LeaseExpired = !s.LeaseUntil.After(now)
+				}
+				if err := w.write(l); err != nil {
 					return err
 				}
 			}
 			return w.flush()
 		},
 	}
+}
+
+// pruneLine is one line of `transmit prune`: what was deleted (or, with --dry-run, would be).
+type pruneLine struct {
+	Transmitter string `json:"transmitter"`
+	Sent        int64  `json:"sent"`
+	Dead        int64  `json:"dead"`
+	SentBefore  string `json:"sentBefore,omitempty"`
+	DeadBefore  string `json:"deadBefore,omitempty"`
+	DryRun      bool   `json:"dryRun,omitempty"`
+}
+
+func newTransmitPruneCmd(g *globals) *cobra.Command {
+	var name, sentAge, deadAge string
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "prune [--transmitter NAME] (--sent-older-than AGE | --dead-older-than AGE)... [--dry-run]",
+		Short: "Delete old delivery records: sent ones, and dead letters when asked",
+		Long: `Delete the delivery records of sent events older than --sent-older-than (by when they were
+sent) and, with --dead-older-than, dead letters older than that (by their last attempt), of one
+transmitter or of every transmitter in the store. A pruned dead letter can no longer be retried
+(the event stays in the log). Failed records (being retried) and pending ones (requeued) are never
+pruned. Ages are 7d, 36h or any Go duration. Prints one JSON line per transmitter with the counts
+deleted, or with --dry-run the counts a run would delete. Running transmitters may prune on their
+own schedule ("prune" in the transmitters file, docs/DELIVERY.md).`,
+		Example: `  strata transmit prune --sent-older-than 7d
+  strata transmit prune --transmitter revocations-to-nats --sent-older-than 7d --dead-older-than 90d --dry-run`,
+		Args: argsExactly(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			const op = "transmit prune"
+			if sentAge == "" && deadAge == "" {
+				return invalidf(op, "give --sent-older-than AGE, --dead-older-than AGE or both")
+			}
+			if name != "" {
+				if err := strata.ValidateTransmitterName(op, name); err != nil {
+					return err
+				}
+			}
+			now := time.Now()
+			p := strata.DeliveryPrune{DryRun: dryRun}
+			for _, f := range []struct {
+				flag, age string
+				to        *time.Time
+			}{{"--sent-older-than", sentAge, &p.SentBefore}, {"--dead-older-than", deadAge, &p.DeadBefore}} {
+				if f.age == "" {
+					continue
+				}
+				d, err := query.ParseAge(f.age)
+				if err != nil {
+					return invalidf(op, "%s: %w", f.flag, err)
+				}
+				*f.to = strata.Timestamp(now.Add(-d))
+			}
+			ctx := cmd.Context()
+			st, _, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeStore(st, &err)
+			ts, err := transmitStore(st)
+			if err != nil {
+				return err
+			}
+			sts, err := ts.TransmitterStates(ctx)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, s := range sts {
+				if name == "" || s.Name == name {
+					names = append(names, s.Name)
+				}
+			}
+			if name != "" && len(names) == 0 {
+				return strata.Errorf(strata.NotFound, op, "the store has no transmitter %q", name)
+			}
+			w := newLineWriter(cmd.OutOrStdout())
+			for _, n := range names {
+				p.Transmitter = n
+				got, err := ts.PruneDeliveryRecords(ctx, p)
+				if err != nil {
+					return err
+				}
+				if err := w.write(pruneLine{Transmitter: n, Sent: got.Sent, Dead: got.Dead, SentBefore: timeString(p.SentBefore),
+					DeadBefore: timeString(p.DeadBefore), DryRun: dryRun}); err != nil {
+					return err
+				}
+			}
+			return w.flush()
+		},
+	}
+	c.Flags().StringVar(&name, "transmitter", "", "prune this transmitter only (default: every transmitter in the store)")
+	c.Flags().StringVar(&sentAge, "sent-older-than", "", "delete sent records older than this age (7d, 36h)")
+	c.Flags().StringVar(&deadAge, "dead-older-than", "", "also delete dead letters whose last attempt is older than this age")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be deleted, delete nothing")
+	return c
 }
 
 // deliveryLine is one line of `transmit dlq list`.

@@ -1,11 +1,18 @@
-// Package transmitstore implements strata.TransmitStore once over SQL (migration 0007), for the
-// SQLite, MySQL and PostgreSQL backends. Each gives it the transaction runner it gives
+// Package transmitstore implements strata.TransmitStore once over SQL (migration 0007, and the
+// leases of transmit_leases: 0009 on SQLite and MySQL, 0010 on PostgreSQL), for the SQLite,
+// MySQL and PostgreSQL backends. Each gives it the transaction runner it gives
 // internal/projstore and a dialect; every call is one transaction on the write path, so that a
 // batch's delivery records and the transmitter's checkpoint commit together.
+//
+// A fenced commit, a claim and a renewal first lock the transmitter's lease row (SELECT ... FOR
+// UPDATE where the database has it; SQLite's BEGIN IMMEDIATE locks the whole file), so that the
+// epoch a commit is checked against cannot change before the commit's writes are done. Lease
+// times are the caller's clock, as in internal/projstore.
 package transmitstore
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +33,8 @@ type Dialect struct {
 	Upsert func(key, cols []string) string
 	// InsertIgnore is appended to an INSERT to make a duplicate key a no-op.
 	InsertIgnore string
+	// ForUpdate is appended to row-locking SELECTs ("" on SQLite).
+	ForUpdate string
 	// ID turns an event ID into the driver's argument for the event_id column.
 	ID func(uuid.UUID) any
 	// Bulk, when set, stores a transmitter's records in one statement its own way (PostgreSQL:
@@ -51,7 +60,8 @@ var deliveryCols = []string{"transmitter", "event_id", "pos_commit", "pos_event"
 const selectCols = "event_id, pos_commit, pos_event, stream, version, type, status, attempts, last_error, first_attempt_at, last_attempt_at, sent_at"
 
 func (s *Store) q(query string) string {
-	query = strings.NewReplacer("{s}", s.D.Table("transmit_state"), "{d}", s.D.Table("transmit_deliveries")).Replace(query)
+	query = strings.NewReplacer("{s}", s.D.Table("transmit_state"), "{d}", s.D.Table("transmit_deliveries"),
+		"{l}", s.D.Table("transmit_leases")).Replace(query)
 	if s.D.Rebind != nil {
 		query = s.D.Rebind(query)
 	}
@@ -102,6 +112,15 @@ func (s *Store) CommitDeliveries(ctx context.Context, c strata.DeliveryCommit) e
 	}
 	now := micros(strata.Timestamp(s.now()))
 	return s.tx(ctx, op, func(conn projstore.Conn) error {
+		if c.Lease != nil {
+			cur, found, err := s.lockLease(ctx, conn, c.Transmitter)
+			if err != nil {
+				return err
+			}
+			if !found || cur.Owner != c.Lease.Owner || cur.Epoch != c.Lease.Epoch {
+				return strata.TransmitLeaseLost(op, *c.Lease)
+			}
+		}
 		if c.Checkpoint != nil {
 			q := "INSERT INTO {s} (name, pos_commit, pos_event, updated_at) VALUES (?, ?, ?, ?)" +
 				s.D.Upsert([]string{"name"}, []string{"pos_commit", "pos_event", "updated_at"})
@@ -247,60 +266,87 @@ func (s *Store) RequeueDeliveries(ctx context.Context, transmitter string, ids [
 	return n, err
 }
 
-// TransmitterStates implements strata.TransmitStore.
+// statesQuery reads every transmitter's state row, lease row and record counts in one
+// statement, and so in one snapshot: under READ COMMITTED (PostgreSQL's default, and the
+// isolation the MySQL backend sets) each statement of a transaction sees the commits done when
+// it starts, so that three statements could pair a checkpoint from before a batch's commit with
+// the counts from after it. kind tells the rows apart: 0 a state (pos_commit, pos_event,
+// updated_at), 1 a lease (epoch, lease_until; txt the owner), 2 a count (n; txt the status).
+const statesQuery = `SELECT 0, name, pos_commit, pos_event, updated_at, '' FROM {s}
+UNION ALL SELECT 1, name, epoch, lease_until, 0, owner FROM {l}
+UNION ALL SELECT 2, transmitter, COUNT(*), 0, 0, status FROM {d} GROUP BY transmitter, status`
+
+// TransmitterStates implements strata.TransmitStore. Each state is one snapshot (see
+// statesQuery): its checkpoint, counts and lease are those of the same commits.
 func (s *Store) TransmitterStates(ctx context.Context) ([]strata.TransmitterState, error) {
 	const op = "transmitter states"
 	var out []strata.TransmitterState
 	err := s.tx(ctx, op, func(conn projstore.Conn) error {
 		out = out[:0]
-		rows, err := conn.Query(ctx, s.q("SELECT name, pos_commit, pos_event, updated_at FROM {s} ORDER BY name"))
-		if err != nil {
-			return err
-		}
-		idx := map[string]int{}
-		for rows.Next() {
-			var st strata.TransmitterState
-			var c, e, at int64
-			if err := rows.Scan(&st.Name, &c, &e, &at); err != nil {
-				rows.Close()
-				return err
+		states := map[string]*strata.TransmitterState{}
+		get := func(name string) *strata.TransmitterState {
+			st := states[name]
+			if st == nil {
+				st = &strata.TransmitterState{Name: name}
+				states[name] = st
 			}
-			st.Checkpoint = strata.Position{Commit: uint64(c), Event: uint64(e)}
-			st.UpdatedAt = fromMicros(at)
-			idx[st.Name] = len(out)
-			out = append(out, st)
+			return st
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+		type count struct {
+			name, status string
+			n            int64
 		}
-		rows, err = conn.Query(ctx, s.q("SELECT transmitter, status, COUNT(*) FROM {d} GROUP BY transmitter, status"))
+		var counts []count
+		rows, err := conn.Query(ctx, s.q(statesQuery))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var name, status string
-			var n int64
-			if err := rows.Scan(&name, &status, &n); err != nil {
+			var kind int64
+			var name, txt string
+			var a, b, c int64
+			if err := rows.Scan(&kind, &name, &a, &b, &c, &txt); err != nil {
 				return err
 			}
-			i, ok := idx[name]
-			if !ok {
-				continue
-			}
-			switch strata.DeliveryStatus(status) {
-			case strata.DeliveryPending:
-				out[i].Pending = n
-			case strata.DeliverySent:
-				out[i].Sent = n
-			case strata.DeliveryFailed:
-				out[i].Failed = n
-			case strata.DeliveryDead:
-				out[i].Dead = n
+			switch kind {
+			case 0:
+				st := get(name)
+				st.Checkpoint = strata.Position{Commit: uint64(a), Event: uint64(b)}
+				st.UpdatedAt = fromMicros(c)
+			case 1:
+				st := get(name)
+				st.Owner, st.Epoch, st.LeaseUntil = txt, a, fromMicros(b)
+			case 2:
+				counts = append(counts, count{name, txt, a})
 			}
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// Records count only for a transmitter that committed or claimed its lease.
+		for _, c := range counts {
+			st := states[c.name]
+			if st == nil {
+				continue
+			}
+			switch strata.DeliveryStatus(c.status) {
+			case strata.DeliveryPending:
+				st.Pending = c.n
+			case strata.DeliverySent:
+				st.Sent = c.n
+			case strata.DeliveryFailed:
+				st.Failed = c.n
+			case strata.DeliveryDead:
+				st.Dead = c.n
+			}
+		}
+		for _, st := range states {
+			out = append(out, *st)
+		}
+		// Names compare as bytes on every backend; Go's string order is byte order.
+		slices.SortFunc(out, func(a, b strata.TransmitterState) int { return strings.Compare(a.Name, b.Name) })
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -321,6 +367,154 @@ func (s *Store) PruneDeliveries(ctx context.Context, transmitter string, before 
 		return err
 	})
 	return n, err
+}
+
+// PruneDeliveryRecords implements strata.TransmitStore.
+func (s *Store) PruneDeliveryRecords(ctx context.Context, p strata.DeliveryPrune) (strata.PrunedDeliveries, error) {
+	const op = "prune delivery records"
+	p, err := strata.PrepareDeliveryPrune(op, p)
+	if err != nil {
+		return strata.PrunedDeliveries{}, err
+	}
+	type part struct {
+		status string
+		col    string
+		before time.Time
+		n      *int64
+	}
+	var out strata.PrunedDeliveries
+	parts := []part{{"sent", "sent_at", p.SentBefore, &out.Sent}, {"dead", "last_attempt_at", p.DeadBefore, &out.Dead}}
+	err = s.tx(ctx, op, func(conn projstore.Conn) error {
+		out = strata.PrunedDeliveries{}
+		for _, pt := range parts {
+			if pt.before.IsZero() {
+				continue
+			}
+			where := " FROM {d} WHERE transmitter = ? AND status = '" + pt.status + "' AND " + pt.col + " < ?"
+			args := []any{p.Transmitter, micros(pt.before)}
+			if !p.DryRun {
+				n, err := conn.Exec(ctx, s.q("DELETE"+where), args...)
+				if err != nil {
+					return err
+				}
+				*pt.n = n
+				continue
+			}
+			rows, err := conn.Query(ctx, s.q("SELECT COUNT(*)"+where), args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				if err := rows.Scan(pt.n); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return strata.PrunedDeliveries{}, err
+	}
+	return out, nil
+}
+
+// lockLease reads and locks the transmitter's lease row; found is false when it has none.
+func (s *Store) lockLease(ctx context.Context, conn projstore.Conn, name string) (l strata.TransmitLease, found bool, err error) {
+	rows, err := conn.Query(ctx, s.q("SELECT owner, epoch, lease_until FROM {l} WHERE name = ?"+s.D.ForUpdate), name)
+	if err != nil {
+		return l, false, err
+	}
+	defer rows.Close()
+	l.Transmitter = name
+	if rows.Next() {
+		var until int64
+		if err := rows.Scan(&l.Owner, &l.Epoch, &until); err != nil {
+			return l, false, err
+		}
+		l.Until, found = fromMicros(until), true
+	}
+	return l, found, rows.Err()
+}
+
+// ClaimTransmitter implements strata.TransmitStore.
+func (s *Store) ClaimTransmitter(ctx context.Context, transmitter, owner string, ttl time.Duration) (strata.TransmitLease, error) {
+	const op = "claim transmitter"
+	if err := strata.ValidateTransmitClaim(op, transmitter, owner, ttl); err != nil {
+		return strata.TransmitLease{}, err
+	}
+	var l strata.TransmitLease
+	err := s.tx(ctx, op, func(conn projstore.Conn) error {
+		if _, err := conn.Exec(ctx, s.q("INSERT INTO {l} (name, owner, epoch, lease_until) VALUES (?, '', 0, 0)"+s.D.InsertIgnore), transmitter); err != nil {
+			return err
+		}
+		cur, _, err := s.lockLease(ctx, conn, transmitter)
+		if err != nil {
+			return err
+		}
+		now := strata.Timestamp(s.now())
+		if cur.Owner != "" && cur.Owner != owner && cur.Until.After(now) {
+			l = cur
+			return strata.TransmitterHeld(op, cur)
+		}
+		until := strata.Timestamp(now.Add(ttl))
+		if _, err := conn.Exec(ctx, s.q("UPDATE {l} SET owner = ?, epoch = ?, lease_until = ? WHERE name = ?"), owner, cur.Epoch+1, micros(until), transmitter); err != nil {
+			return err
+		}
+		l = strata.TransmitLease{Transmitter: transmitter, Owner: owner, Epoch: cur.Epoch + 1, Until: until}
+		return nil
+	})
+	if err != nil && strata.ErrorCode(err) != strata.Conflict {
+		l = strata.TransmitLease{}
+	}
+	return l, err
+}
+
+// RenewTransmitLease implements strata.TransmitStore.
+func (s *Store) RenewTransmitLease(ctx context.Context, l strata.TransmitLease, ttl time.Duration) (strata.TransmitLease, error) {
+	const op = "renew transmit lease"
+	if err := strata.ValidateTransmitLease(op, l); err != nil {
+		return strata.TransmitLease{}, err
+	}
+	if err := strata.ValidateLeaseTTL(op, ttl); err != nil {
+		return strata.TransmitLease{}, err
+	}
+	var out strata.TransmitLease
+	err := s.tx(ctx, op, func(conn projstore.Conn) error {
+		cur, found, err := s.lockLease(ctx, conn, l.Transmitter)
+		if err != nil {
+			return err
+		}
+		if !found || cur.Owner != l.Owner || cur.Epoch != l.Epoch {
+			return strata.TransmitLeaseLost(op, l)
+		}
+		until := strata.Timestamp(s.now().Add(ttl))
+		if _, err := conn.Exec(ctx, s.q("UPDATE {l} SET lease_until = ? WHERE name = ?"), micros(until), l.Transmitter); err != nil {
+			return err
+		}
+		out = strata.TransmitLease{Transmitter: l.Transmitter, Owner: l.Owner, Epoch: l.Epoch, Until: until}
+		return nil
+	})
+	if err != nil {
+		return strata.TransmitLease{}, err
+	}
+	return out, nil
+}
+
+// ReleaseTransmitLease implements strata.TransmitStore.
+func (s *Store) ReleaseTransmitLease(ctx context.Context, l strata.TransmitLease) error {
+	const op = "release transmit lease"
+	if err := strata.ValidateTransmitLease(op, l); err != nil {
+		return err
+	}
+	return s.tx(ctx, op, func(conn projstore.Conn) error {
+		_, err := conn.Exec(ctx, s.q("UPDATE {l} SET owner = '', lease_until = 0 WHERE name = ? AND owner = ? AND epoch = ?"), l.Transmitter, l.Owner, l.Epoch)
+		return err
+	})
 }
 
 // DeliveryColumns are the columns of a delivery row, in the order the rows are written: the

@@ -263,8 +263,8 @@ func TestSignatureVerifies(t *testing.T) {
 }
 
 // The SIGKILL test runs a transmitter in a child process (this test binary again), kills it
-// with SIGKILL in the middle of the log, and resumes in this process: every event arrives, and
-// only what the child had not recorded is sent twice.
+// with SIGKILL in the middle of the log, and resumes in this process once the dead child's
+// lease expires: every event arrives, and only what the child had not recorded is sent twice.
 const (
 	childDB  = "STRATA_TRANSMIT_CHILD_DB"
 	childURL = "STRATA_TRANSMIT_CHILD_URL"
@@ -290,7 +290,8 @@ func runChild(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	tr, err := transmit.New(st, "resume", sink, transmit.WithBatchSize(100))
+	// A short lease: the test's own transmitter takes over soon after the kill.
+	tr, err := transmit.New(st, "resume", sink, transmit.WithBatchSize(100), transmit.WithLease("", 2*time.Second))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
