@@ -9,7 +9,7 @@ func encodeMeta(m *strata.Metadata) string {
 }
 
 // decodeMeta reads the meta column into m.
-func decodeMeta(s string, m *strata.Metadata) error {
+func decodeMeta(b []byte, m *strata.Metadata) error {
 	*m = strata.Metadata{}
-	return m.UnmarshalJSON([]byte(s))
+	return m.UnmarshalJSON(b)
 }

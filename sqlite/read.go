@@ -31,18 +31,20 @@ const eventCols = `position, id, stream, version, type, schema, data, meta, reco
 // page's events. No read transaction stays open across pages or while the caller handles an
 // event: WAL checkpoints are never starved, and a caller may read or append inside the loop.
 
-// rowScanner scans rows of eventCols into Events.
+// rowScanner scans rows of eventCols into Events. The stream, type and metadata columns are
+// scanned into buffers it reuses: a row of the same stream and type as the row before shares
+// their strings, and the metadata decoder makes the one copy it keeps.
 type rowScanner struct {
 	pos, version, schema, recorded, occurred int64
-	id                                       sql.RawBytes
-	stream, typ, meta                        string
+	id, rawStream, rawType, meta             sql.RawBytes
+	stream, typ                              string
 	data                                     []byte
 	dest                                     []any
 }
 
 func newRowScanner() *rowScanner {
 	r := &rowScanner{}
-	r.dest = []any{&r.pos, &r.id, &r.stream, &r.version, &r.typ, &r.schema, &r.data, &r.meta, &r.recorded, &r.occurred}
+	r.dest = []any{&r.pos, &r.id, &r.rawStream, &r.version, &r.rawType, &r.schema, &r.data, &r.meta, &r.recorded, &r.occurred}
 	return r
 }
 
@@ -53,6 +55,12 @@ func (r *rowScanner) scan(rows *sql.Rows, e *strata.Event) error {
 	}
 	if len(r.id) != len(uuid.UUID{}) {
 		return fmt.Errorf("event at position %d has an ID of %d bytes", r.pos, len(r.id))
+	}
+	if string(r.rawStream) != r.stream {
+		r.stream = string(r.rawStream)
+	}
+	if string(r.rawType) != r.typ {
+		r.typ = string(r.rawType)
 	}
 	*e = strata.Event{
 		Stream:     r.stream,

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -20,6 +22,8 @@ import (
 // benchOpts are the flags of `strata bench`.
 type benchOpts struct {
 	clients, batch, events int
+	// cpuProfile, if set, is the file for a CPU profile of the run.
+	cpuProfile string
 }
 
 func newBenchCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra.Command {
@@ -80,6 +84,17 @@ runs (there is no SQL to compare with).
 				}
 				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
+				if o.cpuProfile != "" {
+					f, err := os.Create(o.cpuProfile)
+					if err != nil {
+						return fmt.Errorf("bench: cpu profile: %w", err)
+					}
+					defer f.Close()
+					if err := pprof.StartCPUProfile(f); err != nil {
+						return fmt.Errorf("bench: cpu profile: %w", err)
+					}
+					defer pprof.StopCPUProfile()
+				}
 				return runBench(ctx, cmd.OutOrStdout(), d, w, o)
 			},
 		}))
@@ -88,6 +103,7 @@ runs (there is no SQL to compare with).
 	f.IntVar(&o.clients, "clients", 4, "concurrent clients (goroutines, each with its own stream)")
 	f.IntVar(&o.batch, "batch", 10, "events per append (one transaction)")
 	f.IntVar(&o.events, "events", 10000, "events in all")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (strata, baseline and set-up) to this file, for go tool pprof")
 	return c
 }
 
