@@ -70,6 +70,17 @@ type Transform interface {
 	Decode(ctx context.Context, rec *Record) error
 }
 
+// TypeChecker is an optional interface of a Transform that cannot handle every Go type: field
+// encryption (package shred) cannot reach a field tagged sensitive that its type hides. Register
+// calls CheckType of every installed transform that implements it, and refuses the type with
+// its error. A type registered before the transform was installed is not checked here: the
+// transform must refuse its values when they are encoded.
+type TypeChecker interface {
+	// CheckType returns an error when the values of t, to be registered as name, cannot pass
+	// the transform.
+	CheckType(name string, t reflect.Type) error
+}
+
 // Message is a decoded event: the event as stored and the typed value it holds.
 type Message struct {
 	// Event is the stored event; its Data is the stored bytes (ciphertext where fields are
@@ -114,7 +125,7 @@ func NewRegistry() *Registry {
 // Register registers the Go type E under name, at schema version schema (1 for a type that
 // never changed). The name is what is stored: keep it stable when the Go type is renamed. It is
 // an Invalid error to register a name or a Go type twice, a pointer or interface type, an
-// invalid name, or a schema below 1.
+// invalid name, a schema below 1, or a type that an installed [TypeChecker] refuses.
 func Register[E any](r *Registry, name string, schema int) error {
 	t := reflect.TypeFor[E]()
 	const op = "codec register"
@@ -126,6 +137,13 @@ func Register[E any](r *Registry, name string, schema int) error {
 	}
 	if err := strata.ValidateEventType(op, name); err != nil {
 		return err
+	}
+	for _, tr := range r.Transforms() {
+		if c, ok := tr.(TypeChecker); ok {
+			if err := c.CheckType(name, t); err != nil {
+				return wrapCode(strata.Invalid, op, fmt.Sprintf("event type %q: refused by the transform %T", name, tr), err)
+			}
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -268,19 +286,20 @@ func (r *Registry) EncodeID(ctx context.Context, id uuid.UUID, v any, meta strat
 	rec := Record{ID: id, Type: et.name, Schema: et.schema, Data: data, Meta: meta}
 	for _, t := range r.transformsSnapshot() {
 		if err := t.Encode(ctx, v, &rec); err != nil {
-			return strata.EventData{}, wrapCode(strata.Internal, "codec encode", fmt.Errorf("event type %q: %w", et.name, err))
+			return strata.EventData{}, wrapCode(strata.Internal, "codec encode", fmt.Sprintf("event type %q", et.name), err)
 		}
 	}
 	return strata.EventData{ID: id, Type: rec.Type, Schema: rec.Schema, Data: rec.Data, Meta: rec.Meta}, nil
 }
 
-// wrapCode keeps the code of an *strata.Error inside err, and uses code otherwise.
-func wrapCode(code strata.Code, op string, err error) error {
+// wrapCode returns err with the context msg, keeping the code of an *strata.Error inside err
+// and using code otherwise.
+func wrapCode(code strata.Code, op, msg string, err error) error {
 	var se *strata.Error
 	if errors.As(err, &se) {
 		code = se.Code
 	}
-	return strata.Errorf(code, op, "%w", err)
+	return strata.Errorf(code, op, "%s: %w", msg, err)
 }
 
 func (r *Registry) transformsSnapshot() []Transform {

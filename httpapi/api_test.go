@@ -85,8 +85,11 @@ func TestRolesAndTenants(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, b.open(t), withProtector(t))
+			st := b.open(t)
+			declareConsent(t, st)
+			e := newEnv(t, st, withProtector(t))
 			eventID := seed(t, e)
+			appendConsent(t, e, "acme", "subject-4711", "alice@acme.example")
 			type call struct {
 				name, method, path string
 				body               any
@@ -107,7 +110,7 @@ func TestRolesAndTenants(t *testing.T) {
 				{"proof", "GET", "/v1/events/" + eventID + "/proof", nil, auditors, 200, 404},
 				{"checkpoint", "GET", "/v1/ledger/checkpoint", nil, auditors, 200, 200},
 				{"projections", "GET", "/v1/projections", nil, auditors, 200, 200},
-				{"erase", "POST", "/v1/subjects/subject-4711/erase", map[string]any{"meta": map[string]string{"ticket": "GDPR-1"}}, []strata.Role{strata.RoleAdmin}, 200, 200},
+				{"erase", "POST", "/v1/subjects/subject-4711/erase", map[string]any{"meta": map[string]string{"ticket": "GDPR-1"}}, []strata.Role{strata.RoleAdmin}, 200, 404},
 				{"whoami", "GET", "/v1/whoami", nil, nil, 200, 200},
 			}
 			for _, c := range calls {

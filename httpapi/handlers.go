@@ -35,6 +35,9 @@ func (s *Server) handleAppend(w http.ResponseWriter, r *http.Request, p Principa
 	if err := strata.ValidateStreamName(op, stream); err != nil {
 		return err
 	}
+	if shred.IsErasureStream(stream) {
+		return strata.Errorf(strata.Forbidden, op, "stream %q: the streams erasure-… and erasure@… record erasures and are written by them only", stream)
+	}
 	evs := make([]strata.EventData, len(req.Events))
 	for i, ne := range req.Events {
 		e := strata.EventData{Type: ne.Type, Schema: ne.Schema, Data: ne.Data, Meta: ne.Meta}
@@ -400,6 +403,13 @@ type EraseResponse struct {
 	Stream   string `json:"stream"`
 }
 
+// handleErase erases a data subject of the key's tenant (shred.Protector.EraseTenant): the key
+// of (tenant, subject), which seals that subject's personal data in the tenant's events, and
+// nothing of another tenant's, whose same subject ID names another data subject with another
+// key. A subject the tenant has no personal data of (none written, or only by another tenant)
+// is 404, with the same answer whether another tenant has the ID or no one has, and nothing is
+// written. Every API key has a tenant, so no key erases across tenants: that is the
+// operator's `strata erase` (shred.Protector.Erase).
 func (s *Server) handleErase(w http.ResponseWriter, r *http.Request, p Principal) error {
 	const op = "erase"
 	if s.cfg.Protector == nil {
@@ -420,11 +430,11 @@ func (s *Server) handleErase(w http.ResponseWriter, r *http.Request, p Principal
 	if req.Meta.Principal == "" {
 		req.Meta.Principal = "apikey:" + p.KeyID
 	}
-	tomb, err := s.cfg.Protector.Erase(r.Context(), r.PathValue("subject"), req.Meta)
+	tomb, err := s.cfg.Protector.EraseTenant(r.Context(), p.Tenant, r.PathValue("subject"), req.Meta)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, EraseResponse{Subject: tomb.Subject, ErasedAt: timeString(tomb.ErasedAt), Stream: shred.ErasureStream(tomb.Subject)})
+	writeJSON(w, http.StatusOK, EraseResponse{Subject: tomb.Subject, ErasedAt: timeString(tomb.ErasedAt), Stream: shred.TenantErasureStream(p.Tenant, tomb.Subject)})
 	return nil
 }
 

@@ -22,6 +22,8 @@ type metrics struct {
 	read         prometheus.Counter
 	subscribers  prometheus.Gauge
 	sseDropped   prometheus.Counter
+	sseFollowers prometheus.Gauge
+	sseRejoined  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, st strata.Store) (*metrics, error) {
@@ -48,8 +50,14 @@ func newMetrics(reg prometheus.Registerer, st strata.Store) (*metrics, error) {
 		sseDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_sse_disconnected_slow_total", Help: "Subscribers disconnected because they did not keep up.",
 		}),
+		sseFollowers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_sse_followers", Help: "Live followers of the log that SSE subscriptions share (1 while any runs).",
+		}),
+		sseRejoined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_sse_rejoined_total", Help: "Times a subscription fell behind the shared live feed, read on from the store and joined it again.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.appended, m.appendErrors, m.read, m.subscribers, m.sseDropped, &storeCollector{store: st}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.appended, m.appendErrors, m.read, m.subscribers, m.sseDropped, m.sseFollowers, m.sseRejoined, &storeCollector{store: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -79,6 +79,7 @@ type Server struct {
 	store   strata.Store
 	auth    *authenticator
 	owners  *ownerCache
+	fan     *fanout // the live follower SSE subscriptions share
 	log     *slog.Logger
 	metrics *metrics
 	tracer  trace.Tracer
@@ -151,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 		mux:     http.NewServeMux(),
 		closing: make(chan struct{}),
 	}
+	s.fan = newFanout(cfg.Store, m)
 	s.routes()
 	return s, nil
 }
@@ -158,9 +160,14 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Close ends every subscription (each with its resumable cursor); other requests finish.
-// Register it with http.Server.RegisterOnShutdown.
-func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+// Close ends every subscription (each with its resumable cursor) and stops the live follower
+// they share; other requests finish. Register it with http.Server.RegisterOnShutdown.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.fan.close()
+	})
+}
 
 // route describes one endpoint.
 type route struct {

@@ -8,19 +8,21 @@ import (
 	"time"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/hub"
 )
 
 // SSEBuffer is how many events a subscription reads ahead of a slow client, besides the page
-// the store's catch-up loop holds. The read side blocks when it is full, so memory per
-// subscriber is bounded whatever the client does.
+// of a catch-up read from the store or the SSELiveBuffer of the live feed. The read side
+// blocks when it is full, so memory per subscriber is bounded whatever the client does.
 const SSEBuffer = 16
 
 // handleSubscribe streams the key's tenant's events of the global log as Server-Sent Events:
 // catch-up from the cursor (after=, or the Last-Event-ID header a reconnecting EventSource
-// sends), then live, gap-free as Store.Subscribe. Each event's SSE id is its position. A
-// comment line is sent every heartbeat. A client that does not take a write within
-// SSEWriteWait is disconnected; it resumes with the last id it received and loses nothing.
-// When the server shuts down, a final "end" event carries the cursor to resume from.
+// sends) read from the store, then live from the server's one shared follower (see fanout),
+// gap-free as Store.Subscribe. Each event's SSE id is its position. A comment line is sent
+// every heartbeat. A client that does not take a write within SSEWriteWait is disconnected; it
+// resumes with the last id it received and loses nothing. When the server shuts down, a final
+// "end" event carries the cursor to resume from.
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Principal) error {
 	const op = "subscribe"
 	cursor := r.URL.Query().Get("after")
@@ -42,19 +44,17 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Princ
 	ch := make(chan item, SSEBuffer)
 	go func() {
 		defer close(ch)
-		for e, err := range s.store.Subscribe(ctx, after, filter) {
+		s.follow(ctx, op, after, filter, func(e strata.Event, err error) bool {
 			if err == nil {
 				err = s.reveal(ctx, &e)
 			}
 			select {
 			case ch <- item{e, err}:
 			case <-ctx.Done():
-				return
+				return false
 			}
-			if err != nil {
-				return
-			}
-		}
+			return err == nil
+		})
 	}()
 
 	rc := http.NewResponseController(w)
@@ -109,8 +109,13 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Princ
 				return nil
 			}
 			if it.err != nil {
-				if ctx.Err() == nil {
-					end("the subscription failed: "+it.err.Error(), strata.ErrorCode(it.err))
+				select {
+				case <-s.closing:
+					end("the server is shutting down; resume from the cursor", strata.Unavailable)
+				default:
+					if ctx.Err() == nil {
+						end("the subscription failed: "+it.err.Error(), strata.ErrorCode(it.err))
+					}
 				}
 				return nil
 			}
@@ -146,4 +151,96 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Princ
 			return nil
 		}
 	}
+}
+
+// follow yields the events of filter after cursor until yield returns false or an error was
+// yielded: first what the store holds (one catch-up read), then the live feed of the shared
+// follower, which it joins through hub.From, so that the hand-over loses and repeats nothing
+// (see hub.Hub.Subscribe). Cut from the live feed for falling behind (hub.Lagged), it joins
+// again from its last event, reading the gap from the store.
+//
+// The follower starts after a committed position only (see fanout): the last event of this
+// catch-up, or, when it read none, the first event after the cursor that a store subscription
+// of its own finds (of any tenant, unfiltered), unless another subscription starts the
+// follower first. A cursor beyond the log thus only ever delays this subscription.
+func (s *Server) follow(ctx context.Context, op string, cursor strata.Position, filter strata.Filter, yield func(strata.Event, error) bool) {
+	known := false // whether cursor is the position of a committed event
+	for e, err := range s.store.ReadAll(ctx, strata.ReadAllOptions{After: cursor, Filter: filter}) {
+		if err != nil {
+			yield(strata.Event{}, err)
+			return
+		}
+		if !yield(e, nil) {
+			return
+		}
+		cursor, known = e.Position, true
+	}
+	live := liveFilter(filter)
+	for {
+		h, started, err := s.fan.current(op)
+		if err == nil && h == nil && known {
+			h, err = s.fan.start(op, cursor)
+		}
+		if err != nil {
+			yield(strata.Event{}, err)
+			return
+		}
+		if h == nil {
+			e, ok, err := s.firstAfter(ctx, cursor, started)
+			switch {
+			case err != nil:
+				yield(strata.Event{}, err)
+				return
+			case ok:
+				if filter.Match(&e) && !yield(e, nil) {
+					return
+				}
+				cursor, known = e.Position, true
+			}
+			continue
+		}
+		lagged := false
+		for e, err := range h.Subscribe(ctx, live, hub.From(cursor), hub.Buffer(SSELiveBuffer)) {
+			if err != nil {
+				if _, lagged = hub.Lagged(err); !lagged {
+					yield(strata.Event{}, err)
+					return
+				}
+				s.metrics.sseRejoined.Inc()
+				break
+			}
+			if !yield(e, nil) {
+				return
+			}
+			cursor = e.Position
+		}
+		if !lagged {
+			return
+		}
+	}
+}
+
+// firstAfter waits for the first committed event after cursor, of any tenant, with a store
+// subscription of its own: a position to start the shared follower after. It reports false
+// when started is closed first (another subscription started the follower).
+func (s *Server) firstAfter(ctx context.Context, cursor strata.Position, started <-chan struct{}) (strata.Event, bool, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-started:
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	for e, err := range s.store.Subscribe(sctx, cursor, strata.Filter{}) {
+		if err != nil {
+			if ctx.Err() == nil && sctx.Err() != nil {
+				return strata.Event{}, false, nil // the follower started
+			}
+			return strata.Event{}, false, err
+		}
+		return e, true, nil
+	}
+	return strata.Event{}, false, nil
 }

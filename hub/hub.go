@@ -144,7 +144,7 @@ func (h *Hub) dispatch(e strata.Event) {
 			continue
 		}
 		select {
-		case s.ch <- e:
+		case s.ch <- &e:
 			s.last = e.Position
 		default:
 			// Overflow: cut the subscriber off. It drains what it holds, then reads the lag.
@@ -159,9 +159,9 @@ func (h *Hub) dispatch(e strata.Event) {
 // lagCursor are written under the hub's mutex, and lagCursor read after lagged is closed.
 type sub struct {
 	f         Filter
-	ch        chan strata.Event
-	skip      strata.Position // events at or before it were delivered by the catch-up
-	last      strata.Position // the last event given to ch
+	ch        chan *strata.Event // shared by every subscriber the event is given to: never modified
+	skip      strata.Position    // events at or before it were delivered by the catch-up
+	last      strata.Position    // the last event given to ch
 	lagged    chan struct{}
 	lagCursor strata.Position
 }
@@ -202,7 +202,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, opts ...SubOption) iter.S
 		opt(&o)
 	}
 	return func(yield func(strata.Event, error) bool) {
-		s := &sub{f: f, ch: make(chan strata.Event, o.buffer), lagged: make(chan struct{})}
+		s := &sub{f: f, ch: make(chan *strata.Event, o.buffer), lagged: make(chan struct{})}
 		if o.from == nil {
 			h.mu.Lock()
 			s.skip, s.last = h.head, h.head
@@ -219,7 +219,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, opts ...SubOption) iter.S
 		for {
 			select {
 			case e := <-s.ch:
-				if !yield(e, nil) {
+				if !yield(*e, nil) {
 					return
 				}
 				continue
@@ -227,7 +227,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, opts ...SubOption) iter.S
 			}
 			select {
 			case e := <-s.ch:
-				if !yield(e, nil) {
+				if !yield(*e, nil) {
 					return
 				}
 			case <-s.lagged:
@@ -235,7 +235,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, opts ...SubOption) iter.S
 				for {
 					select {
 					case e := <-s.ch:
-						if !yield(e, nil) {
+						if !yield(*e, nil) {
 							return
 						}
 						continue
@@ -252,7 +252,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, opts ...SubOption) iter.S
 				for {
 					select {
 					case e := <-s.ch:
-						if !yield(e, nil) {
+						if !yield(*e, nil) {
 							return
 						}
 						continue
@@ -283,22 +283,79 @@ func (h *Hub) stopErr(op string) error {
 	return &strata.Error{Code: strata.Unavailable, Op: op, Msg: msg, Err: ErrStopped}
 }
 
+// handoverPages is how many optimistic catch-up passes a subscription makes before its last
+// pass holds the dispatcher (see catchUp); handoverLimit bounds what that last pass may read.
+const (
+	handoverPages = 2
+	handoverLimit = 1000
+)
+
 // catchUp yields the matching events after from, read from the store, until it can register s
 // with the live feed exactly where its reads ended. It reports false when the subscription
 // ended (yield returned false or an error was yielded).
 //
-// Why it is exact: a pass of ReadAll that starts after the hub's head was observed at H
-// returns every committed event up to at least H. If the head is still H once the pass is
-// done, s is registered under the hub's lock with skip = the last event it read (≥ H), so
-// every later dispatch (> H) reaches it and none it read is given twice. If the head moved,
-// another pass reads on from the cursor.
+// Why it is exact: the hub's head H is an event the store's gap-free subscription returned, so
+// every event up to H is committed, and a pass of ReadAll that starts after H was observed
+// returns every matching event up to at least H. After such a pass, every matching event up to
+// covered = max(the last event read, H) has been yielded. If the head has not passed covered,
+// s is registered under the hub's lock with skip = covered: every later dispatch (> head) that
+// is beyond covered reaches it, and none it read is given twice. Otherwise another pass reads
+// on from covered.
+//
+// Optimistic passes need the dispatcher to pause for the length of one read; under a steady
+// flood of events (of any tenant, for a filtered subscription) it may never pause. So after
+// handoverPages passes the last one is made holding the hub's lock: the dispatcher waits, the
+// head stays at H, and the pass reads every matching event up to at least H into memory, at
+// most handoverLimit of them (a pass that reads as many releases the lock, yields them and
+// starts over). s is registered with skip = max(the last event read, H) before the lock is
+// released, and then yields what the pass read, ahead of anything the dispatcher gives it.
 func (h *Hub) catchUp(ctx context.Context, op string, s *sub, from strata.Position, yield func(strata.Event, error) bool) bool {
 	cursor := from
 	narrow := Narrow(s.f)
-	h.mu.Lock()
-	observed := h.head
-	h.mu.Unlock()
-	for {
+	for pass := 1; ; pass++ {
+		if err := ctx.Err(); err != nil {
+			yield(strata.Event{}, &strata.Error{Code: strata.Unavailable, Op: op, Msg: "subscription ended at " + cursor.String(), Err: err})
+			return false
+		}
+		h.mu.Lock()
+		if h.isStopped() {
+			h.mu.Unlock()
+			yield(strata.Event{}, h.stopErr(op))
+			return false
+		}
+		observed := h.head
+		if pass > handoverPages {
+			// The head cannot move while the lock is held.
+			tail, err := h.readTail(ctx, cursor, narrow)
+			if err != nil {
+				h.mu.Unlock()
+				yield(strata.Event{}, err)
+				return false
+			}
+			if len(tail) == handoverLimit {
+				h.mu.Unlock()
+				for _, e := range tail {
+					if s.f.Match(&e) && !yield(e, nil) {
+						return false
+					}
+				}
+				cursor, pass = tail[len(tail)-1].Position, 0
+				continue
+			}
+			covered := observed
+			if n := len(tail); n > 0 && covered.Less(tail[n-1].Position) {
+				covered = tail[n-1].Position
+			}
+			h.register(s, covered)
+			h.mu.Unlock()
+			for _, e := range tail {
+				if s.f.Match(&e) && !yield(e, nil) {
+					return false
+				}
+			}
+			return true
+		}
+		h.mu.Unlock()
 		read := cursor
 		for e, err := range h.store.ReadAll(ctx, strata.ReadAllOptions{After: cursor, Filter: narrow}) {
 			if err != nil {
@@ -311,29 +368,45 @@ func (h *Hub) catchUp(ctx context.Context, op string, s *sub, from strata.Positi
 			}
 		}
 		cursor = read
+		if cursor.Less(observed) {
+			cursor = observed
+		}
 		h.mu.Lock()
-		if h.head == observed {
-			select {
-			case <-h.stopped:
-				h.mu.Unlock()
-				yield(strata.Event{}, h.stopErr(op))
-				return false
-			default:
-			}
-			s.skip = cursor
-			if cursor.Less(observed) {
-				s.skip = observed
-			}
-			s.last = s.skip
-			h.subs[s] = struct{}{}
+		if !cursor.Less(h.head) && !h.isStopped() {
+			h.register(s, cursor)
 			h.mu.Unlock()
 			return true
 		}
-		observed = h.head
 		h.mu.Unlock()
-		if err := ctx.Err(); err != nil {
-			yield(strata.Event{}, &strata.Error{Code: strata.Unavailable, Op: op, Msg: "subscription ended at " + cursor.String(), Err: err})
-			return false
+	}
+}
+
+// readTail reads at most handoverLimit events of narrow after cursor into memory.
+func (h *Hub) readTail(ctx context.Context, cursor strata.Position, narrow strata.Filter) ([]strata.Event, error) {
+	var tail []strata.Event
+	for e, err := range h.store.ReadAll(ctx, strata.ReadAllOptions{After: cursor, Filter: narrow, Limit: handoverLimit}) {
+		if err != nil {
+			return nil, err
 		}
+		tail = append(tail, e)
+	}
+	return tail, nil
+}
+
+// register adds s to the live feed: it gets the dispatched events after skip. The caller holds
+// the hub's lock.
+func (h *Hub) register(s *sub, skip strata.Position) {
+	s.skip, s.last = skip, skip
+	h.subs[s] = struct{}{}
+}
+
+// isStopped reports whether Run has returned. The caller holds the hub's lock (Run closes
+// stopped under it).
+func (h *Hub) isStopped() bool {
+	select {
+	case <-h.stopped:
+		return true
+	default:
+		return false
 	}
 }

@@ -16,9 +16,12 @@ var (
 // keyData is the store's strata.KeyStore and strata.SchemaStore state, guarded by Store.mu. The
 // zero value is empty; the maps are made on first write.
 type keyData struct {
-	subjects map[string]strata.SubjectKey  // by subject; tombstones have empty Wrapped
+	subjects map[keyRef]strata.SubjectKey  // tombstones have empty Wrapped
 	schemas  map[string]strata.EventSchema // by type
 }
+
+// keyRef identifies a data key: a subject of a tenant.
+type keyRef struct{ tenant, subject string }
 
 // cloneKey returns k with its own copy of Wrapped, never nil.
 func cloneKey(k strata.SubjectKey) strata.SubjectKey {
@@ -37,63 +40,65 @@ func (s *Store) CreateSubjectKey(ctx context.Context, k strata.SubjectKey) (stra
 		return strata.SubjectKey{}, err
 	}
 	defer s.mu.Unlock()
-	if old, ok := s.keys.subjects[k.Subject]; ok {
+	ref := keyRef{k.Tenant, k.Subject}
+	if old, ok := s.keys.subjects[ref]; ok {
 		return cloneKey(old), nil
 	}
 	if s.keys.subjects == nil {
-		s.keys.subjects = make(map[string]strata.SubjectKey)
+		s.keys.subjects = make(map[keyRef]strata.SubjectKey)
 	}
 	k.CreatedAt = strata.Timestamp(s.now())
-	s.keys.subjects[k.Subject] = k
+	s.keys.subjects[ref] = k
 	return cloneKey(k), nil
 }
 
 // SubjectKey implements strata.KeyStore.
-func (s *Store) SubjectKey(ctx context.Context, subject string) (strata.SubjectKey, error) {
+func (s *Store) SubjectKey(ctx context.Context, tenant, subject string) (strata.SubjectKey, error) {
 	const op = "subject key"
-	if err := strata.ValidateSubject(op, subject); err != nil {
+	if err := strata.ValidateKeyRef(op, tenant, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
 	if err := s.rlock(ctx, op); err != nil {
 		return strata.SubjectKey{}, err
 	}
 	defer s.mu.RUnlock()
-	k, ok := s.keys.subjects[subject]
+	k, ok := s.keys.subjects[keyRef{tenant, subject}]
 	if !ok {
-		return strata.SubjectKey{}, strata.SubjectKeyNotFound(op, subject)
+		return strata.SubjectKey{}, strata.SubjectKeyNotFound(op, tenant, subject)
 	}
 	return cloneKey(k), nil
 }
 
 // EraseSubjectKey implements strata.KeyStore.
-func (s *Store) EraseSubjectKey(ctx context.Context, subject string) (strata.SubjectKey, error) {
+func (s *Store) EraseSubjectKey(ctx context.Context, tenant, subject string) (strata.SubjectKey, error) {
 	const op = "erase subject key"
-	if err := strata.ValidateSubject(op, subject); err != nil {
+	if err := strata.ValidateKeyRef(op, tenant, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
 	if err := s.lock(ctx, op); err != nil {
 		return strata.SubjectKey{}, err
 	}
 	defer s.mu.Unlock()
-	k, ok := s.keys.subjects[subject]
+	ref := keyRef{tenant, subject}
+	k, ok := s.keys.subjects[ref]
 	if ok && k.Erased() {
 		return cloneKey(k), nil
 	}
 	now := strata.Timestamp(s.now())
 	if !ok {
-		k = strata.SubjectKey{Subject: subject, CreatedAt: now}
+		k = strata.SubjectKey{Tenant: tenant, Subject: subject, CreatedAt: now}
 	}
 	clear(k.Wrapped) // the map's copy is the only one; overwrite it before dropping it
 	k.Wrapped, k.ErasedAt = []byte{}, now
 	if s.keys.subjects == nil {
-		s.keys.subjects = make(map[string]strata.SubjectKey)
+		s.keys.subjects = make(map[keyRef]strata.SubjectKey)
 	}
-	s.keys.subjects[subject] = k
+	s.keys.subjects[ref] = k
 	return cloneKey(k), nil
 }
 
 // ListSubjectKeys implements strata.KeyStore.
-func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([]strata.SubjectKey, error) {
+func (s *Store) ListSubjectKeys(ctx context.Context, after strata.SubjectKey, limit int) ([]strata.SubjectKey, error) {
 	const op = "list subject keys"
 	if err := strata.ValidateSubjectCursor(op, after); err != nil {
 		return nil, err
@@ -103,13 +108,13 @@ func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([
 		return nil, err
 	}
 	var keys []strata.SubjectKey
-	for subject, k := range s.keys.subjects {
-		if subject > after {
+	for _, k := range s.keys.subjects {
+		if strata.SubjectKeyAfter(k, after) {
 			keys = append(keys, cloneKey(k))
 		}
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(keys, func(a, b strata.SubjectKey) int { return strings.Compare(a.Subject, b.Subject) })
+	slices.SortFunc(keys, strata.CompareSubjectKeys)
 	if len(keys) > limit {
 		keys = keys[:limit]
 	}
@@ -117,9 +122,9 @@ func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([
 }
 
 // RewrapSubjectKey implements strata.KeyStore.
-func (s *Store) RewrapSubjectKey(ctx context.Context, subject, oldKEK, newKEK string, wrapped []byte) (bool, error) {
+func (s *Store) RewrapSubjectKey(ctx context.Context, tenant, subject, oldKEK, newKEK string, wrapped []byte) (bool, error) {
 	const op = "rewrap subject key"
-	wrapped, err := strata.PrepareRewrap(op, subject, oldKEK, newKEK, wrapped)
+	wrapped, err := strata.PrepareRewrap(op, tenant, subject, oldKEK, newKEK, wrapped)
 	if err != nil {
 		return false, err
 	}
@@ -127,12 +132,13 @@ func (s *Store) RewrapSubjectKey(ctx context.Context, subject, oldKEK, newKEK st
 		return false, err
 	}
 	defer s.mu.Unlock()
-	k, ok := s.keys.subjects[subject]
+	ref := keyRef{tenant, subject}
+	k, ok := s.keys.subjects[ref]
 	if !ok || k.Erased() || k.KEK != oldKEK {
 		return false, nil
 	}
 	k.KEK, k.Wrapped = newKEK, wrapped
-	s.keys.subjects[subject] = k
+	s.keys.subjects[ref] = k
 	return true, nil
 }
 

@@ -18,7 +18,8 @@ var (
 	_ strata.SchemaStore = (*Store)(nil)
 )
 
-// The statements of strata.KeyStore and strata.SchemaStore (migration 0005). Each write is one
+// The statements of strata.KeyStore and strata.SchemaStore (migrations 0005 and 0010: one key
+// per (subject, tenant), the primary key). Each write is one
 // statement in autocommit mode, run again after a deadlock (see execRows). MySQL 8 has no
 // RETURNING, so a write that must return the row reads it afterwards; rows of subject_keys
 // are never deleted, so the read finds the row the write left. Timestamps are the database's
@@ -26,18 +27,21 @@ var (
 const (
 	// sqlCreateKey inserts unless the subject has a row; the no-op update keeps other errors
 	// errors, which INSERT IGNORE would turn into warnings.
-	sqlCreateKey = "INSERT INTO subject_keys (subject, kek, wrapped, created_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))" +
+	sqlCreateKey = "INSERT INTO subject_keys (subject, tenant, kek, wrapped, created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))" +
 		" ON DUPLICATE KEY UPDATE subject = subject"
-	sqlKeyCols = "subject, kek, wrapped, created_at, erased_at"
-	sqlGetKey  = "SELECT " + sqlKeyCols + " FROM subject_keys WHERE subject = ?"
+	sqlKeyCols = "subject, tenant, kek, wrapped, created_at, erased_at"
+	sqlGetKey  = "SELECT " + sqlKeyCols + " FROM subject_keys WHERE subject = ? AND tenant = ?"
 	// sqlEraseKey empties the wrapped key and stamps the erasure in one statement, inserting a
 	// tombstone for a subject without a key; an erased row keeps its erased_at.
-	sqlEraseKey = "INSERT INTO subject_keys (subject, kek, wrapped, created_at, erased_at)" +
-		" VALUES (?, '', '', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))" +
+	sqlEraseKey = "INSERT INTO subject_keys (subject, tenant, kek, wrapped, created_at, erased_at)" +
+		" VALUES (?, ?, '', '', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))" +
 		" ON DUPLICATE KEY UPDATE wrapped = '', erased_at = COALESCE(erased_at, VALUES(erased_at))"
-	sqlListKeys = "SELECT " + sqlKeyCols + " FROM subject_keys WHERE subject > ? ORDER BY subject LIMIT ?"
+	// sqlListKeys pages in (subject, tenant) order, the primary key's.
+	sqlListKeys = "SELECT " + sqlKeyCols + " FROM subject_keys WHERE subject > ? OR (subject = ? AND tenant > ?)" +
+		" ORDER BY subject, tenant LIMIT ?"
 	// sqlRewrapKey is the compare-and-swap of RewrapSubjectKey.
-	sqlRewrapKey = "UPDATE subject_keys SET kek = ?, wrapped = ? WHERE subject = ? AND kek = ? AND erased_at IS NULL"
+	sqlRewrapKey = "UPDATE subject_keys SET kek = ?, wrapped = ?" +
+		" WHERE subject = ? AND tenant = ? AND kek = ? AND erased_at IS NULL"
 
 	sqlSetSchema = "INSERT INTO event_schemas (type, sensitive_paths, subject) VALUES (?, ?, ?)" +
 		" ON DUPLICATE KEY UPDATE sensitive_paths = VALUES(sensitive_paths), subject = VALUES(subject)"
@@ -69,11 +73,11 @@ func (s *Store) execRows(ctx context.Context, op, query string, args ...any) (in
 	}
 }
 
-// getKey reads the subject's key; found is false when it has no row.
-func (s *Store) getKey(ctx context.Context, op, subject string) (k strata.SubjectKey, found bool, err error) {
+// getKey reads the key of the tenant's subject; found is false when it has no row.
+func (s *Store) getKey(ctx context.Context, op, tenant, subject string) (k strata.SubjectKey, found bool, err error) {
 	var kek string
 	var erased sql.NullTime
-	err = s.db.QueryRowContext(ctx, sqlGetKey, subject).Scan(&k.Subject, &kek, &k.Wrapped, &k.CreatedAt, &erased)
+	err = s.db.QueryRowContext(ctx, sqlGetKey, subject, tenant).Scan(&k.Subject, &k.Tenant, &kek, &k.Wrapped, &k.CreatedAt, &erased)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return strata.SubjectKey{}, false, nil
@@ -105,10 +109,10 @@ func (s *Store) CreateSubjectKey(ctx context.Context, k strata.SubjectKey) (stra
 	if err != nil {
 		return strata.SubjectKey{}, err
 	}
-	if _, err := s.execRows(ctx, op, sqlCreateKey, k.Subject, k.KEK, k.Wrapped); err != nil {
+	if _, err := s.execRows(ctx, op, sqlCreateKey, k.Subject, k.Tenant, k.KEK, k.Wrapped); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	stored, found, err := s.getKey(ctx, op, k.Subject)
+	stored, found, err := s.getKey(ctx, op, k.Tenant, k.Subject)
 	if err == nil && !found {
 		err = strata.Errorf(strata.Internal, op, "subject %q: the key was stored but cannot be read back", k.Subject)
 	}
@@ -116,17 +120,17 @@ func (s *Store) CreateSubjectKey(ctx context.Context, k strata.SubjectKey) (stra
 }
 
 // SubjectKey implements strata.KeyStore.
-func (s *Store) SubjectKey(ctx context.Context, subject string) (strata.SubjectKey, error) {
+func (s *Store) SubjectKey(ctx context.Context, tenant, subject string) (strata.SubjectKey, error) {
 	const op = "subject key"
 	if s.isClosed() {
 		return strata.SubjectKey{}, strata.ClosedError(op)
 	}
-	if err := strata.ValidateSubject(op, subject); err != nil {
+	if err := strata.ValidateKeyRef(op, tenant, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	k, found, err := s.getKey(ctx, op, subject)
+	k, found, err := s.getKey(ctx, op, tenant, subject)
 	if err == nil && !found {
-		err = strata.SubjectKeyNotFound(op, subject)
+		err = strata.SubjectKeyNotFound(op, tenant, subject)
 	}
 	return k, err
 }
@@ -134,18 +138,18 @@ func (s *Store) SubjectKey(ctx context.Context, subject string) (strata.SubjectK
 // EraseSubjectKey implements strata.KeyStore. The erased value is no longer visible to any
 // query, but InnoDB keeps the old row version in its undo log until purge, and in the redo log,
 // binary log and backups.
-func (s *Store) EraseSubjectKey(ctx context.Context, subject string) (strata.SubjectKey, error) {
+func (s *Store) EraseSubjectKey(ctx context.Context, tenant, subject string) (strata.SubjectKey, error) {
 	const op = "erase subject key"
 	if s.isClosed() {
 		return strata.SubjectKey{}, strata.ClosedError(op)
 	}
-	if err := strata.ValidateSubject(op, subject); err != nil {
+	if err := strata.ValidateKeyRef(op, tenant, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	if _, err := s.execRows(ctx, op, sqlEraseKey, subject); err != nil {
+	if _, err := s.execRows(ctx, op, sqlEraseKey, subject, tenant); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	k, found, err := s.getKey(ctx, op, subject)
+	k, found, err := s.getKey(ctx, op, tenant, subject)
 	if err == nil && (!found || !k.Erased()) {
 		err = strata.Errorf(strata.Internal, op, "subject %q: the key was erased but does not read back as a tombstone", subject)
 	}
@@ -153,7 +157,7 @@ func (s *Store) EraseSubjectKey(ctx context.Context, subject string) (strata.Sub
 }
 
 // ListSubjectKeys implements strata.KeyStore.
-func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([]strata.SubjectKey, error) {
+func (s *Store) ListSubjectKeys(ctx context.Context, after strata.SubjectKey, limit int) ([]strata.SubjectKey, error) {
 	const op = "list subject keys"
 	if s.isClosed() {
 		return nil, strata.ClosedError(op)
@@ -161,7 +165,7 @@ func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([
 	if err := strata.ValidateSubjectCursor(op, after); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, sqlListKeys, after, strata.SubjectKeyLimit(limit))
+	rows, err := s.db.QueryContext(ctx, sqlListKeys, after.Subject, after.Subject, after.Tenant, strata.SubjectKeyLimit(limit))
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
@@ -171,7 +175,7 @@ func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([
 		var k strata.SubjectKey
 		var kek string
 		var erased sql.NullTime
-		if err := rows.Scan(&k.Subject, &kek, &k.Wrapped, &k.CreatedAt, &erased); err != nil {
+		if err := rows.Scan(&k.Subject, &k.Tenant, &kek, &k.Wrapped, &k.CreatedAt, &erased); err != nil {
 			return nil, s.fail(op, err)
 		}
 		keys = append(keys, finishKey(k, kek, erased))
@@ -184,20 +188,20 @@ func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([
 
 // RewrapSubjectKey implements strata.KeyStore. MySQL counts changed rows, not matched ones, so
 // a rewrap that stores what is stored already (same KEK, same bytes) is confirmed by a read.
-func (s *Store) RewrapSubjectKey(ctx context.Context, subject, oldKEK, newKEK string, wrapped []byte) (bool, error) {
+func (s *Store) RewrapSubjectKey(ctx context.Context, tenant, subject, oldKEK, newKEK string, wrapped []byte) (bool, error) {
 	const op = "rewrap subject key"
 	if s.isClosed() {
 		return false, strata.ClosedError(op)
 	}
-	wrapped, err := strata.PrepareRewrap(op, subject, oldKEK, newKEK, wrapped)
+	wrapped, err := strata.PrepareRewrap(op, tenant, subject, oldKEK, newKEK, wrapped)
 	if err != nil {
 		return false, err
 	}
-	n, err := s.execRows(ctx, op, sqlRewrapKey, newKEK, wrapped, subject, oldKEK)
+	n, err := s.execRows(ctx, op, sqlRewrapKey, newKEK, wrapped, subject, tenant, oldKEK)
 	if err != nil || n == 1 || oldKEK != newKEK {
 		return n == 1, err
 	}
-	k, found, err := s.getKey(ctx, op, subject)
+	k, found, err := s.getKey(ctx, op, tenant, subject)
 	return err == nil && found && !k.Erased() && k.KEK == newKEK && bytes.Equal(k.Wrapped, wrapped), err
 }
 

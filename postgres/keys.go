@@ -16,35 +16,39 @@ var (
 	_ strata.SchemaStore = (*Store)(nil)
 )
 
-// keyQueries holds the SQL of strata.KeyStore and strata.SchemaStore (migration 0005), with the
-// store's schema filled in. Every write is one statement, so none needs a transaction.
+// keyQueries holds the SQL of strata.KeyStore and strata.SchemaStore (migrations 0005 and 0011:
+// one key per (subject, tenant), the tenant as bytea like events.tenant), with the store's
+// schema filled in. Every write is one statement, so none needs a transaction.
 // Timestamps are the database's clock, like RecordedAt; timestamptz holds microseconds.
 type keyQueries struct {
 	createKey, getKey, eraseKey, listKeys, rewrapKey string
 	setSchema, schemas                               string
 }
 
-const keyCols = `subject, kek, wrapped, created_at, erased_at`
+const keyCols = `subject, tenant, kek, wrapped, created_at, erased_at`
 
 func buildKeyQueries(schema string) keyQueries {
 	r := strings.NewReplacer("{schema}", schema, "{cols}", keyCols)
 	return keyQueries{
 		// createKey returns no row when the subject has a row already; getKey then reads it
 		// (in a new snapshot, so it sees a row that a racing creator committed meanwhile).
-		createKey: r.Replace(`INSERT INTO {schema}.subject_keys (subject, kek, wrapped, created_at)
-	VALUES ($1, $2, $3, now()) ON CONFLICT (subject) DO NOTHING RETURNING {cols}`),
-		getKey: r.Replace(`SELECT {cols} FROM {schema}.subject_keys WHERE subject = $1`),
+		createKey: r.Replace(`INSERT INTO {schema}.subject_keys (subject, tenant, kek, wrapped, created_at)
+	VALUES ($1, $2, $3, $4, now()) ON CONFLICT (subject, tenant) DO NOTHING RETURNING {cols}`),
+		getKey: r.Replace(`SELECT {cols} FROM {schema}.subject_keys WHERE subject = $1 AND tenant = $2`),
 		// eraseKey empties the wrapped key and stamps the erasure in one statement, inserting a
 		// tombstone for a subject without a key. An erased row is left as it is, and returns
 		// no row.
-		eraseKey: r.Replace(`INSERT INTO {schema}.subject_keys AS k (subject, kek, wrapped, created_at, erased_at)
-	VALUES ($1, '', '', now(), now())
-	ON CONFLICT (subject) DO UPDATE SET wrapped = '', erased_at = excluded.erased_at
+		eraseKey: r.Replace(`INSERT INTO {schema}.subject_keys AS k (subject, tenant, kek, wrapped, created_at, erased_at)
+	VALUES ($1, $2, '', '', now(), now())
+	ON CONFLICT (subject, tenant) DO UPDATE SET wrapped = '', erased_at = excluded.erased_at
 	WHERE k.erased_at IS NULL RETURNING {cols}`),
-		listKeys: r.Replace(`SELECT {cols} FROM {schema}.subject_keys WHERE subject > $1 ORDER BY subject LIMIT $2`),
+		// listKeys pages in (subject, tenant) order, the primary key's (a row comparison, which
+		// the index serves).
+		listKeys: r.Replace(`SELECT {cols} FROM {schema}.subject_keys WHERE (subject, tenant) > ($1, $2)
+	ORDER BY subject, tenant LIMIT $3`),
 		// rewrapKey is the compare-and-swap of RewrapSubjectKey.
-		rewrapKey: r.Replace(`UPDATE {schema}.subject_keys SET kek = $3, wrapped = $4
-	WHERE subject = $1 AND kek = $2 AND erased_at IS NULL`),
+		rewrapKey: r.Replace(`UPDATE {schema}.subject_keys SET kek = $4, wrapped = $5
+	WHERE subject = $1 AND tenant = $2 AND kek = $3 AND erased_at IS NULL`),
 
 		setSchema: r.Replace(`INSERT INTO {schema}.event_schemas (type, sensitive, subject) VALUES ($1, $2, $3)
 	ON CONFLICT (type) DO UPDATE SET sensitive = excluded.sensitive, subject = excluded.subject`),
@@ -55,9 +59,11 @@ func buildKeyQueries(schema string) keyQueries {
 func scanKey(row pgx.Row) (strata.SubjectKey, error) {
 	var k strata.SubjectKey
 	var erased *time.Time
-	if err := row.Scan(&k.Subject, &k.KEK, &k.Wrapped, &k.CreatedAt, &erased); err != nil {
+	var tenant []byte
+	if err := row.Scan(&k.Subject, &tenant, &k.KEK, &k.Wrapped, &k.CreatedAt, &erased); err != nil {
 		return strata.SubjectKey{}, err
 	}
+	k.Tenant = string(tenant)
 	if k.Wrapped == nil {
 		k.Wrapped = []byte{}
 	}
@@ -90,12 +96,12 @@ func (s *Store) CreateSubjectKey(ctx context.Context, k strata.SubjectKey) (stra
 	if s.closed.Load() {
 		return strata.SubjectKey{}, strata.ClosedError(op)
 	}
-	stored, found, err := s.queryKey(ctx, op, s.kq.createKey, k.Subject, k.KEK, k.Wrapped)
+	stored, found, err := s.queryKey(ctx, op, s.kq.createKey, k.Subject, []byte(k.Tenant), k.KEK, k.Wrapped)
 	if err != nil || found {
 		return stored, err
 	}
 	// Rows are never deleted, so the row that won the insert is there.
-	stored, found, err = s.queryKey(ctx, op, s.kq.getKey, k.Subject)
+	stored, found, err = s.queryKey(ctx, op, s.kq.getKey, k.Subject, []byte(k.Tenant))
 	if err == nil && !found {
 		err = strata.Errorf(strata.Internal, op, "subject %q: the key was stored but cannot be read back", k.Subject)
 	}
@@ -103,17 +109,17 @@ func (s *Store) CreateSubjectKey(ctx context.Context, k strata.SubjectKey) (stra
 }
 
 // SubjectKey implements strata.KeyStore.
-func (s *Store) SubjectKey(ctx context.Context, subject string) (strata.SubjectKey, error) {
+func (s *Store) SubjectKey(ctx context.Context, tenant, subject string) (strata.SubjectKey, error) {
 	const op = "subject key"
-	if err := strata.ValidateSubject(op, subject); err != nil {
+	if err := strata.ValidateKeyRef(op, tenant, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
 	if s.closed.Load() {
 		return strata.SubjectKey{}, strata.ClosedError(op)
 	}
-	k, found, err := s.queryKey(ctx, op, s.kq.getKey, subject)
+	k, found, err := s.queryKey(ctx, op, s.kq.getKey, subject, []byte(tenant))
 	if err == nil && !found {
-		err = strata.SubjectKeyNotFound(op, subject)
+		err = strata.SubjectKeyNotFound(op, tenant, subject)
 	}
 	return k, err
 }
@@ -121,20 +127,20 @@ func (s *Store) SubjectKey(ctx context.Context, subject string) (strata.SubjectK
 // EraseSubjectKey implements strata.KeyStore. The erased row version is no longer visible to
 // any query, but PostgreSQL keeps its bytes in the table's files until VACUUM reclaims them
 // (and in the WAL and backups); run VACUUM on subject_keys to shorten that window.
-func (s *Store) EraseSubjectKey(ctx context.Context, subject string) (strata.SubjectKey, error) {
+func (s *Store) EraseSubjectKey(ctx context.Context, tenant, subject string) (strata.SubjectKey, error) {
 	const op = "erase subject key"
-	if err := strata.ValidateSubject(op, subject); err != nil {
+	if err := strata.ValidateKeyRef(op, tenant, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
 	if s.closed.Load() {
 		return strata.SubjectKey{}, strata.ClosedError(op)
 	}
-	k, found, err := s.queryKey(ctx, op, s.kq.eraseKey, subject)
+	k, found, err := s.queryKey(ctx, op, s.kq.eraseKey, subject, []byte(tenant))
 	if err != nil || found {
 		return k, err
 	}
 	// The subject was erased before: return its tombstone unchanged.
-	k, found, err = s.queryKey(ctx, op, s.kq.getKey, subject)
+	k, found, err = s.queryKey(ctx, op, s.kq.getKey, subject, []byte(tenant))
 	if err == nil && (!found || !k.Erased()) {
 		err = strata.Errorf(strata.Internal, op, "subject %q: the key was erased but does not read back as a tombstone", subject)
 	}
@@ -142,7 +148,7 @@ func (s *Store) EraseSubjectKey(ctx context.Context, subject string) (strata.Sub
 }
 
 // ListSubjectKeys implements strata.KeyStore.
-func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([]strata.SubjectKey, error) {
+func (s *Store) ListSubjectKeys(ctx context.Context, after strata.SubjectKey, limit int) ([]strata.SubjectKey, error) {
 	const op = "list subject keys"
 	if err := strata.ValidateSubjectCursor(op, after); err != nil {
 		return nil, err
@@ -150,7 +156,7 @@ func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([
 	if s.closed.Load() {
 		return nil, strata.ClosedError(op)
 	}
-	rows, _ := s.pool.Query(ctx, s.kq.listKeys, after, int64(strata.SubjectKeyLimit(limit)))
+	rows, _ := s.pool.Query(ctx, s.kq.listKeys, after.Subject, []byte(after.Tenant), int64(strata.SubjectKeyLimit(limit)))
 	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (strata.SubjectKey, error) { return scanKey(row) })
 	if err != nil {
 		return nil, s.fail(op, err)
@@ -159,16 +165,16 @@ func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([
 }
 
 // RewrapSubjectKey implements strata.KeyStore.
-func (s *Store) RewrapSubjectKey(ctx context.Context, subject, oldKEK, newKEK string, wrapped []byte) (bool, error) {
+func (s *Store) RewrapSubjectKey(ctx context.Context, tenant, subject, oldKEK, newKEK string, wrapped []byte) (bool, error) {
 	const op = "rewrap subject key"
-	wrapped, err := strata.PrepareRewrap(op, subject, oldKEK, newKEK, wrapped)
+	wrapped, err := strata.PrepareRewrap(op, tenant, subject, oldKEK, newKEK, wrapped)
 	if err != nil {
 		return false, err
 	}
 	if s.closed.Load() {
 		return false, strata.ClosedError(op)
 	}
-	tag, err := s.pool.Exec(ctx, s.kq.rewrapKey, subject, oldKEK, newKEK, wrapped)
+	tag, err := s.pool.Exec(ctx, s.kq.rewrapKey, subject, []byte(tenant), oldKEK, newKEK, wrapped)
 	if err != nil {
 		return false, s.fail(op, err)
 	}

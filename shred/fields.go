@@ -16,11 +16,13 @@ import (
 // output's spare capacity holds the nonce, the sealed box and the associated data on the way,
 // so that a record costs one allocation, whatever the number of its fields.
 type fields struct {
-	plan    plan // walkSeal: which paths are sensitive
+	plan    *plan // walkSeal: which paths are sensitive
 	aead    cipher.AEAD
 	id      uuid.UUID
 	typ     string
 	subject string
+	// tenant is the tenant of the record (walkOpen): with subject, it names the key.
+	tenant string
 
 	// redact (walkSeal) writes the redaction markers instead of envelopes: the subject is
 	// erased (snapshots only; events of an erased subject are refused).
@@ -37,7 +39,7 @@ type fields struct {
 
 // sealFields returns data with the values f.plan marks sensitive replaced by their envelopes.
 func sealFields(data []byte, f fields) ([]byte, error) {
-	w := walker{data: data, mode: walkSeal, f: f, outCap: len(data) + len(data)/2 + (96+len(f.typ)+len(f.subject))*len(f.plan.sensitive)}
+	w := walker{data: data, mode: walkSeal, f: f, outCap: len(data) + len(data)/2 + (96+len(f.typ)+len(f.subject))*f.plan.paths()}
 	return w.run()
 }
 
@@ -104,7 +106,7 @@ func (f *fields) open(w *walker, keys [][]byte, raw []byte) error {
 		return fmt.Errorf("%w: no %q in the metadata", ErrEnvelope, MetaSubject)
 	}
 	if !f.loaded {
-		if f.aead, f.erased, err = f.p.dataKey(f.ctx, f.subject, false); err != nil {
+		if f.aead, f.erased, err = f.p.dataKey(f.ctx, f.tenant, f.subject, false); err != nil {
 			return err
 		}
 		f.loaded = true

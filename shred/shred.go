@@ -12,7 +12,13 @@
 //		SubjectEmail string `json:"subjectEmail" strata:"sensitive"` // encrypted
 //	}
 //
-// and install a Protector as a transform of the codec registry (reg.Use(p)): every path that
+// The tags are followed as encoding/json lays the type out: into nested and embedded structs,
+// pointers, the elements of slices and arrays ("approvers[].email") and the values of maps
+// ("contacts.*.email"). Tags it cannot follow (a type that encodes itself, a recursive type, a
+// subject inside a slice, a tagged value behind an interface) are refused with an error wrapping
+// ErrUnprotectable, never written in clear.
+//
+// Install a Protector as a transform of the codec registry (reg.Use(p)): every path that
 // encodes or decodes events — aggregates, sagas, projections, the CLI — then encrypts and
 // decrypts the same way. Data keys live in the store (strata.KeyStore), wrapped by a
 // key-encryption key from a KeyProvider that never reaches the store. After Erase, a sensitive
@@ -25,10 +31,8 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"maps"
 	"reflect"
-	"strings"
 	"sync"
 	"time"
 
@@ -58,11 +62,12 @@ type Protector struct {
 	schemas strata.SchemaStore // nil when the store keeps none
 	kek     KeyProvider
 	cache   *keyCache
+	owners  streamOwners // the tenants of snapshotted streams (tenant.go)
 
-	plans sync.Map // reflect.Type -> plan
+	plans sync.Map // reflect.Type -> *plan
 
 	mu       sync.RWMutex
-	declared map[string]plan // by event type, from the SchemaStore
+	declared map[string]*plan // by event type, from the SchemaStore
 	hooks    []ErasureHook
 }
 
@@ -96,50 +101,13 @@ func New(ctx context.Context, store strata.Store, kek KeyProvider, opts ...Optio
 	for _, f := range opts {
 		f(&o)
 	}
-	p := &Protector{store: store, keys: keys, kek: kek, cache: newKeyCache(o.cacheSize, o.cacheTTL), declared: map[string]plan{}}
+	p := &Protector{store: store, keys: keys, kek: kek, cache: newKeyCache(o.cacheSize, o.cacheTTL), declared: map[string]*plan{}}
 	p.schemas, _ = store.(strata.SchemaStore)
 	if err := p.Reload(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
-
-// plan says which JSON paths of an event type are sensitive and which names the subject.
-type plan struct {
-	// sensitive maps a path to the redaction kind of its value: 's' for a Go string, 'j' for
-	// any other Go type, 0 when the kind follows the JSON value (declared schemas).
-	sensitive map[string]byte
-	// leaves holds the last key of every sensitive path: most values are ruled out by it alone.
-	leaves  map[string]bool
-	subject string
-	// subjectIndex, for a Go type, is the field index path of the subject field.
-	subjectIndex []int
-}
-
-func newPlan() plan { return plan{sensitive: map[string]byte{}, leaves: map[string]bool{}} }
-
-func (pl plan) add(path string, kind byte) {
-	pl.sensitive[path] = kind
-	pl.leaves[path[strings.LastIndexByte(path, '.')+1:]] = true
-}
-
-// lookup reports whether the value at keys is sensitive, and its kind (see plan.sensitive).
-// It allocates nothing: most values are ruled out by their last key alone, and the path of the
-// others is joined on the stack.
-func (pl plan) lookup(keys [][]byte) (byte, bool) {
-	if !pl.leaves[string(keys[len(keys)-1])] {
-		return 0, false
-	}
-	if len(keys) == 1 {
-		kind, ok := pl.sensitive[string(keys[0])]
-		return kind, ok
-	}
-	var buf [128]byte
-	kind, ok := pl.sensitive[string(appendPath(buf[:0], keys))]
-	return kind, ok
-}
-
-func (pl plan) empty() bool { return len(pl.sensitive) == 0 }
 
 // Reload reads the declared event schemas again (after another process declared one).
 func (p *Protector) Reload(ctx context.Context) error {
@@ -150,14 +118,9 @@ func (p *Protector) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	declared := make(map[string]plan, len(list))
+	declared := make(map[string]*plan, len(list))
 	for _, s := range list {
-		pl := newPlan()
-		pl.subject = s.Subject
-		for _, path := range s.Sensitive {
-			pl.add(path, 0)
-		}
-		declared[s.Type] = pl
+		declared[s.Type] = declaredPlan(s)
 	}
 	p.mu.Lock()
 	p.declared = declared
@@ -166,11 +129,17 @@ func (p *Protector) Reload(ctx context.Context) error {
 }
 
 // Declare stores which JSON paths of an event type are sensitive and which names the subject,
-// for events written as raw JSON (the CLI, the HTTP API). Struct tags take precedence for Go
-// types that have them.
+// for events written as raw JSON (the CLI, the HTTP API). The paths follow
+// strata.ParseFieldPath ("approvers[].email", "contacts.*.email"); a malformed path, or a
+// subject path inside an array, a map or a sensitive path, is an Invalid error and nothing is
+// stored. Struct tags take precedence for Go types that have them.
 func (p *Protector) Declare(ctx context.Context, s strata.EventSchema) error {
+	const op = "shred declare"
 	if p.schemas == nil {
-		return strata.Errorf(strata.Invalid, "shred declare", "the store keeps no event schemas (%T)", p.store)
+		return strata.Errorf(strata.Invalid, op, "the store keeps no event schemas (%T)", p.store)
+	}
+	if _, err := strata.PrepareEventSchema(op, s); err != nil {
+		return err
 	}
 	if err := p.schemas.SetEventSchema(ctx, s); err != nil {
 		return err
@@ -185,90 +154,75 @@ func (p *Protector) OnErase(h ErasureHook) {
 	p.hooks = append(p.hooks, h)
 }
 
-// planOf returns the plan of a Go value: from its struct tags, else from the declared schema.
-func (p *Protector) planOf(v any, typ string) plan {
-	if pl := p.typePlan(v); !pl.empty() {
-		return pl
-	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.declared[typ]
-}
-
-// typePlan returns the plan of the struct tags of v's type (through pointers), cached per type;
-// an empty plan for a value that is not a struct.
-func (p *Protector) typePlan(v any) plan {
+// typePlan returns the plan of the struct tags of v's type (through pointers), or nil for nil.
+func (p *Protector) typePlan(v any) *plan {
 	t := reflect.TypeOf(v)
 	if t == nil {
-		return plan{}
+		return nil
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct {
-		return plan{}
-	}
+	return p.planForType(t)
+}
+
+// planForType returns the plan of t's struct tags, cached per type.
+func (p *Protector) planForType(t reflect.Type) *plan {
 	if cached, ok := p.plans.Load(t); ok {
-		return cached.(plan)
+		return cached.(*plan)
 	}
-	pl := newPlan()
-	tagPlan(t, "", nil, &pl, 0)
+	pl := planOfType(t)
 	p.plans.Store(t, pl)
 	return pl
 }
 
-// tagPlan collects the strata tags of t's fields, descending into struct fields.
-func tagPlan(t reflect.Type, prefix string, index []int, pl *plan, depth int) {
-	if depth > 8 {
-		return
+// CheckType implements codec.TypeChecker: a registry with the Protector installed refuses to
+// register a Go type whose fields tagged strata it cannot reach (see ErrUnprotectable), rather
+// than let its values be written with personal data in clear. Encode refuses the values of such
+// a type all the same, for types registered before the Protector was installed.
+func (p *Protector) CheckType(name string, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
+	if pl := p.planForType(t); pl.err != nil {
+		return strata.Errorf(strata.Invalid, "shred check type", "event type %q (Go type %s): %w", name, t, pl.err)
+	}
+	return nil
+}
+
+// planOf returns the plan for encoding v as an event of type typ: from the struct tags of v's
+// type, else from the schema declared for typ. The values behind the interfaces of v are
+// checked for tags the plan cannot follow. An error is an Invalid *strata.Error.
+func (p *Protector) planOf(op string, v any, typ string) (*plan, error) {
+	pl := p.typePlan(v)
+	if pl != nil {
+		if pl.err != nil {
+			return nil, strata.Errorf(strata.Invalid, op, "event type %q (Go type %T): %w", typ, v, pl.err)
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		path := prefix + name
-		fieldIndex := append(append([]int(nil), index...), i)
-		switch f.Tag.Get("strata") {
-		case "sensitive":
-			// A string reads as Redacted after erasure; anything else as null, which decodes
-			// into every Go type (a time.Time, a number, a struct) as its zero value.
-			kind := byte('j')
-			if f.Type.Kind() == reflect.String {
-				kind = 's'
-			}
-			pl.add(path, kind)
-			continue
-		case "subject":
-			pl.subject = path
-			if f.Type.Kind() == reflect.String {
-				pl.subjectIndex = fieldIndex
+		if pl.dynamic {
+			if err := checkValue(v); err != nil {
+				return nil, strata.Errorf(strata.Invalid, op, "event type %q (Go type %T): %w", typ, v, err)
 			}
 		}
-		ft := f.Type
-		if ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Time]() {
-			tagPlan(ft, path+".", fieldIndex, pl, depth+1)
+	}
+	if pl.empty() {
+		p.mu.RLock()
+		pl = p.declared[typ]
+		p.mu.RUnlock()
+		if pl != nil && pl.err != nil {
+			return nil, strata.Errorf(strata.Invalid, op, "event type %q: its declared schema cannot be applied, declare it again (strata schema set): %w", typ, pl.err)
 		}
 	}
+	return pl, nil
 }
 
 // Encode implements codec.Transform: it encrypts the sensitive fields of rec under the subject's
 // data key, creating the key for a new subject.
 func (p *Protector) Encode(ctx context.Context, v any, rec *codec.Record) error {
 	const op = "shred encode"
-	pl := p.planOf(v, rec.Type)
-	if pl.empty() {
-		return nil
+	pl, err := p.planOf(op, v, rec.Type)
+	if err != nil || pl.empty() {
+		return err
 	}
 	subject := rec.Meta.Extra[MetaSubject]
 	if s := subjectOf(v, pl); s != "" {
@@ -284,7 +238,7 @@ func (p *Protector) Encode(ctx context.Context, v any, rec *codec.Record) error 
 	if err := strata.ValidateStreamName(op, subject); err != nil {
 		return strata.Errorf(strata.Invalid, op, "data subject %q: %w", subject, err)
 	}
-	aead, erased, err := p.dataKey(ctx, subject, true)
+	aead, erased, err := p.dataKey(ctx, rec.Meta.Tenant, subject, true)
 	if err != nil {
 		return err
 	}
@@ -316,7 +270,7 @@ func (p *Protector) Decode(ctx context.Context, rec *codec.Record) error {
 		return nil
 	}
 	subject := rec.Meta.Extra[MetaSubject]
-	data, err := openFields(rec.Data, fields{id: rec.ID, typ: rec.Type, subject: subject, p: p, ctx: ctx})
+	data, err := openFields(rec.Data, fields{id: rec.ID, typ: rec.Type, subject: subject, tenant: rec.Meta.Tenant, p: p, ctx: ctx})
 	if err != nil {
 		var se *strata.Error
 		if errors.As(err, &se) {
@@ -328,17 +282,21 @@ func (p *Protector) Decode(ctx context.Context, rec *codec.Record) error {
 	return nil
 }
 
-// dataKey returns the subject's data key, whether it is erased, creating it when create is set
-// and the subject has none.
-func (p *Protector) dataKey(ctx context.Context, subject string, create bool) (cipher.AEAD, bool, error) {
+// dataKey returns the data key of the tenant's subject, whether it is erased, creating it when
+// create is set and the subject has none in the tenant (see keyOf in tenant.go).
+func (p *Protector) dataKey(ctx context.Context, tenant, subject string, create bool) (cipher.AEAD, bool, error) {
 	const op = "shred key"
-	if aead, erased, ok := p.cache.get(subject); ok {
+	ck := cacheKey(tenant, subject)
+	if aead, erased, ok := p.cache.get(ck); ok {
 		return aead, erased, nil
+	}
+	if err := strata.ValidateKeyTenant(op, tenant); err != nil {
+		return nil, false, strata.Errorf(strata.Invalid, op, "data subject %q: the tenant of its event cannot hold data keys: %w", subject, err)
 	}
 	if p.kek == nil {
 		return nil, false, strata.Errorf(strata.Unavailable, op, "subject %q has personal data, and no key-encryption key is configured (STRATA_KEK, STRATA_KEK_FILE or --kek-file)", subject)
 	}
-	k, err := p.keys.SubjectKey(ctx, subject)
+	k, err := p.keys.SubjectKey(ctx, tenant, subject)
 	switch {
 	case errors.Is(err, strata.ErrNotFound) && create:
 		dek := make([]byte, 32)
@@ -350,28 +308,28 @@ func (p *Protector) dataKey(ctx context.Context, subject string, create bool) (c
 		if werr != nil {
 			return nil, false, strata.Errorf(strata.Unavailable, op, "wrap the data key of %q: %w", subject, werr)
 		}
-		if k, err = p.keys.CreateSubjectKey(ctx, strata.SubjectKey{Subject: subject, KEK: p.kek.KEK(), Wrapped: wrapped}); err != nil {
+		if k, err = p.keys.CreateSubjectKey(ctx, strata.SubjectKey{Tenant: tenant, Subject: subject, KEK: p.kek.KEK(), Wrapped: wrapped}); err != nil {
 			return nil, false, err
 		}
 	case errors.Is(err, strata.ErrNotFound):
-		return nil, false, strata.Errorf(strata.NotFound, op, "no data key for subject %q: the store holds its encrypted fields but not its key (restored without the keys table?)", subject)
+		return nil, false, strata.Errorf(strata.NotFound, op, "no data key for subject %q%s: the store holds its encrypted fields but not its key (restored without the keys table?)", subject, ofTenant(tenant))
 	case err != nil:
 		return nil, false, err
 	}
 	if k.Erased() {
-		p.cache.put(subject, nil, true)
+		p.cache.put(ck, nil, true)
 		return nil, true, nil
 	}
 	dek, err := p.kek.Unwrap(ctx, k.KEK, subject, k.Wrapped)
 	if err != nil {
-		return nil, false, strata.Errorf(strata.Unavailable, op, "subject %q: %w", subject, err)
+		return nil, false, strata.Errorf(strata.Unavailable, op, "subject %q%s: %w", subject, ofTenant(tenant), err)
 	}
 	aead, err := newAEAD(dek)
 	zero(dek)
 	if err != nil {
 		return nil, false, strata.Errorf(strata.Internal, op, "subject %q: %w", subject, err)
 	}
-	p.cache.put(subject, aead, false)
+	p.cache.put(ck, aead, false)
 	return aead, false, nil
 }
 
@@ -405,8 +363,9 @@ func (p *Protector) Reveal(ctx context.Context, e *strata.Event) error {
 	return nil
 }
 
-// SubjectErased is the event Erase records in the stream "erasure-" + subject. It holds no
-// personal data: the subject is a pseudonymous ID.
+// SubjectErased is the event Erase records in ErasureStream(subject), and EraseTenant in
+// TenantErasureStream(tenant, subject) with the tenant in its metadata. It holds no personal
+// data: the subject is a pseudonymous ID.
 type SubjectErased struct {
 	Subject  string    `json:"subject"`
 	ErasedAt time.Time `json:"erasedAt"`
@@ -423,38 +382,33 @@ func RegisterRecords(reg *codec.Registry) error {
 // ErasureStream returns the stream where the erasure of subject is recorded.
 func ErasureStream(subject string) string { return "erasure-" + subject }
 
-// Erase destroys the subject's data key, so that every sensitive field of the subject reads as
-// redacted from now on, records a SubjectErased event with meta (who asked, why), and calls the
-// erasure hooks. Erasing twice records one event. The key is gone before the hooks run: a failing
-// hook is returned, to be retried with another Erase, but nothing can bring the data back.
+// Erase erases the data subject in every tenant: it destroys every data key the subject has
+// (the key of each tenant whose events hold its personal data, and the key of events without a
+// tenant, which it leaves as a tombstone even when there was none, so that no key is created
+// for the subject without a tenant later), so that every sensitive field of the subject reads
+// as redacted from now on. It records a SubjectErased event with meta (who asked, why) in
+// ErasureStream(subject) and calls the erasure hooks (ErasedTenant reports ok false to them).
+// It returns the tombstone of the key without a tenant. Erasing twice records one event. The
+// keys are gone before the hooks run: a failing hook is returned, to be retried with another
+// Erase, but nothing can bring the data back. This is the erasure of an operator who acts for
+// every tenant (`strata erase`); a tenant's erasure is EraseTenant.
+//
+// A tenant that writes its first personal data of the subject while Erase runs may keep it:
+// the same subject ID in a tenant that has no data of it yet is another data subject.
 func (p *Protector) Erase(ctx context.Context, subject string, meta strata.Metadata) (strata.SubjectKey, error) {
 	const op = "shred erase"
 	if err := strata.ValidateStreamName(op, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	tomb, err := p.keys.EraseSubjectKey(ctx, subject)
+	if err := p.eraseTenants(ctx, subject); err != nil {
+		return strata.SubjectKey{}, err
+	}
+	tomb, err := p.keys.EraseSubjectKey(ctx, "", subject)
 	if err != nil {
 		return strata.SubjectKey{}, err
 	}
-	p.cache.put(subject, nil, true)
-	body := fmt.Sprintf(`{"subject":%q,"erasedAt":%q}`, subject, tomb.ErasedAt.UTC().Format(time.RFC3339Nano))
-	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte("strata:erasure\x00"+subject+"\x00"+tomb.ErasedAt.UTC().Format(time.RFC3339Nano)))
-	if _, err := p.store.Append(ctx, ErasureStream(subject), strata.Any, strata.EventData{ID: id, Type: SubjectErasedType, Data: []byte(body), Meta: meta}); err != nil {
-		return tomb, err
-	}
-	p.mu.RLock()
-	hooks := append([]ErasureHook(nil), p.hooks...)
-	p.mu.RUnlock()
-	var errs []error
-	for _, h := range hooks {
-		if err := h(ctx, subject); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return tomb, strata.Errorf(strata.Unavailable, op, "subject %q is erased, but an erasure hook failed (erase again to retry): %w", subject, err)
-	}
-	return tomb, nil
+	p.cache.put(cacheKey("", subject), nil, true)
+	return tomb, p.recordErasure(ctx, op, tomb, ErasureStream(subject), "", meta)
 }
 
 // RotateKEK re-wraps every data key that is not wrapped by to yet with to, and returns how many
@@ -467,14 +421,14 @@ func (p *Protector) RotateKEK(ctx context.Context, to KeyProvider) (int, error) 
 	if p.kek == nil || to == nil {
 		return 0, strata.Errorf(strata.Invalid, op, "rotation needs the current key-encryption key and the new one")
 	}
-	n, after := 0, ""
+	n, after := 0, strata.SubjectKey{}
 	for {
 		page, err := p.keys.ListSubjectKeys(ctx, after, 500)
 		if err != nil {
 			return n, err
 		}
 		for _, k := range page {
-			after = k.Subject
+			after = k
 			if k.Erased() || k.KEK == to.KEK() {
 				continue
 			}
@@ -487,7 +441,7 @@ func (p *Protector) RotateKEK(ctx context.Context, to KeyProvider) (int, error) 
 			if err != nil {
 				return n, strata.Errorf(strata.Unavailable, op, "subject %q: %w", k.Subject, err)
 			}
-			ok, err := p.keys.RewrapSubjectKey(ctx, k.Subject, k.KEK, to.KEK(), wrapped)
+			ok, err := p.keys.RewrapSubjectKey(ctx, k.Tenant, k.Subject, k.KEK, to.KEK(), wrapped)
 			if err != nil {
 				return n, err
 			}
@@ -502,7 +456,7 @@ func (p *Protector) RotateKEK(ctx context.Context, to KeyProvider) (int, error) 
 }
 
 // subjectOf reads the subject field of a Go value through its field index, or returns "".
-func subjectOf(v any, pl plan) string {
+func subjectOf(v any, pl *plan) string {
 	if pl.subjectIndex == nil || v == nil {
 		return ""
 	}

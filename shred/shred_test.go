@@ -188,7 +188,7 @@ func TestWrongKEK(t *testing.T) {
 		t.Fatalf("decode with the wrong KEK: %v", err)
 	}
 	before, _ := e.st.StreamInfo(ctx, "certificate-7F3A")
-	if _, err := wrong.reg.Encode(ctx, sample(), strata.Metadata{}); !errors.Is(err, shred.ErrWrongKEK) {
+	if _, err := wrong.reg.Encode(ctx, sample(), strata.Metadata{Tenant: "acme"}); !errors.Is(err, shred.ErrWrongKEK) {
 		t.Fatalf("encode with the wrong KEK: %v", err)
 	}
 	if after, _ := e.st.StreamInfo(ctx, "certificate-7F3A"); after.Version != before.Version {

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"reflect"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -44,10 +41,15 @@ var errSnapshotErased = errors.New("the snapshot holds personal data of an erase
 // data and needs no key.
 func (p *Protector) SealSnapshot(ctx context.Context, state any, s *strata.Snapshot) error {
 	const op = "shred seal snapshot"
-	if t := reflect.TypeOf(state); t != nil && sensitiveBeyondPlan(t) {
-		return strata.Errorf(strata.Invalid, op, "the state %T has fields tagged strata:\"sensitive\" inside a slice, an array or a map, which are not encrypted: no snapshot is saved in clear", state)
-	}
 	pl := p.typePlan(state)
+	if pl != nil && pl.err != nil {
+		return strata.Errorf(strata.Invalid, op, "the state %T: %w; no snapshot is saved in clear", state, pl.err)
+	}
+	if pl != nil && pl.dynamic {
+		if err := checkValue(state); err != nil {
+			return strata.Errorf(strata.Invalid, op, "the state %T: %w; no snapshot is saved in clear", state, err)
+		}
+	}
 	if pl.empty() {
 		return nil
 	}
@@ -61,7 +63,11 @@ func (p *Protector) SealSnapshot(ctx context.Context, state any, s *strata.Snaps
 	if err := strata.ValidateStreamName(op, subject); err != nil {
 		return strata.Errorf(strata.Invalid, op, "data subject %q: %w", subject, err)
 	}
-	aead, erased, err := p.dataKey(ctx, subject, true)
+	tenant, err := p.streamTenant(ctx, s.Stream)
+	if err != nil {
+		return err
+	}
+	aead, erased, err := p.dataKey(ctx, tenant, subject, true)
 	if err != nil {
 		return err
 	}
@@ -91,7 +97,11 @@ func (p *Protector) OpenSnapshot(ctx context.Context, state any, s *strata.Snaps
 	if !ok || subject == "" {
 		return false, strata.Errorf(strata.Invalid, op, "the snapshot of %q holds encrypted fields, and the state %T names no data subject", s.Stream, state)
 	}
-	data, err := openFields(s.Data, fields{id: snapshotID(s), typ: snapshotType, subject: subject, p: p, ctx: ctx, dropErased: true})
+	tenant, err := p.streamTenant(ctx, s.Stream)
+	if err != nil {
+		return false, err
+	}
+	data, err := openFields(s.Data, fields{id: snapshotID(s), typ: snapshotType, subject: subject, tenant: tenant, p: p, ctx: ctx, dropErased: true})
 	switch {
 	case errors.Is(err, errSnapshotErased):
 		return false, nil
@@ -104,50 +114,4 @@ func (p *Protector) OpenSnapshot(ctx context.Context, state any, s *strata.Snaps
 	}
 	s.Data = data
 	return true, nil
-}
-
-// beyondPlan caches sensitiveBeyondPlan by type.
-var beyondPlan sync.Map // reflect.Type -> bool
-
-// sensitiveBeyondPlan reports whether t has fields tagged strata:"sensitive" where tagPlan does
-// not reach them (in the elements of slices, arrays and maps): a state with such fields would be
-// snapshotted with them in clear.
-func sensitiveBeyondPlan(t reflect.Type) bool {
-	if v, ok := beyondPlan.Load(t); ok {
-		return v.(bool)
-	}
-	v := beyond(t, false, map[reflect.Type]bool{})
-	beyondPlan.Store(t, v)
-	return v
-}
-
-// beyond walks t; inside is set below a slice, an array or a map.
-func beyond(t reflect.Type, inside bool, seen map[reflect.Type]bool) bool {
-	switch t.Kind() {
-	case reflect.Pointer:
-		return beyond(t.Elem(), inside, seen)
-	case reflect.Slice, reflect.Array:
-		return beyond(t.Elem(), true, seen)
-	case reflect.Map:
-		return beyond(t.Key(), true, seen) || beyond(t.Elem(), true, seen)
-	case reflect.Struct:
-		if t == reflect.TypeFor[time.Time]() || seen[t] {
-			return false
-		}
-		seen[t] = true
-		defer delete(seen, t)
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Tag.Get("strata") == "sensitive" {
-				if inside {
-					return true
-				}
-				continue
-			}
-			if beyond(f.Type, inside, seen) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -90,15 +90,28 @@ func TestSnapshotsAreSealed(t *testing.T) {
 	if ok, err := e.p.OpenSnapshot(ctx, (*holderState)(nil), &plain); err != nil || !ok || string(plain.Data) != `{"total":3}` {
 		t.Fatalf("opening a clear snapshot: %s %v %v", plain.Data, ok, err)
 	}
-	// A state whose sensitive fields lie in a slice, where they would not be encrypted, is refused.
+	// A state whose sensitive fields lie in the elements of a slice is sealed too (see
+	// TestSnapshotsWithCollections).
 	type holders struct {
 		Subject string   `json:"subject" strata:"subject"`
 		All     []holder `json:"all"`
 	}
 	many := holders{Subject: "subject-42", All: []holder{{Name: "Zyxwv Quimby", Email: email}}}
 	data, _ := json.Marshal(many)
-	if err := e.p.SealSnapshot(ctx, many, &strata.Snapshot{Stream: "holders-1", Version: 1, Data: data}); !errors.Is(err, strata.ErrInvalid) {
-		t.Fatalf("a state with sensitive fields in a slice: %v", err)
+	manySnap := strata.Snapshot{Stream: "holders-1", Version: 1, Data: data}
+	if err := e.p.SealSnapshot(ctx, many, &manySnap); err != nil || bytes.Contains(manySnap.Data, []byte(email)) || bytes.Contains(manySnap.Data, []byte("Zyxwv")) {
+		t.Fatalf("a state with sensitive fields in a slice: %s %v", manySnap.Data, err)
+	}
+	// A state whose tags cannot be followed is refused, not snapshotted in clear.
+	type tree struct {
+		Subject string `json:"subject" strata:"subject"`
+		Name    string `json:"name" strata:"sensitive"`
+		Kids    []tree `json:"kids"`
+	}
+	deep := tree{Subject: "subject-42", Name: "Zyxwv", Kids: []tree{{Name: "Quimby"}}}
+	data, _ = json.Marshal(deep)
+	if err := e.p.SealSnapshot(ctx, deep, &strata.Snapshot{Stream: "tree-1", Version: 1, Data: data}); !errors.Is(err, strata.ErrInvalid) || !errors.Is(err, shred.ErrUnprotectable) {
+		t.Fatalf("a recursive state: %v", err)
 	}
 	// A state with sensitive fields and no subject is refused.
 	noSubject := sampleState()

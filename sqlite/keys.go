@@ -16,22 +16,25 @@ var (
 	_ strata.SchemaStore = (*Store)(nil)
 )
 
-// The statements of strata.KeyStore and strata.SchemaStore (migration 0005). Each write is one
-// statement in autocommit mode on the write connection, taking its turn with appends.
+// The statements of strata.KeyStore and strata.SchemaStore (migrations 0005 and 0010: one key
+// per (subject, tenant)). Each write is one statement in autocommit mode on the write
+// connection, taking its turn with appends.
 const (
-	sqlCreateKey = `INSERT INTO subject_keys (subject, kek, wrapped, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (subject) DO NOTHING`
-	sqlKeyCols = `subject, kek, wrapped, created_at, erased_at`
-	sqlGetKey  = `SELECT ` + sqlKeyCols + ` FROM subject_keys WHERE subject = ?`
+	sqlCreateKey = `INSERT INTO subject_keys (subject, tenant, kek, wrapped, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (subject, tenant) DO NOTHING`
+	sqlKeyCols = `subject, tenant, kek, wrapped, created_at, erased_at`
+	sqlGetKey  = `SELECT ` + sqlKeyCols + ` FROM subject_keys WHERE subject = ? AND tenant = ?`
 	// sqlEraseKey empties the wrapped key and stamps the erasure in one statement, inserting a
 	// tombstone for a subject without a key; an erased row is left as it is.
-	sqlEraseKey = `INSERT INTO subject_keys (subject, kek, wrapped, created_at, erased_at) VALUES (?, '', x'', ?, ?)
-		ON CONFLICT (subject) DO UPDATE SET wrapped = x'', erased_at = excluded.erased_at
+	sqlEraseKey = `INSERT INTO subject_keys (subject, tenant, kek, wrapped, created_at, erased_at) VALUES (?, ?, '', x'', ?, ?)
+		ON CONFLICT (subject, tenant) DO UPDATE SET wrapped = x'', erased_at = excluded.erased_at
 		WHERE subject_keys.erased_at IS NULL`
-	sqlListKeys = `SELECT ` + sqlKeyCols + ` FROM subject_keys WHERE subject > ? ORDER BY subject LIMIT ?`
+	// sqlListKeys pages in (subject, tenant) order, the primary key's.
+	sqlListKeys = `SELECT ` + sqlKeyCols + ` FROM subject_keys
+		WHERE subject > ? OR (subject = ? AND tenant > ?) ORDER BY subject, tenant LIMIT ?`
 	// sqlRewrapKey is the compare-and-swap of RewrapSubjectKey.
 	sqlRewrapKey = `UPDATE subject_keys SET kek = ?, wrapped = ?
-		WHERE subject = ? AND kek = ? AND erased_at IS NULL`
+		WHERE subject = ? AND tenant = ? AND kek = ? AND erased_at IS NULL`
 
 	sqlSetSchema = `INSERT INTO event_schemas (type, sensitive, subject) VALUES (?, ?, ?)
 		ON CONFLICT (type) DO UPDATE SET sensitive = excluded.sensitive, subject = excluded.subject`
@@ -74,7 +77,7 @@ func scanKey(r keyScanner) (strata.SubjectKey, error) {
 	var k strata.SubjectKey
 	var created int64
 	var erased sql.NullInt64
-	if err := r.Scan(&k.Subject, &k.KEK, &k.Wrapped, &created, &erased); err != nil {
+	if err := r.Scan(&k.Subject, &k.Tenant, &k.KEK, &k.Wrapped, &created, &erased); err != nil {
 		return strata.SubjectKey{}, err
 	}
 	if k.Wrapped == nil {
@@ -87,12 +90,12 @@ func scanKey(r keyScanner) (strata.SubjectKey, error) {
 	return k, nil
 }
 
-// getKey reads the subject's key; sql.ErrNoRows becomes the NotFound error.
-func (s *Store) getKey(ctx context.Context, op, subject string) (strata.SubjectKey, error) {
-	k, err := scanKey(s.r.QueryRowContext(ctx, sqlGetKey, subject))
+// getKey reads the key of the tenant's subject; sql.ErrNoRows becomes the NotFound error.
+func (s *Store) getKey(ctx context.Context, op, tenant, subject string) (strata.SubjectKey, error) {
+	k, err := scanKey(s.r.QueryRowContext(ctx, sqlGetKey, subject, tenant))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return strata.SubjectKey{}, strata.SubjectKeyNotFound(op, subject)
+		return strata.SubjectKey{}, strata.SubjectKeyNotFound(op, tenant, subject)
 	case err != nil:
 		return strata.SubjectKey{}, s.fail(ctx, op, err)
 	}
@@ -112,10 +115,10 @@ func (s *Store) CreateSubjectKey(ctx context.Context, k strata.SubjectKey) (stra
 		return strata.SubjectKey{}, err
 	}
 	now := strata.Timestamp(time.Now()).UnixMicro()
-	if err := s.exec(ctx, op, sqlCreateKey, k.Subject, k.KEK, k.Wrapped, now); err != nil {
+	if err := s.exec(ctx, op, sqlCreateKey, k.Subject, k.Tenant, k.KEK, k.Wrapped, now); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	stored, err := s.getKey(ctx, op, k.Subject)
+	stored, err := s.getKey(ctx, op, k.Tenant, k.Subject)
 	if strata.ErrorCode(err) == strata.NotFound {
 		return strata.SubjectKey{}, strata.Errorf(strata.Internal, op, "subject %q: the key was stored but cannot be read back", k.Subject)
 	}
@@ -123,32 +126,32 @@ func (s *Store) CreateSubjectKey(ctx context.Context, k strata.SubjectKey) (stra
 }
 
 // SubjectKey implements strata.KeyStore.
-func (s *Store) SubjectKey(ctx context.Context, subject string) (strata.SubjectKey, error) {
+func (s *Store) SubjectKey(ctx context.Context, tenant, subject string) (strata.SubjectKey, error) {
 	const op = "subject key"
 	if err := s.checkOpen(op); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	if err := strata.ValidateSubject(op, subject); err != nil {
+	if err := strata.ValidateKeyRef(op, tenant, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	return s.getKey(ctx, op, subject)
+	return s.getKey(ctx, op, tenant, subject)
 }
 
 // EraseSubjectKey implements strata.KeyStore. The wrapped key is overwritten in the file, and
 // the WAL frames that held it are truncated away (see shred).
-func (s *Store) EraseSubjectKey(ctx context.Context, subject string) (strata.SubjectKey, error) {
+func (s *Store) EraseSubjectKey(ctx context.Context, tenant, subject string) (strata.SubjectKey, error) {
 	const op = "erase subject key"
 	if err := s.checkOpen(op); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	if err := strata.ValidateSubject(op, subject); err != nil {
+	if err := strata.ValidateKeyRef(op, tenant, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
 	now := strata.Timestamp(time.Now()).UnixMicro()
-	if _, err := s.shred(ctx, op, sqlEraseKey, subject, now, now); err != nil {
+	if _, err := s.shred(ctx, op, sqlEraseKey, subject, tenant, now, now); err != nil {
 		return strata.SubjectKey{}, err
 	}
-	k, err := s.getKey(ctx, op, subject)
+	k, err := s.getKey(ctx, op, tenant, subject)
 	if err == nil && !k.Erased() {
 		err = strata.Errorf(strata.Internal, op, "subject %q: the key was erased but reads back alive", subject)
 	}
@@ -156,7 +159,7 @@ func (s *Store) EraseSubjectKey(ctx context.Context, subject string) (strata.Sub
 }
 
 // ListSubjectKeys implements strata.KeyStore.
-func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([]strata.SubjectKey, error) {
+func (s *Store) ListSubjectKeys(ctx context.Context, after strata.SubjectKey, limit int) ([]strata.SubjectKey, error) {
 	const op = "list subject keys"
 	if err := s.checkOpen(op); err != nil {
 		return nil, err
@@ -164,7 +167,7 @@ func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([
 	if err := strata.ValidateSubjectCursor(op, after); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, sqlListKeys, after, strata.SubjectKeyLimit(limit))
+	rows, err := s.r.QueryContext(ctx, sqlListKeys, after.Subject, after.Subject, after.Tenant, strata.SubjectKeyLimit(limit))
 	if err != nil {
 		return nil, s.fail(ctx, op, err)
 	}
@@ -184,16 +187,16 @@ func (s *Store) ListSubjectKeys(ctx context.Context, after string, limit int) ([
 }
 
 // RewrapSubjectKey implements strata.KeyStore.
-func (s *Store) RewrapSubjectKey(ctx context.Context, subject, oldKEK, newKEK string, wrapped []byte) (bool, error) {
+func (s *Store) RewrapSubjectKey(ctx context.Context, tenant, subject, oldKEK, newKEK string, wrapped []byte) (bool, error) {
 	const op = "rewrap subject key"
 	if err := s.checkOpen(op); err != nil {
 		return false, err
 	}
-	wrapped, err := strata.PrepareRewrap(op, subject, oldKEK, newKEK, wrapped)
+	wrapped, err := strata.PrepareRewrap(op, tenant, subject, oldKEK, newKEK, wrapped)
 	if err != nil {
 		return false, err
 	}
-	n, err := s.shred(ctx, op, sqlRewrapKey, newKEK, wrapped, subject, oldKEK)
+	n, err := s.shred(ctx, op, sqlRewrapKey, newKEK, wrapped, subject, tenant, oldKEK)
 	return n == 1, err
 }
 

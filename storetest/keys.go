@@ -17,8 +17,9 @@ import (
 // RunKeys runs the section of the suite for [strata.KeyStore] and [strata.SchemaStore]:
 // create-if-absent (also under racing creators), NotFound, erasure with tombstones that block a
 // later create, erased bytes gone from the database (with Features.RawContains), paging in byte
-// order, the compare-and-swap of rewrapping, event schemas, restarts, bad input, cancelled
-// contexts and use after close. [Run] calls it; a store that does not implement an interface
+// order, the compare-and-swap of rewrapping, keys scoped by tenant (one subject ID in several
+// tenants has a key in each, created, erased, rewrapped and listed apart), event schemas,
+// restarts, bad input, cancelled contexts and use after close. [Run] calls it; a store that does not implement an interface
 // skips its tests, or fails them when f.Capabilities is set.
 func RunKeys(t *testing.T, newStore NewStore, f Features) {
 	suite{newStore: newStore, f: f}.runKeys(t)
@@ -35,6 +36,11 @@ func (s suite) runKeys(t *testing.T) {
 		{"RewrapCompareAndSwap", s.testKeyRewrap},
 		{"KeysSurviveReopen", s.testKeyReopen},
 		{"KeyBadInputRejected", s.testKeyBadInput},
+		{"TenantsKeepSeparateKeys", s.testKeyTenants},
+		{"TenantErasureLeavesOtherTenants", s.testKeyTenantErase},
+		{"TenantsListInSubjectTenantOrder", s.testKeyTenantList},
+		{"TenantCreatorsRaceApart", s.testKeyTenantRace},
+		{"TenantBadInputRejected", s.testKeyTenantBadInput},
 		{"KeyContextCancellation", s.testKeyCancel},
 		{"KeyUseAfterClose", s.testKeyAfterClose},
 		{"SchemasSetReplaceList", s.testSchemaSetList},
@@ -64,16 +70,40 @@ func mustCreateKey(t testing.TB, ks strata.KeyStore, k strata.SubjectKey) strata
 
 func mustGetKey(t testing.TB, ks strata.KeyStore, subject string) strata.SubjectKey {
 	t.Helper()
-	got, err := ks.SubjectKey(testContext(t), subject)
+	got, err := ks.SubjectKey(testContext(t), "", subject)
 	if err != nil {
 		t.Fatalf("key of %q: %v", subject, err)
 	}
 	return got
 }
 
+func mustGetKeyOf(t testing.TB, ks strata.KeyStore, tenant, subject string) strata.SubjectKey {
+	t.Helper()
+	got, err := ks.SubjectKey(testContext(t), tenant, subject)
+	if err != nil {
+		t.Fatalf("key of %q in tenant %q: %v", subject, tenant, err)
+	}
+	return got
+}
+
+func mustEraseOf(t testing.TB, ks strata.KeyStore, tenant, subject string) strata.SubjectKey {
+	t.Helper()
+	got, err := ks.EraseSubjectKey(testContext(t), tenant, subject)
+	if err != nil {
+		t.Fatalf("erase key of %q in tenant %q: %v", subject, tenant, err)
+	}
+	return got
+}
+
+func wantNoKeyOf(t testing.TB, ks strata.KeyStore, tenant, subject string) {
+	t.Helper()
+	_, err := ks.SubjectKey(testContext(t), tenant, subject)
+	wantCode(t, err, strata.NotFound, fmt.Sprintf("key of %q in tenant %q", subject, tenant))
+}
+
 func mustErase(t testing.TB, ks strata.KeyStore, subject string) strata.SubjectKey {
 	t.Helper()
-	got, err := ks.EraseSubjectKey(testContext(t), subject)
+	got, err := ks.EraseSubjectKey(testContext(t), "", subject)
 	if err != nil {
 		t.Fatalf("erase key of %q: %v", subject, err)
 	}
@@ -82,7 +112,7 @@ func mustErase(t testing.TB, ks strata.KeyStore, subject string) strata.SubjectK
 
 func mustList(t testing.TB, ks strata.KeyStore, after string, limit int) []strata.SubjectKey {
 	t.Helper()
-	got, err := ks.ListSubjectKeys(testContext(t), after, limit)
+	got, err := ks.ListSubjectKeys(testContext(t), strata.SubjectKey{Subject: after}, limit)
 	if err != nil {
 		t.Fatalf("list keys after %q, limit %d: %v", after, limit, err)
 	}
@@ -91,7 +121,7 @@ func mustList(t testing.TB, ks strata.KeyStore, after string, limit int) []strat
 
 func wantNoKey(t testing.TB, ks strata.KeyStore, subject string) {
 	t.Helper()
-	_, err := ks.SubjectKey(testContext(t), subject)
+	_, err := ks.SubjectKey(testContext(t), "", subject)
 	wantCode(t, err, strata.NotFound, fmt.Sprintf("key of %q", subject))
 	if !errors.Is(err, strata.ErrNotFound) {
 		t.Fatalf("key of %q: %v does not match ErrNotFound", subject, err)
@@ -124,14 +154,14 @@ func wantTombstone(t testing.TB, got strata.SubjectKey, subject, kek string) {
 
 func wantSameKey(t testing.TB, got, want strata.SubjectKey) {
 	t.Helper()
-	if got.Subject != want.Subject || got.KEK != want.KEK || !bytes.Equal(got.Wrapped, want.Wrapped) ||
+	if got.Tenant != want.Tenant || got.Subject != want.Subject || got.KEK != want.KEK || !bytes.Equal(got.Wrapped, want.Wrapped) ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.ErasedAt.Equal(want.ErasedAt) {
 		t.Fatalf("key is %s, want %s", fmtKey(got), fmtKey(want))
 	}
 }
 
 func fmtKey(k strata.SubjectKey) string {
-	return fmt.Sprintf("{%q kek %q wrapped %s created %v erased %v}", k.Subject, k.KEK, brief(k.Wrapped), k.CreatedAt, k.ErasedAt)
+	return fmt.Sprintf("{tenant %q %q kek %q wrapped %s created %v erased %v}", k.Tenant, k.Subject, k.KEK, brief(k.Wrapped), k.CreatedAt, k.ErasedAt)
 }
 
 // wantStoreTime checks that ts was set by the store's clock: recent, UTC, microseconds.
@@ -251,7 +281,7 @@ func (s suite) testKeyErase(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got[i], errs[i] = ks.EraseSubjectKey(testContext(t), "subject-2")
+			got[i], errs[i] = ks.EraseSubjectKey(testContext(t), "", "subject-2")
 		}()
 	}
 	wg.Wait()
@@ -282,7 +312,7 @@ func (s suite) testKeyEraseMissing(t *testing.T) {
 	if !late.Erased() {
 		t.Fatalf("create after erasure returned a live key %s", fmtKey(late))
 	}
-	if ok, err := ks.RewrapSubjectKey(testContext(t), "subject-1", "", "kek-2", []byte("w")); err == nil || ok {
+	if ok, err := ks.RewrapSubjectKey(testContext(t), "", "subject-1", "", "kek-2", []byte("w")); err == nil || ok {
 		// An empty old KEK is not a valid name; it must not match the tombstone's.
 		t.Fatalf("rewrap of a tombstone with an empty old KEK: %v, %v; want an Invalid error", ok, err)
 	}
@@ -302,7 +332,7 @@ func (s suite) testKeyErasedBytesGone(t *testing.T) {
 	if !s.f.RawContains(t, st, first) {
 		t.Fatalf("Features.RawContains does not find a stored wrapped key")
 	}
-	if ok, err := ks.RewrapSubjectKey(ctx, "subject-1", "kek-1", "kek-2", second); err != nil || !ok {
+	if ok, err := ks.RewrapSubjectKey(ctx, "", "subject-1", "kek-1", "kek-2", second); err != nil || !ok {
 		t.Fatalf("rewrap: %v, %v", ok, err)
 	}
 	if !s.f.RawContains(t, st, second) {
@@ -390,7 +420,7 @@ func (s suite) testKeyRewrap(t *testing.T) {
 	created := mustCreateKey(t, ks, strata.SubjectKey{Subject: "subject-1", KEK: "kek-1", Wrapped: []byte("under-1")})
 	rewrap := func(oldKEK, newKEK, wrapped string) bool {
 		t.Helper()
-		ok, err := ks.RewrapSubjectKey(ctx, "subject-1", oldKEK, newKEK, []byte(wrapped))
+		ok, err := ks.RewrapSubjectKey(ctx, "", "subject-1", oldKEK, newKEK, []byte(wrapped))
 		if err != nil {
 			t.Fatalf("rewrap %s→%s: %v", oldKEK, newKEK, err)
 		}
@@ -427,7 +457,7 @@ func (s suite) testKeyRewrap(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			oks[i], errs[i] = ks.RewrapSubjectKey(ctx, "subject-1", "kek-2", fmt.Sprintf("kek-r%d", i), fmt.Appendf(nil, "r%d", i))
+			oks[i], errs[i] = ks.RewrapSubjectKey(ctx, "", "subject-1", "kek-2", fmt.Sprintf("kek-r%d", i), fmt.Appendf(nil, "r%d", i))
 		}()
 	}
 	wg.Wait()
@@ -449,13 +479,13 @@ func (s suite) testKeyRewrap(t *testing.T) {
 	wantKey(t, mustGetKey(t, ks, "subject-1"), "subject-1", fmt.Sprintf("kek-r%d", winner), fmt.Appendf(nil, "r%d", winner))
 
 	// A missing subject is false, and no key is created for it.
-	if ok, err := ks.RewrapSubjectKey(ctx, "subject-2", "kek-1", "kek-2", []byte("w")); err != nil || ok {
+	if ok, err := ks.RewrapSubjectKey(ctx, "", "subject-2", "kek-1", "kek-2", []byte("w")); err != nil || ok {
 		t.Fatalf("rewrap of a missing subject: %v, %v; want false", ok, err)
 	}
 	wantNoKey(t, ks, "subject-2")
 	// An erased subject is false, and stays erased.
 	tomb := mustErase(t, ks, "subject-1")
-	if ok, err := ks.RewrapSubjectKey(ctx, "subject-1", tomb.KEK, "kek-9", []byte("revived")); err != nil || ok {
+	if ok, err := ks.RewrapSubjectKey(ctx, "", "subject-1", tomb.KEK, "kek-9", []byte("revived")); err != nil || ok {
 		t.Fatalf("rewrap of an erased subject: %v, %v; want false", ok, err)
 	}
 	wantSameKey(t, mustGetKey(t, ks, "subject-1"), tomb)
@@ -468,14 +498,16 @@ func (s suite) testKeyReopen(t *testing.T) {
 	mustCreateKey(t, ks, strata.SubjectKey{Subject: "subject-2", KEK: "kek-1", Wrapped: []byte("w2")})
 	tomb := mustErase(t, ks, "subject-2")
 	never := mustErase(t, ks, "subject-3")
+	tenanted := mustCreateKey(t, ks, strata.SubjectKey{Tenant: "acme", Subject: "subject-1", KEK: "kek-1", Wrapped: []byte("acme-w1")})
 	ks2 := reopen[strata.KeyStore](t, s, st)
+	wantSameKey(t, mustGetKeyOf(t, ks2, "acme", "subject-1"), tenanted)
 	wantSameKey(t, mustGetKey(t, ks2, "subject-1"), live)
 	wantSameKey(t, mustGetKey(t, ks2, "subject-2"), tomb)
 	wantSameKey(t, mustGetKey(t, ks2, "subject-3"), never)
 	wantSameKey(t, mustCreateKey(t, ks2, strata.SubjectKey{Subject: "subject-3", KEK: "k", Wrapped: []byte("w")}), never)
 	wantNoKey(t, ks2, "subject-4")
-	if keys := mustList(t, ks2, "", 0); len(keys) != 3 {
-		t.Fatalf("after a restart %d keys are listed, want 3", len(keys))
+	if keys := mustList(t, ks2, "", 0); len(keys) != 4 {
+		t.Fatalf("after a restart %d keys are listed, want 4", len(keys))
 	}
 }
 
@@ -494,14 +526,14 @@ func (s suite) testKeyBadInput(t *testing.T) {
 		k := strata.SubjectKey{Subject: c.name, KEK: "kek", Wrapped: []byte("w")}
 		_, err := ks.CreateSubjectKey(ctx, k)
 		wantCode(t, err, strata.Invalid, "create key with a subject "+c.what)
-		_, err = ks.SubjectKey(ctx, c.name)
+		_, err = ks.SubjectKey(ctx, "", c.name)
 		wantCode(t, err, strata.Invalid, "key of a subject "+c.what)
-		_, err = ks.EraseSubjectKey(ctx, c.name)
+		_, err = ks.EraseSubjectKey(ctx, "", c.name)
 		wantCode(t, err, strata.Invalid, "erase key of a subject "+c.what)
-		_, err = ks.RewrapSubjectKey(ctx, c.name, "kek", "kek-2", []byte("w"))
+		_, err = ks.RewrapSubjectKey(ctx, "", c.name, "kek", "kek-2", []byte("w"))
 		wantCode(t, err, strata.Invalid, "rewrap key of a subject "+c.what)
 		if c.name != "" {
-			_, err = ks.ListSubjectKeys(ctx, c.name, 0)
+			_, err = ks.ListSubjectKeys(ctx, strata.SubjectKey{Subject: c.name}, 0)
 			wantCode(t, err, strata.Invalid, "list keys after a cursor "+c.what)
 		}
 		_, err = ks.CreateSubjectKey(ctx, strata.SubjectKey{Subject: "subject-1", KEK: c.name, Wrapped: []byte("w")})
@@ -532,7 +564,7 @@ func (s suite) testKeyBadInput(t *testing.T) {
 		{"an empty wrapped key", "kek", "kek-2", nil},
 		{"an oversized wrapped key", "kek", "kek-2", make([]byte, strata.MaxWrappedKeyLen+1)},
 	} {
-		ok, err := ks.RewrapSubjectKey(ctx, "subject-1", c.oldKEK, c.newKEK, c.wrapped)
+		ok, err := ks.RewrapSubjectKey(ctx, "", "subject-1", c.oldKEK, c.newKEK, c.wrapped)
 		wantCode(t, err, strata.Invalid, "rewrap with "+c.what)
 		if ok {
 			t.Fatalf("rewrap with %s reported success", c.what)
@@ -548,13 +580,13 @@ func (s suite) testKeyCancel(t *testing.T) {
 	done := cancelled(ctx)
 	_, err := ks.CreateSubjectKey(done, strata.SubjectKey{Subject: "subject-2", KEK: "kek", Wrapped: []byte("w")})
 	wantCanceled(t, err, "create subject key")
-	_, err = ks.SubjectKey(done, "subject-1")
+	_, err = ks.SubjectKey(done, "", "subject-1")
 	wantCanceled(t, err, "subject key")
-	_, err = ks.EraseSubjectKey(done, "subject-1")
+	_, err = ks.EraseSubjectKey(done, "", "subject-1")
 	wantCanceled(t, err, "erase subject key")
-	_, err = ks.ListSubjectKeys(done, "", 0)
+	_, err = ks.ListSubjectKeys(done, strata.SubjectKey{}, 0)
 	wantCanceled(t, err, "list subject keys")
-	_, err = ks.RewrapSubjectKey(done, "subject-1", "kek", "kek-2", []byte("w2"))
+	_, err = ks.RewrapSubjectKey(done, "", "subject-1", "kek", "kek-2", []byte("w2"))
 	wantCanceled(t, err, "rewrap subject key")
 	wantSameKey(t, mustGetKey(t, ks, "subject-1"), k)
 	wantNoKey(t, ks, "subject-2")
@@ -569,13 +601,13 @@ func (s suite) testKeyAfterClose(t *testing.T) {
 	}
 	_, err := ks.CreateSubjectKey(ctx, strata.SubjectKey{Subject: "subject-2", KEK: "kek", Wrapped: []byte("w")})
 	wantClosed(t, err, "create subject key")
-	_, err = ks.SubjectKey(ctx, "subject-1")
+	_, err = ks.SubjectKey(ctx, "", "subject-1")
 	wantClosed(t, err, "subject key")
-	_, err = ks.EraseSubjectKey(ctx, "subject-1")
+	_, err = ks.EraseSubjectKey(ctx, "", "subject-1")
 	wantClosed(t, err, "erase subject key")
-	_, err = ks.ListSubjectKeys(ctx, "", 0)
+	_, err = ks.ListSubjectKeys(ctx, strata.SubjectKey{}, 0)
 	wantClosed(t, err, "list subject keys")
-	_, err = ks.RewrapSubjectKey(ctx, "subject-1", "kek", "kek-2", []byte("w2"))
+	_, err = ks.RewrapSubjectKey(ctx, "", "subject-1", "kek", "kek-2", []byte("w2"))
 	wantClosed(t, err, "rewrap subject key")
 }
 

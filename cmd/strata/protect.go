@@ -49,7 +49,18 @@ func newSchemaCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra.C
 		Long: `Declare, per event type, the JSON paths of the fields that hold personal data and the path of
 the field that names the data subject. The declaration is stored in the database: every writer
 (this CLI, the HTTP API, programs in any language through them) then encrypts those fields under
-the subject's key, and strata erase makes them unreadable.`,
+the subject's key, and strata erase makes them unreadable.
+
+A path is made of field names separated by dots; "[]" stands for every element of an array and
+"*" for every member of an object (the values of a map):
+
+  subjectDN              a field of the payload
+  holder.email           a field of a nested object
+  approvers[].email      the email of every element of the array approvers
+  contacts.*.email       the email of every member of the object contacts
+
+The subject path names one field, outside arrays, maps and the sensitive paths: one event has one
+data subject. A malformed path is refused and nothing is stored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return invalidf("schema", "want a subcommand: strata schema set or strata schema list")
@@ -58,10 +69,11 @@ the subject's key, and strata erase makes them unreadable.`,
 	var sensitive []string
 	var subject string
 	set := &cobra.Command{
-		Use:     "set TYPE --sensitive PATH[,PATH...] --subject PATH",
-		Short:   "Declare the sensitive fields and the subject field of an event type",
-		Example: `  strata schema set CertificateIssued --sensitive subjectDN,subjectEmail --subject subjectId`,
-		Args:    argsExactly(1, "TYPE"),
+		Use:   "set TYPE --sensitive PATH[,PATH...] --subject PATH",
+		Short: "Declare the sensitive fields and the subject field of an event type",
+		Example: `  strata schema set CertificateIssued --sensitive subjectDN,subjectEmail --subject subjectId
+  strata schema set RevocationApproved --sensitive 'approvers[].email,contacts.*.email' --subject subjectId`,
+		Args: argsExactly(1, "TYPE"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if len(sensitive) == 0 {
 				return invalidf("schema set", "name the sensitive fields with --sensitive")
@@ -84,8 +96,8 @@ the subject's key, and strata erase makes them unreadable.`,
 			return err
 		},
 	}
-	set.Flags().StringSliceVar(&sensitive, "sensitive", nil, "JSON paths of personal-data fields, dot-separated for nested objects")
-	set.Flags().StringVar(&subject, "subject", "", "JSON path of the field naming the data subject (else the metadata key subject)")
+	set.Flags().StringSliceVar(&sensitive, "sensitive", nil, "JSON paths of personal-data fields: dot-separated names, [] for every element of an array, * for every member of an object (approvers[].email, contacts.*.email); comma-separated or repeated")
+	set.Flags().StringVar(&subject, "subject", "", "JSON path of the one field naming the data subject, outside arrays and maps (else the metadata key subject)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the declared event schemas",
@@ -126,15 +138,22 @@ func orNone(s string) string {
 
 func newEraseCmd(g *globals) *cobra.Command {
 	var meta []string
+	var tenant string
 	c := &cobra.Command{
 		Use:   "erase SUBJECT",
 		Short: "Erase a data subject: destroy its key, so its personal data reads as redacted",
-		Long: `Erase a data subject (GDPR art. 17): delete the subject's data key for good and record a
-SubjectErased event (no personal data) in the stream erasure-SUBJECT. Every encrypted field of the
-subject reads as "` + shred.Redacted + `" (or null) from then on, in every event, everywhere; the events,
-their order and the ledger's proofs are unchanged. Erasing twice changes nothing. There is no undo.`,
-		Example: `  strata erase subject-4711 --meta principal=dpo:mkim --meta ticket=GDPR-2023-17`,
-		Args:    argsExactly(1, "SUBJECT"),
+		Long: `Erase a data subject (GDPR art. 17): delete the subject's data keys for good and record a
+SubjectErased event (no personal data). Every encrypted field of the subject reads as "` + shred.Redacted + `"
+(or null) from then on, in every event, everywhere; the events, their order and the ledger's proofs
+are unchanged. Erasing twice changes nothing. There is no undo.
+
+A subject ID is scoped by tenant: the same ID in two tenants names two data subjects, with a key
+each. With --tenant, only that tenant's subject is erased (recorded in its erasure stream, as
+that tenant's event); a subject the tenant has no personal data of is an error and nothing is
+written. Without --tenant, the subject is erased in every tenant (recorded in erasure-SUBJECT).`,
+		Example: `  strata erase subject-4711 --tenant acme-ca --meta principal=dpo:mkim --meta ticket=GDPR-2023-17
+  strata erase subject-4711 --meta principal=dpo:mkim   # in every tenant`,
+		Args: argsExactly(1, "SUBJECT"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			m, err := parseMeta(meta)
 			if err != nil {
@@ -150,15 +169,24 @@ their order and the ledger's proofs are unchanged. Erasing twice changes nothing
 			if err != nil {
 				return err
 			}
-			tomb, err := p.Erase(ctx, args[0], m)
+			if !cmd.Flags().Changed("tenant") {
+				tomb, err := p.Erase(ctx, args[0], m)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "erased %s in every tenant at %s; recorded in %s\n", tomb.Subject, timeString(tomb.ErasedAt), shred.ErasureStream(tomb.Subject))
+				return err
+			}
+			tomb, err := p.EraseTenant(ctx, tenant, args[0], m)
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "erased %s at %s; recorded in %s\n", tomb.Subject, timeString(tomb.ErasedAt), shred.ErasureStream(tomb.Subject))
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "erased %s of tenant %q at %s; recorded in %s\n", tomb.Subject, tenant, timeString(tomb.ErasedAt), shred.TenantErasureStream(tenant, tomb.Subject))
 			return err
 		},
 	}
 	c.Flags().StringArrayVar(&meta, "meta", nil, "metadata key=value of the erasure event, e.g. principal=dpo (repeatable)")
+	c.Flags().StringVar(&tenant, "tenant", "", "erase the subject of this tenant only (\"\" for events without a tenant); default: every tenant")
 	return c
 }
 

@@ -61,3 +61,75 @@ func TestPersonalDataCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaSetCollections declares paths into arrays and maps, appends raw JSON through the
+// CLI, and checks that no element's personal data reaches the SQLite file, that it reads back
+// with the KEK and as redaction markers after the erasure; malformed paths are refused.
+func TestSchemaSetCollections(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "strata.db")
+	db := "sqlite:" + path
+	kekFile := filepath.Join(dir, "kek")
+	if err := os.WriteFile(kekFile, []byte(strings.TrimSpace(mustCLI(t, db, "keys", "generate-kek"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		why  string
+	}{
+		{[]string{"--sensitive", "approvers[0].email"}, `"[0]" is an array index`},
+		{[]string{"--sensitive", "approvers[.email"}, `a "[" must be followed by "]"`},
+		{[]string{"--sensitive", "contacts.a*.email"}, `a "*" must stand alone`},
+		{[]string{"--sensitive", "holder..email"}, "an empty field name"},
+		{[]string{"--sensitive", "email", "--subject", "holders[].id"}, "one event has one data subject"},
+		{[]string{"--sensitive", "holder", "--subject", "holder.id"}, "lies in the sensitive path"},
+	} {
+		r := cli(t, testContext(t), db, "", append([]string{"schema", "set", "RevocationApproved"}, c.args...)...)
+		if r.code != exitInvalid || !strings.Contains(r.stderr, c.why) {
+			t.Errorf("schema set %q: exit %d, %s; want %d and %q", c.args, r.code, r.stderr, exitInvalid, c.why)
+		}
+	}
+	if out := mustCLI(t, db, "schema", "list"); strings.TrimSpace(out) != "" {
+		t.Fatalf("malformed declarations were stored: %s", out)
+	}
+	mustCLI(t, db, "schema", "set", "RevocationApproved", "--sensitive", "approvers[].email,contacts.*.email", "--sensitive", "teams[].members[].name", "--subject", "subjectId")
+	if out := mustCLI(t, db, "schema", "list"); !strings.Contains(out, "RevocationApproved: sensitive approvers[].email, contacts.*.email, teams[].members[].name, subject subjectId") {
+		t.Fatalf("schema list: %s", out)
+	}
+	payload := `{"subjectId":"subject-9","serial":"7F3A","approvers":[{"email":"qx-one@example.org","role":"chair"},{"email":"qx-two@example.org"}],` +
+		`"contacts":{"alice":{"email":"qx-alice@example.org"},"bob":{"email":"qx-bob@example.org"}},"teams":[{"members":[{"name":"Qx Wendeltreppe"}]},{"members":[]}],"approverCount":2}`
+	mustCLI(t, db, "append", "revocation-7F3A", "RevocationApproved", payload, "--kek-file", kekFile)
+	clear := []string{"qx-one", "qx-two", "qx-alice", "qx-bob", "Wendeltreppe"}
+	if out := mustCLI(t, db, "read", "revocation-7F3A"); !strings.Contains(out, `"role":"chair"`) || !strings.Contains(out, "strata:enc:v1:") {
+		t.Fatalf("read without a KEK shows: %s", out)
+	} else {
+		for _, c := range clear {
+			if strings.Contains(out, c) {
+				t.Fatalf("read without a KEK shows %q: %s", c, out)
+			}
+		}
+	}
+	out := mustCLI(t, db, "read", "revocation-7F3A", "--kek-file", kekFile)
+	for _, c := range clear {
+		if !strings.Contains(out, c) {
+			t.Fatalf("read with the KEK lacks %q: %s", c, out)
+		}
+	}
+	mustCLI(t, db, "erase", "subject-9")
+	out = mustCLI(t, db, "read", "revocation-7F3A", "--kek-file", kekFile)
+	if strings.Count(out, `"[redacted]"`) != 5 || !strings.Contains(out, `"role":"chair"`) {
+		t.Fatalf("read after erasure: %s", out)
+	}
+	for _, f := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, c := range clear {
+			if strings.Contains(string(b), c) {
+				t.Fatalf("%s holds %q in clear", f, c)
+			}
+		}
+	}
+}
