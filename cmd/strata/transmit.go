@@ -79,6 +79,20 @@ func transmitStore(st strata.Store) (strata.TransmitStore, error) {
 	return ts, nil
 }
 
+// openTransmitDB opens the store of --db as a TransmitStore. done closes it and, like
+// closeStore, reports a failure to close in *err unless *err holds an error already.
+func openTransmitDB(ctx context.Context, g *globals) (ts strata.TransmitStore, done func(*error), err error) {
+	st, _, err := g.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ts, err = transmitStore(st); err != nil {
+		closeStore(st, &err)
+		return nil, nil, err
+	}
+	return ts, func(err *error) { closeStore(st, err) }, nil
+}
+
 func newTransmitRunCmd(g *globals) *cobra.Command {
 	var file string
 	c := &cobra.Command{
@@ -138,15 +152,11 @@ whether it has expired (the owner stalled or died; a standby takes over).`,
 		Args: argsExactly(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			ts, done, err := openTransmitDB(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer closeStore(st, &err)
-			ts, err := transmitStore(st)
-			if err != nil {
-				return err
-			}
+			defer done(&err)
 			sts, err := ts.TransmitterStates(ctx)
 			if err != nil {
 				return err
@@ -221,15 +231,11 @@ own schedule ("prune" in the transmitters file, docs/DELIVERY.md).`,
 				*f.to = strata.Timestamp(now.Add(-d))
 			}
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			ts, done, err := openTransmitDB(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer closeStore(st, &err)
-			ts, err := transmitStore(st)
-			if err != nil {
-				return err
-			}
+			defer done(&err)
 			sts, err := ts.TransmitterStates(ctx)
 			if err != nil {
 				return err
@@ -298,15 +304,11 @@ func newDLQListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			ts, done, err := openTransmitDB(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer closeStore(st, &err)
-			ts, err := transmitStore(st)
-			if err != nil {
-				return err
-			}
+			defer done(&err)
 			w := newLineWriter(cmd.OutOrStdout())
 			left := limit
 			for {
@@ -366,15 +368,11 @@ sends them again (within a few seconds), with a fresh retry budget. Prints how m
 				ids = append(ids, id)
 			}
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			ts, done, err := openTransmitDB(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer closeStore(st, &err)
-			ts, err := transmitStore(st)
-			if err != nil {
-				return err
-			}
+			defer done(&err)
 			var n int64
 			if all {
 				after := strata.Start
