@@ -15,31 +15,8 @@ import (
 	"github.com/strata-events/strata/mysql"
 )
 
-// mysqlRawDDL mirrors the events table and its indexes in mysql/migrations/0001_init.sql.
-// Keep the two in step: the baseline is only fair while the shapes match.
 // The baseline leaves position NULL, as strata's append does, and pages by seq: it has no
 // sequencer, so its order is insertion order, with the gaps that strata exists to avoid.
-const mysqlRawDDL = `
-CREATE TABLE events (
-    seq            BIGINT        NOT NULL AUTO_INCREMENT,
-    position       BIGINT        NULL,
-    id             BINARY(16)    NOT NULL,
-    stream         VARBINARY(255) NOT NULL,
-    version        BIGINT        NOT NULL,
-    type           VARBINARY(255) NOT NULL,
-    schema_version BIGINT        NOT NULL,
-    data           LONGBLOB      NOT NULL,
-    meta           MEDIUMBLOB    NOT NULL,
-    tenant         VARBINARY(255) NOT NULL,
-    recorded_at    DATETIME(6)   NOT NULL,
-    occurred_at    DATETIME(6)   NULL,
-    PRIMARY KEY (seq),
-    UNIQUE KEY events_position (position),
-    UNIQUE KEY events_id (id),
-    UNIQUE KEY events_stream_version (stream, version),
-    KEY events_tenant_position (tenant, position)
-) ENGINE = InnoDB ROW_FORMAT = DYNAMIC`
-
 const mysqlRawPage = `SELECT seq, id, stream, version, type, schema_version, data, meta, recorded_at, occurred_at
 	FROM events WHERE seq > ? ORDER BY seq LIMIT 1000`
 
@@ -118,7 +95,9 @@ func setupMySQLBench(ctx context.Context, d dsn, clients int) (env *benchEnv, er
 		return nil, err
 	}
 	closers = append(closers, raw.Close)
-	if _, err := raw.ExecContext(ctx, mysqlRawDDL); err != nil {
+	// The baseline's table is a copy of strata's, made from the live schema: the same columns
+	// and indexes, so the two cannot drift apart.
+	if _, err := raw.ExecContext(ctx, "CREATE TABLE events LIKE `"+strataDB+"`.events"); err != nil {
 		return nil, fmt.Errorf("bench: raw baseline table: %w", err)
 	}
 	return &benchEnv{st: st, raw: &mysqlRaw{db: raw}, stamped: true, cleanup: cleanup,

@@ -15,29 +15,6 @@ import (
 	"github.com/strata-events/strata/postgres"
 )
 
-// postgresRawDDL mirrors the events table and its index in postgres/migrations/0001_init.sql.
-// Keep the two in step: the baseline is only fair while the shapes match. The baseline writes
-// tx = 0 (it has no commit-order column to maintain) and pages by the same primary key.
-const postgresRawDDL = `
-CREATE TABLE events (
-    seq         bigint GENERATED ALWAYS AS IDENTITY,
-    tx          bigint      NOT NULL,
-    version     bigint      NOT NULL,
-    recorded_at timestamptz NOT NULL,
-    occurred_at timestamptz NOT NULL,
-    id          uuid        NOT NULL,
-    schema      integer     NOT NULL,
-    stream      text COLLATE "C" NOT NULL,
-    type        text COLLATE "C" NOT NULL,
-    tenant      text COLLATE "C",
-    meta        bytea,
-    data        bytea       NOT NULL,
-    CONSTRAINT events_pkey PRIMARY KEY (tx, seq),
-    CONSTRAINT events_id_key UNIQUE (id),
-    CONSTRAINT events_stream_version_key UNIQUE (stream, version)
-);
-CREATE INDEX events_tenant_idx ON events (tenant, tx, seq) WHERE tenant IS NOT NULL`
-
 const postgresRawPage = `SELECT seq, tx, version, recorded_at, occurred_at, id, schema, stream, type, meta, data
 	FROM events WHERE (tx, seq) > ($1, $2) ORDER BY tx, seq LIMIT 1000`
 
@@ -95,7 +72,10 @@ func setupPostgresBench(ctx context.Context, d dsn, clients int) (env *benchEnv,
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{rawSchema}.Sanitize()); err != nil {
 		return nil, fmt.Errorf("bench: create scratch schema: %w", err)
 	}
-	if _, err := admin.Exec(ctx, "SET search_path TO "+pgx.Identifier{rawSchema}.Sanitize()+"; "+postgresRawDDL+"; RESET search_path"); err != nil {
+	// The baseline's table is a copy of strata's, made from the live schema: the same columns,
+	// constraints and indexes (the retention index too), so the two cannot drift apart.
+	if _, err := admin.Exec(ctx, "CREATE TABLE "+pgx.Identifier{rawSchema, "events"}.Sanitize()+
+		" (LIKE "+pgx.Identifier{strataSchema, "events"}.Sanitize()+" INCLUDING ALL)"); err != nil {
 		return nil, fmt.Errorf("bench: raw baseline table: %w", err)
 	}
 	cfg, err := pgx.ParseConfig(d.target)
@@ -173,7 +153,11 @@ func pgInsertRows(ctx context.Context, db pgExecer, stream string, first int64, 
 		}
 		b := len(args)
 		fmt.Fprintf(&q, "(0,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8, b+9, b+10)
-		args = append(args, first+int64(i), now, now, [16]byte(e.id), int32(e.schema), stream, e.typ, e.tenant, e.meta, e.data)
+		var tenant []byte // NULL without a tenant, as strata writes it
+		if e.tenant != "" {
+			tenant = []byte(e.tenant)
+		}
+		args = append(args, first+int64(i), now, now, [16]byte(e.id), int32(e.schema), stream, e.typ, tenant, e.meta, e.data)
 	}
 	_, err := db.Exec(ctx, q.String(), args...)
 	return err

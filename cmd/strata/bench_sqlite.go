@@ -8,30 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/strata-events/strata/sqlite"
 	_ "modernc.org/sqlite" // the driver strata's sqlite package uses, registered as "sqlite"
 )
-
-// sqliteRawDDL mirrors the events table and its index in sqlite/migrations/0001_events.sql.
-// Keep the two in step: the baseline is only fair while the shapes match.
-const sqliteRawDDL = `
-CREATE TABLE events (
-    position    INTEGER PRIMARY KEY AUTOINCREMENT,
-    id          BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
-    stream      TEXT    NOT NULL,
-    version     INTEGER NOT NULL CHECK (version > 0),
-    type        TEXT    NOT NULL,
-    schema      INTEGER NOT NULL,
-    data        BLOB    NOT NULL,
-    meta        TEXT    NOT NULL,
-    tenant      TEXT    NOT NULL,
-    recorded_at INTEGER NOT NULL,
-    occurred_at INTEGER NOT NULL,
-    UNIQUE (stream, version)
-);
-CREATE INDEX events_tenant ON events (tenant, position);`
 
 const (
 	sqliteRawInsert = `INSERT INTO events (id, stream, version, type, schema, data, meta, tenant, recorded_at, occurred_at)
@@ -52,7 +34,7 @@ func setupSQLiteBench(ctx context.Context, d dsn, clients int) (*benchEnv, error
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	raw, err := openSQLiteRaw(ctx, filepath.Join(dir, "raw.db"), clients)
+	raw, err := openSQLiteRaw(ctx, filepath.Join(dir, "raw.db"), filepath.Join(dir, "strata.db"), clients)
 	if err != nil {
 		st.Close()
 		os.RemoveAll(dir)
@@ -63,13 +45,52 @@ func setupSQLiteBench(ctx context.Context, d dsn, clients int) (*benchEnv, error
 	}}, nil
 }
 
+// sqliteEventsDDL returns the statements that made the events table of the database at path
+// and its indexes, read from the live schema: the baseline's table is a copy of strata's (the
+// retention index too), so the two cannot drift apart.
+func sqliteEventsDDL(ctx context.Context, path string) (string, error) {
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(path)+"?mode=ro")
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT sql FROM sqlite_schema
+		WHERE tbl_name = 'events' AND type IN ('table', 'index') AND sql IS NOT NULL
+		ORDER BY type = 'index', rowid`)
+	if err != nil {
+		return "", fmt.Errorf("read the events table's schema: %w", err)
+	}
+	defer rows.Close()
+	var ddl []string
+	for rows.Next() {
+		var stmt string
+		if err := rows.Scan(&stmt); err != nil {
+			return "", err
+		}
+		ddl = append(ddl, stmt)
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	if len(ddl) == 0 {
+		return "", fmt.Errorf("%s has no events table", path)
+	}
+	return strings.Join(ddl, ";\n"), nil
+}
+
 type sqliteRaw struct {
 	w   *sql.DB // one connection, like strata's writer
 	r   *sql.DB
 	ins *sql.Stmt
 }
 
-func openSQLiteRaw(ctx context.Context, path string, clients int) (*sqliteRaw, error) {
+// openSQLiteRaw creates the baseline's database at path, with a copy of the events table of
+// the strata database at like.
+func openSQLiteRaw(ctx context.Context, path, like string, clients int) (*sqliteRaw, error) {
+	ddl, err := sqliteEventsDDL(ctx, like)
+	if err != nil {
+		return nil, err
+	}
 	uri := "file:" + filepath.ToSlash(path) + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
 	w, err := sql.Open("sqlite", uri+"&_pragma=synchronous(FULL)&_txlock=immediate")
 	if err != nil {
@@ -83,7 +104,7 @@ func openSQLiteRaw(ctx context.Context, path string, clients int) (*sqliteRaw, e
 	}
 	r.SetMaxOpenConns(max(clients, runtime.GOMAXPROCS(0)))
 	raw := &sqliteRaw{w: w, r: r}
-	if _, err := w.ExecContext(ctx, sqliteRawDDL); err != nil {
+	if _, err := w.ExecContext(ctx, ddl); err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
