@@ -211,8 +211,48 @@ func Expand(template string, m *Message, clean func(string) string) string {
 		clean = func(s string) string { return s }
 	}
 	e := &m.Event
-	return strings.NewReplacer(
-		"{type}", clean(e.Type), "{stream}", clean(e.Stream), "{tenant}", clean(e.Meta.Tenant),
-		"{category}", clean(e.Meta.Category), "{subsystem}", clean(e.Meta.Subsystem),
-	).Replace(template)
+	value := func(name string) (string, bool) {
+		switch name {
+		case "{type}":
+			return e.Type, true
+		case "{stream}":
+			return e.Stream, true
+		case "{tenant}":
+			return e.Meta.Tenant, true
+		case "{category}":
+			return e.Meta.Category, true
+		case "{subsystem}":
+			return e.Meta.Subsystem, true
+		}
+		return "", false
+	}
+	if v, ok := value(template); ok {
+		return clean(v) // the common template: one placeholder and nothing else
+	}
+	// One pass, left to right, like strings.Replacer; an unknown {name} stays as it is.
+	var b strings.Builder
+	b.Grow(len(template) + 32)
+	rest := template
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		b.WriteString(rest[:i])
+		rest = rest[i:]
+		j := strings.IndexByte(rest, '}')
+		if j < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		if v, ok := value(rest[:j+1]); ok {
+			b.WriteString(clean(v))
+			rest = rest[j+1:]
+			continue
+		}
+		// Not a placeholder: keep the brace and look for the next one after it.
+		b.WriteByte('{')
+		rest = rest[1:]
+	}
 }
