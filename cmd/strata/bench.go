@@ -61,7 +61,7 @@ runs (there is no SQL to compare with).
 		},
 	}
 	for _, w := range []string{"append", "read", "command"} {
-		c.AddCommand(wrap(&cobra.Command{
+		wc := &cobra.Command{
 			Use:   w,
 			Short: "Benchmark " + w + "s (see strata bench --help)",
 			Args:  argsExactly(0, "no arguments"),
@@ -97,13 +97,15 @@ runs (there is no SQL to compare with).
 				}
 				return runBench(ctx, cmd.OutOrStdout(), d, w, o)
 			},
-		}))
+		}
+		// The flags of the SQL workloads only: bench http has flags of its own.
+		f := wc.Flags()
+		f.IntVar(&o.clients, "clients", 4, "concurrent clients (goroutines, each with its own stream)")
+		f.IntVar(&o.batch, "batch", 10, "events per append (one transaction)")
+		f.IntVar(&o.events, "events", 10000, "events in all")
+		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (strata, baseline and set-up) to this file, for go tool pprof")
+		c.AddCommand(wrap(wc))
 	}
-	f := c.PersistentFlags()
-	f.IntVar(&o.clients, "clients", 4, "concurrent clients (goroutines, each with its own stream)")
-	f.IntVar(&o.batch, "batch", 10, "events per append (one transaction)")
-	f.IntVar(&o.events, "events", 10000, "events in all")
-	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (strata, baseline and set-up) to this file, for go tool pprof")
 	return c
 }
 
