@@ -11,10 +11,13 @@ import (
 )
 
 // Metadata is stored with every event. The well-known fields answer the auditor's questions:
-// whose data (Tenant), who acted (Principal, Session), and why (Correlation, Causation). Extra
-// holds any other string keys; they may not reuse a well-known name.
+// whose data (Tenant, Subject), who acted (Principal, Session), and why (Correlation,
+// Causation). Extra holds any other string keys; they may not reuse a well-known name.
 type Metadata struct {
-	Tenant      string
+	Tenant string
+	// Subject names the data subject whose personal data the event holds: the sensitive fields
+	// of its payload are encrypted under the subject's key (package shred sets it).
+	Subject     string
 	Principal   string
 	Session     string
 	Correlation string
@@ -27,6 +30,7 @@ type Metadata struct {
 // The JSON names of the well-known metadata keys.
 const (
 	MetaTenant      = "tenant"
+	MetaSubject     = "subject"
 	MetaPrincipal   = "principal"
 	MetaSession     = "session"
 	MetaCorrelation = "correlation"
@@ -43,7 +47,7 @@ func (m *Metadata) fields() []struct {
 		key string
 		val *string
 	}{
-		{MetaTenant, &m.Tenant}, {MetaPrincipal, &m.Principal}, {MetaSession, &m.Session},
+		{MetaTenant, &m.Tenant}, {MetaSubject, &m.Subject}, {MetaPrincipal, &m.Principal}, {MetaSession, &m.Session},
 		{MetaCorrelation, &m.Correlation}, {MetaCausation, &m.Causation},
 		{MetaSubsystem, &m.Subsystem}, {MetaCategory, &m.Category},
 	}
@@ -52,7 +56,7 @@ func (m *Metadata) fields() []struct {
 // IsWellKnownMetaKey reports whether key names one of Metadata's fields.
 func IsWellKnownMetaKey(key string) bool {
 	switch key {
-	case MetaTenant, MetaPrincipal, MetaSession, MetaCorrelation, MetaCausation, MetaSubsystem, MetaCategory:
+	case MetaTenant, MetaSubject, MetaPrincipal, MetaSession, MetaCorrelation, MetaCausation, MetaSubsystem, MetaCategory:
 		return true
 	}
 	return false
@@ -138,12 +142,14 @@ type metaField struct{ key, val string }
 
 // sortedFields returns the set fields and extra keys in key order.
 func (m *Metadata) sortedFields() []metaField {
-	var fixed [7]metaField
-	// In key order: category < causation < correlation < principal < session < subsystem < tenant.
+	var fixed [8]metaField
+	// In key order: category < causation < correlation < principal < session < subject <
+	// subsystem < tenant.
 	fs := fixed[:0]
 	for _, f := range []metaField{
 		{MetaCategory, m.Category}, {MetaCausation, m.Causation}, {MetaCorrelation, m.Correlation},
-		{MetaPrincipal, m.Principal}, {MetaSession, m.Session}, {MetaSubsystem, m.Subsystem}, {MetaTenant, m.Tenant},
+		{MetaPrincipal, m.Principal}, {MetaSession, m.Session}, {MetaSubject, m.Subject},
+		{MetaSubsystem, m.Subsystem}, {MetaTenant, m.Tenant},
 	} {
 		if f.val != "" {
 			fs = append(fs, f)
@@ -234,6 +240,8 @@ func decodePlainMeta(s []byte, m *Metadata) bool {
 			f, bit = &m.Subsystem, 1<<5
 		case MetaCategory:
 			f, bit = &m.Category, 1<<6
+		case MetaSubject:
+			f, bit = &m.Subject, 1<<7
 		}
 		switch {
 		case f != nil:

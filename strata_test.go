@@ -114,6 +114,36 @@ func TestMetadataJSON(t *testing.T) {
 	}
 }
 
+// TestMetadataSubject checks that Subject, once an extra key, keeps the encoding events stored
+// with it as an extra key: the canonical bytes, and so every leaf hash the ledger sealed, do not
+// change, and such stored metadata decodes into the field.
+func TestMetadataSubject(t *testing.T) {
+	m := strata.Metadata{Tenant: "acme", Subject: "subject-42", Subsystem: "ra", Session: "s-1", Extra: map[string]string{"subjectx": "x"}}
+	b, _ := json.Marshal(m)
+	const want = `{"session":"s-1","subject":"subject-42","subjectx":"x","subsystem":"ra","tenant":"acme"}`
+	if string(b) != want {
+		t.Fatalf("marshal: %s, want %s", b, want)
+	}
+	for _, stored := range []string{want, `{"session":"s-1","subject":"subject-\u0034\u0032","subjectx":"x","subsystem":"ra","tenant":"acme"}`} {
+		var back strata.Metadata
+		if err := json.Unmarshal([]byte(stored), &back); err != nil || !back.Equal(m) || back.Subject != "subject-42" {
+			t.Fatalf("decode %s: %+v %v", stored, back, err)
+		}
+	}
+	if m.Get(strata.MetaSubject) != "subject-42" || !strata.IsWellKnownMetaKey(strata.MetaSubject) {
+		t.Fatalf("subject is not a well-known key")
+	}
+	var set strata.Metadata
+	if set.Set(strata.MetaSubject, "s-9"); set.Subject != "s-9" || set.Extra != nil {
+		t.Fatalf("Set: %+v", set)
+	}
+	_, err := strata.PrepareAppend("append", []strata.StreamAppend{{Stream: "s", Expected: strata.Any,
+		Events: []strata.EventData{{Type: "E", Meta: strata.Metadata{Extra: map[string]string{"subject": "s-1"}}}}}})
+	if !errors.Is(err, strata.ErrInvalid) || !strings.Contains(err.Error(), `metadata key "subject" must be set through its Metadata field`) {
+		t.Fatalf("subject as an extra key: %v", err)
+	}
+}
+
 func TestPrepareAppend(t *testing.T) {
 	in := []strata.StreamAppend{{Stream: "s", Expected: strata.Any, Events: []strata.EventData{{Type: "E"}}}}
 	out, err := strata.PrepareAppend("append", in)

@@ -90,7 +90,7 @@ type kv struct{ key, val string }
 func metaEntries(m *strata.Metadata) []kv {
 	out := make([]kv, 0, 8+len(m.Extra))
 	for _, k := range [...]string{strata.MetaCategory, strata.MetaCausation, strata.MetaCorrelation,
-		strata.MetaPrincipal, strata.MetaSession, strata.MetaSubsystem, strata.MetaTenant} {
+		strata.MetaPrincipal, strata.MetaSession, strata.MetaSubject, strata.MetaSubsystem, strata.MetaTenant} {
 		if v := m.Get(k); v != "" {
 			out = append(out, kv{k, v})
 		}

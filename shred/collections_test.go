@@ -241,7 +241,7 @@ func TestCollectionsRoundTrip(t *testing.T) {
 			t.Errorf("the stored payload lost %s: %s", kept, stored.Data)
 		}
 	}
-	if !json.Valid(stored.Data) || stored.Meta.Extra[shred.MetaSubject] != "subject-42" {
+	if !json.Valid(stored.Data) || stored.Meta.Subject != "subject-42" {
 		t.Fatalf("stored %s, meta %+v", stored.Data, stored.Meta)
 	}
 	if got := decodeRevocation(t, e, stored); !reflect.DeepEqual(got, v) {
@@ -437,7 +437,7 @@ func TestRefusedTypes(t *testing.T) {
 				t.Fatal(err)
 			}
 			reg.Use(e.p)
-			if _, err := reg.Encode(ctx, c.value, strata.Metadata{Extra: map[string]string{shred.MetaSubject: "subject-1"}}); !errors.Is(err, shred.ErrUnprotectable) || !errors.Is(err, strata.ErrInvalid) {
+			if _, err := reg.Encode(ctx, c.value, strata.Metadata{Subject: "subject-1"}); !errors.Is(err, shred.ErrUnprotectable) || !errors.Is(err, strata.ErrInvalid) {
 				t.Fatalf("encoded: %v", err)
 			}
 			if err := e.p.CheckType("X", reflect.TypeOf(c.value)); !errors.Is(err, shred.ErrUnprotectable) {

@@ -31,7 +31,6 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
-	"maps"
 	"reflect"
 	"sync"
 	"time"
@@ -42,10 +41,10 @@ import (
 	"github.com/strata-events/strata/codec"
 )
 
-// MetaSubject is the metadata key that names an event's data subject. Encoding sets it on every
-// event with sensitive fields; a writer may set it to name the subject of an event whose type
-// has no subject field.
-const MetaSubject = "subject"
+// MetaSubject is the metadata key that names an event's data subject, [strata.Metadata.Subject].
+// Encoding sets it on every event with sensitive fields; a writer may set it to name the subject
+// of an event whose type has no subject field.
+const MetaSubject = strata.MetaSubject
 
 // ErrErased is wrapped by the error of writing personal data of an erased subject.
 var ErrErased = errors.New("the data subject was erased")
@@ -224,7 +223,7 @@ func (p *Protector) Encode(ctx context.Context, v any, rec *codec.Record) error 
 	if err != nil || pl.empty() {
 		return err
 	}
-	subject := rec.Meta.Extra[MetaSubject]
+	subject := rec.Meta.Subject
 	if s := subjectOf(v, pl); s != "" {
 		subject = s
 	} else if pl.subject != "" && pl.subjectIndex == nil {
@@ -250,15 +249,7 @@ func (p *Protector) Encode(ctx context.Context, v any, rec *codec.Record) error 
 		return strata.Errorf(strata.Invalid, op, "event type %q: %w", rec.Type, err)
 	}
 	rec.Data = data
-	if rec.Meta.Extra[MetaSubject] != subject {
-		// The caller's map may be shared (by the events of a batch): set the key on a copy.
-		extra := maps.Clone(rec.Meta.Extra)
-		if extra == nil {
-			extra = make(map[string]string, 1)
-		}
-		extra[MetaSubject] = subject
-		rec.Meta.Extra = extra
-	}
+	rec.Meta.Subject = subject
 	return nil
 }
 
@@ -269,7 +260,7 @@ func (p *Protector) Decode(ctx context.Context, rec *codec.Record) error {
 	if !bytes.Contains(rec.Data, []byte(envelopePrefix)) {
 		return nil
 	}
-	subject := rec.Meta.Extra[MetaSubject]
+	subject := rec.Meta.Subject
 	data, err := openFields(rec.Data, fields{id: rec.ID, typ: rec.Type, subject: subject, tenant: rec.Meta.Tenant, p: p, ctx: ctx})
 	if err != nil {
 		var se *strata.Error

@@ -116,7 +116,7 @@ func TestEncryptsSensitiveFieldsOnly(t *testing.T) {
 			t.Errorf("stored data lost %s: %s", kept, stored.Data)
 		}
 	}
-	if stored.Meta.Extra[shred.MetaSubject] != "subject-42" || stored.Meta.Tenant != "acme" {
+	if stored.Meta.Subject != "subject-42" || stored.Meta.Tenant != "acme" {
 		t.Errorf("metadata %+v", stored.Meta)
 	}
 	m, err := e.reg.DecodeOne(context.Background(), stored)
@@ -227,7 +227,7 @@ func TestTamperedOrMovedCiphertext(t *testing.T) {
 			return ev
 		},
 		"claimed by another subject": func(ev strata.Event) strata.Event {
-			ev.Meta.Extra = map[string]string{shred.MetaSubject: "subject-7"}
+			ev.Meta.Subject = "subject-7"
 			return ev
 		},
 		"a malformed envelope": func(ev strata.Event) strata.Event {

@@ -25,7 +25,7 @@ func LegacyKeyEvents(t testing.TB, st strata.Store) []strata.SubjectKey {
 	sealed := func(tenant, subject string) strata.EventData {
 		return strata.EventData{Type: "CertificateIssued",
 			Data: fmt.Appendf(nil, `{"serial":"1","subjectDN":"strata:enc:v1:s:%s"}`, subject),
-			Meta: strata.Metadata{Tenant: tenant, Extra: map[string]string{"subject": subject}}}
+			Meta: strata.Metadata{Tenant: tenant, Subject: subject}}
 	}
 	plain := func(tenant, subject string) strata.EventData {
 		e := sealed(tenant, subject)
