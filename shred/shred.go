@@ -277,7 +277,7 @@ func (p *Protector) Decode(ctx context.Context, rec *codec.Record) error {
 // create is set and the subject has none in the tenant (see keyOf in tenant.go).
 func (p *Protector) dataKey(ctx context.Context, tenant, subject string, create bool) (cipher.AEAD, bool, error) {
 	const op = "shred key"
-	ck := cacheKey(tenant, subject)
+	ck := cacheKey{tenant, subject}
 	if aead, erased, ok := p.cache.get(ck); ok {
 		return aead, erased, nil
 	}
@@ -398,7 +398,7 @@ func (p *Protector) Erase(ctx context.Context, subject string, meta strata.Metad
 	if err != nil {
 		return strata.SubjectKey{}, err
 	}
-	p.cache.put(cacheKey("", subject), nil, true)
+	p.cache.put(cacheKey{"", subject}, nil, true)
 	return tomb, p.recordErasure(ctx, op, tomb, ErasureStream(subject), "", meta)
 }
 
