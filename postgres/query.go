@@ -377,7 +377,9 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 		return 0, nil
 	}
 	seen := make(map[uuid.UUID]bool, len(ts))
-	ids, runs := make([]uuid.UUID, 0, len(ts)), make([]uuid.UUID, 0, len(ts))
+	// [16]byte, not uuid.UUID: pgx would encode a uuid.UUID through its driver.Valuer, as text
+	// parsed back, which cost a retention run a quarter of its time.
+	ids, runs := make([][16]byte, 0, len(ts)), make([][16]byte, 0, len(ts))
 	hashes := make([][]byte, 0, len(ts))
 	for i := len(ts) - 1; i >= 0; i-- { // the last of duplicates wins
 		t := ts[i]
@@ -403,7 +405,7 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 // batchTenants returns the distinct tenants of the events ids and the metadata a tombstoned
 // event of each keeps. Events are never re-tenanted, so reading them before the statement
 // that blanks them is safe.
-func (s *Store) batchTenants(ctx context.Context, ids []uuid.UUID) (tenants, metas [][]byte, err error) {
+func (s *Store) batchTenants(ctx context.Context, ids [][16]byte) (tenants, metas [][]byte, err error) {
 	rows, _ := s.pool.Query(ctx, s.sq(`SELECT DISTINCT tenant FROM {schema}.events WHERE id = ANY($1::uuid[]) AND tenant IS NOT NULL`), ids)
 	tenants, err = pgx.CollectRows(rows, pgx.RowTo[[]byte])
 	if err != nil {

@@ -25,7 +25,7 @@ func (s *Store) transmits() *transmitstore.Store {
 		ForUpdate:    " FOR UPDATE",
 		Upsert:       transmitstore.ConflictUpsert,
 		InsertIgnore: " ON CONFLICT DO NOTHING",
-		ID:           func(id uuid.UUID) any { return id },
+		ID:           func(id uuid.UUID) any { return [16]byte(id) }, // binary, not uuid.UUID's Valuer text
 	}}
 }
 
@@ -33,13 +33,13 @@ func (s *Store) transmits() *transmitstore.Store {
 // whatever the batch size, so nothing grows with it but the arrays.
 func bulkDeliveries(ctx context.Context, conn projstore.Conn, table, transmitter string, ds []strata.Delivery) error {
 	n := len(ds)
-	ids := make([]string, n)
+	ids := make([][16]byte, n)
 	pc, pe, ver := make([]int64, n), make([]int64, n), make([]int64, n)
 	streams, types, statuses, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	attempts := make([]int32, n)
 	first, last, sent := make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, d := range ds {
-		ids[i] = d.EventID.String()
+		ids[i] = d.EventID
 		pc[i], pe[i], ver[i] = int64(d.Position.Commit), int64(d.Position.Event), d.Version
 		streams[i], types[i], statuses[i], errs[i] = d.Stream, d.Type, string(d.Status), d.LastError
 		attempts[i] = int32(d.Attempts)
