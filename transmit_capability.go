@@ -192,9 +192,6 @@ type TransmitStore interface {
 	// those of the same commits, so that a batch's records never show without the checkpoint
 	// committed with them.
 	TransmitterStates(ctx context.Context) ([]TransmitterState, error)
-	// PruneDeliveries deletes the transmitter's sent records whose SentAt is before before, and
-	// returns how many. Failed, dead and pending records are never pruned.
-	PruneDeliveries(ctx context.Context, transmitter string, before time.Time) (int64, error)
 	// PruneDeliveryRecords deletes (or, with p.DryRun, counts) the transmitter's sent records
 	// older than p.SentBefore and dead records older than p.DeadBefore, in one transaction.
 	// Failed and pending records are never pruned. Bad input (see [PrepareDeliveryPrune]) is an

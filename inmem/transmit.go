@@ -158,27 +158,6 @@ func (s *Store) TransmitterStates(ctx context.Context) ([]strata.TransmitterStat
 	return out, nil
 }
 
-// PruneDeliveries implements strata.TransmitStore.
-func (s *Store) PruneDeliveries(ctx context.Context, transmitter string, before time.Time) (int64, error) {
-	const op = "prune deliveries"
-	if err := strata.ValidateTransmitterName(op, transmitter); err != nil {
-		return 0, err
-	}
-	if err := s.lock(ctx, op); err != nil {
-		return 0, err
-	}
-	defer s.mu.Unlock()
-	var n int64
-	before = strata.Timestamp(before)
-	for id, d := range s.tm.recs[transmitter] {
-		if d.Status == strata.DeliverySent && d.SentAt.Before(before) {
-			delete(s.tm.recs[transmitter], id)
-			n++
-		}
-	}
-	return n, nil
-}
-
 // PruneDeliveryRecords implements strata.TransmitStore.
 func (s *Store) PruneDeliveryRecords(ctx context.Context, p strata.DeliveryPrune) (strata.PrunedDeliveries, error) {
 	const op = "prune delivery records"

@@ -23,30 +23,11 @@ func (p deliveryPurger) Purge(ctx context.Context, before time.Time, dryRun bool
 	}
 	var n int64
 	for _, s := range states {
-		if !dryRun {
-			k, err := p.ts.PruneDeliveries(ctx, s.Name, before)
-			if err != nil {
-				return n, err
-			}
-			n += k
-			continue
+		got, err := p.ts.PruneDeliveryRecords(ctx, strata.DeliveryPrune{Transmitter: s.Name, SentBefore: before, DryRun: dryRun})
+		if err != nil {
+			return n, err
 		}
-		q := strata.DeliveryQuery{Transmitter: s.Name, Status: strata.DeliverySent}
-		for {
-			ds, err := p.ts.Deliveries(ctx, q)
-			if err != nil {
-				return n, err
-			}
-			for _, d := range ds {
-				if d.SentAt.Before(before) {
-					n++
-				}
-			}
-			if len(ds) == 0 {
-				break
-			}
-			q.After = ds[len(ds)-1].Position
-		}
+		n += got.Sent
 	}
 	return n, nil
 }

@@ -48,11 +48,6 @@ func (s *Store) TransmitterStates(ctx context.Context) ([]strata.TransmitterStat
 	return s.transmits().TransmitterStates(ctx)
 }
 
-// PruneDeliveries implements strata.TransmitStore.
-func (s *Store) PruneDeliveries(ctx context.Context, transmitter string, before time.Time) (int64, error) {
-	return s.transmits().PruneDeliveries(ctx, transmitter, before)
-}
-
 // PruneDeliveryRecords implements strata.TransmitStore.
 func (s *Store) PruneDeliveryRecords(ctx context.Context, p strata.DeliveryPrune) (strata.PrunedDeliveries, error) {
 	return s.transmits().PruneDeliveryRecords(ctx, p)

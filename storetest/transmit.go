@@ -261,9 +261,9 @@ func (s suite) testTransmitPrune(t *testing.T) {
 		ds = append(ds, delivery(i, status))
 	}
 	mustCommitDeliveries(t, ts, strata.DeliveryCommit{Transmitter: "crl", Deliveries: ds})
-	n, err := ts.PruneDeliveries(testContext(t), "crl", ds[3].SentAt)
-	if err != nil || n != 2 {
-		t.Fatalf("prune = %d, %v; want 2 (the sent records 1 and 3)", n, err)
+	n, err := ts.PruneDeliveryRecords(testContext(t), strata.DeliveryPrune{Transmitter: "crl", SentBefore: ds[3].SentAt})
+	if err != nil || n != (strata.PrunedDeliveries{Sent: 2}) {
+		t.Fatalf("prune = %+v, %v; want 2 sent (the records 1 and 3)", n, err)
 	}
 	left := mustDeliveries(t, ts, strata.DeliveryQuery{Transmitter: "crl"})
 	if len(left) != 4 || left[0].Version != 2 || left[1].Version != 4 {

@@ -354,21 +354,6 @@ func (s *Store) TransmitterStates(ctx context.Context) ([]strata.TransmitterStat
 	return out, nil
 }
 
-// PruneDeliveries implements strata.TransmitStore.
-func (s *Store) PruneDeliveries(ctx context.Context, transmitter string, before time.Time) (int64, error) {
-	const op = "prune deliveries"
-	if err := strata.ValidateTransmitterName(op, transmitter); err != nil {
-		return 0, err
-	}
-	var n int64
-	err := s.tx(ctx, op, func(conn projstore.Conn) error {
-		var err error
-		n, err = conn.Exec(ctx, s.q("DELETE FROM {d} WHERE transmitter = ? AND status = 'sent' AND sent_at < ?"), transmitter, micros(strata.Timestamp(before)))
-		return err
-	})
-	return n, err
-}
-
 // PruneDeliveryRecords implements strata.TransmitStore.
 func (s *Store) PruneDeliveryRecords(ctx context.Context, p strata.DeliveryPrune) (strata.PrunedDeliveries, error) {
 	const op = "prune delivery records"
