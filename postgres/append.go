@@ -164,13 +164,13 @@ func (s *Store) appendOne(ctx context.Context, op string, a strata.StreamAppend)
 		qargs = []any{a.Stream, lo, hi, args.ids, args.types, args.schemas, args.data, args.meta, args.tenants, args.occurred}
 	}
 	var (
-		guarded bool
-		cur     int64
-		tx      pgx.Tx
-		err     error
+		txv, cur int64
+		top      pgtype.Int8
+		tx       pgx.Tx
+		err      error
 	)
 	if !hasHook(ctx) {
-		err = s.pool.QueryRow(ctx, sql, qargs...).Scan(&guarded, &cur)
+		err = s.pool.QueryRow(ctx, sql, qargs...).Scan(&txv, &top, &cur)
 		s.afterWrite()
 	} else {
 		b := &pgx.Batch{}
@@ -179,7 +179,7 @@ func (s *Store) appendOne(ctx context.Context, op string, a strata.StreamAppend)
 		br := s.pool.SendBatch(ctx, b)
 		tx = br.Tx()
 		if _, err = br.Exec(); err == nil {
-			err = br.QueryRow().Scan(&guarded, &cur)
+			err = br.QueryRow().Scan(&txv, &top, &cur)
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
@@ -187,7 +187,7 @@ func (s *Store) appendOne(ctx context.Context, op string, a strata.StreamAppend)
 	}
 	switch {
 	case err != nil:
-	case !guarded:
+	case top.Valid && txv <= top.Int64:
 		s.rollback(ctx, tx)
 		return nil, true, nil
 	case cur < lo || cur > hi:
@@ -249,15 +249,16 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 	}
 	br := conn.SendBatch(ctx, b)
 	var (
-		guarded bool
-		curs    []int64
+		txv  int64
+		top  pgtype.Int8
+		curs []int64
 	)
 	_, err = br.Exec()
 	if err == nil {
 		_, err = br.Exec()
 	}
 	if err == nil {
-		err = br.QueryRow().Scan(&guarded, &curs)
+		err = br.QueryRow().Scan(&txv, &top, &curs)
 	}
 	var commitTag pgconn.CommandTag
 	if err == nil && !hook {
@@ -273,7 +274,7 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 			err = pgx.ErrTxCommitRollback
 		}
 	}
-	if err == nil && !guarded {
+	if err == nil && top.Valid && txv <= top.Int64 {
 		s.rollback(ctx, tx)
 		return nil, true, nil
 	}

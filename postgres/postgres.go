@@ -31,24 +31,21 @@
 //
 // Transaction IDs belong to a cluster. After pg_dump and restore into a cluster whose counter is
 // lower, new transactions would get IDs below the stored tx values and sort before old events,
-// behind every reader's cursor. The offset, kept in the one-row table clock, prevents that: it
-// is raised so that ID + offset exceeds every stored tx ([Open] does it, and so does a reader
-// that sees rows above the snapshot's xmax + offset, which no transaction of this cluster can
-// have written), and it only grows. In one cluster a raised offset stays high enough, since
-// IDs only grow; they fall below stored positions only on another server (a restore into a
-// fresh cluster, a logical replica promoted, pg_resetwal), and every one of those starts a
-// postmaster. A raise therefore records the start time of its server (pg_postmaster_start_time)
-// in clock, and an append checks, in the statement that assigns its ID, that its server started
-// at that time: one comparison with a value in the server's memory, on the clock row the
-// append reads for the offset anyway. On any other server, after a restart too, the append
-// writes nothing, raises the offset, which records the new server, and retries. This holds
-// behind a connection pooler, which may hand a client's connection to a new server unseen.
-// Every statement reads the offset and the start time with its own snapshot.
+// behind every reader's cursor. The offset, kept in the one-row table clock, prevents that.
+// A transaction's ID is greater than the ID of every transaction that committed before its
+// statement's snapshot was taken, so an append compares its own ID + offset, in the statement
+// that assigns the ID, with the largest tx its snapshot sees (one backward probe of the
+// (tx, seq) index). In one cluster, with one offset, the check always passes; it fails exactly
+// when stored rows come from a cluster with a higher counter. The append then writes nothing,
+// raises the offset so that ID + offset exceeds every stored tx, and retries. [Open] raises it
+// too, and so does a reader that sees rows above the snapshot's xmax + offset, which no
+// transaction of this cluster can have written. The offset only grows, and every statement
+// reads it with its own snapshot.
 //
 // # Appends
 //
 // One statement reads the stream's version (a backward probe of the unique index on
-// (stream, version)), checks it against the expected version and the restore guard, and
+// (stream, version)), checks it against the expected version, applies the restore guard and
 // inserts the events after it; there is no row per stream to lock or update. Without a
 // [strata.WithBeforeCommit] hook it runs as its own transaction, one round trip like a bare
 // INSERT; with a hook, BEGIN travels with it and COMMIT follows the hook.

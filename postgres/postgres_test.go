@@ -254,11 +254,9 @@ func TestOutOfOrderCommit(t *testing.T) {
 }
 
 // shiftTx simulates pg_dump and restore into a cluster whose transaction counter is far below
-// the one that wrote the data: the data comes from a server that started at another time. A
-// consumer's stored cursor moves with the data.
+// the one that wrote the data. A consumer's stored cursor moves with the data.
 func shiftTx(e *env, by int64, cursor strata.Position) strata.Position {
 	e.exec("UPDATE events SET tx = tx + $1", by)
-	e.exec("UPDATE clock SET guarded_at = pg_postmaster_start_time() - interval '1 day'")
 	cursor.Commit += uint64(by)
 	return cursor
 }
@@ -348,39 +346,6 @@ func TestRestoreOffset(t *testing.T) {
 		s3 := e.open()
 		check(t, s3, s, 5_000_000_000_000, "append-other")
 	})
-}
-
-// TestRestoreGuardServerStart checks that an append on a server other than the one that last
-// guarded the offset (a restart, or a schema from before version 12) raises the guard once,
-// concurrent appenders included, and then appends without raising it again.
-func TestRestoreGuardServerStart(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	s := e.open()
-	ctx := context.Background()
-	mustAppend(t, s, "before", strata.NoStream, event("Old", `{}`))
-	if e.queryInt("SELECT count(*) FROM clock WHERE guarded_at = pg_postmaster_start_time()") != 1 {
-		t.Fatal("Open did not guard the offset on this server")
-	}
-	for _, set := range []string{"NULL", "pg_postmaster_start_time() - interval '1 second'"} {
-		e.exec("UPDATE clock SET guarded_at = " + set)
-		var wg sync.WaitGroup
-		for i := range 4 {
-			wg.Go(func() {
-				if _, err := s.Append(ctx, fmt.Sprintf("after-%d", i), strata.Any, event("New", `{}`)); err != nil {
-					t.Errorf("guarded_at %s: %v", set, err)
-				}
-			})
-		}
-		wg.Wait()
-		if e.queryInt("SELECT count(*) FROM clock WHERE guarded_at = pg_postmaster_start_time()") != 1 {
-			t.Fatalf("guarded_at %s: the appends did not guard the offset on this server", set)
-		}
-	}
-	all := readAll(t, s, strata.ReadAllOptions{})
-	if len(all) != 1+2*4 || all[0].Stream != "before" {
-		t.Fatalf("read %v", streamsOf(all))
-	}
 }
 
 func TestConcurrentExactAppends(t *testing.T) {

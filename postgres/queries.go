@@ -23,21 +23,19 @@ type queries struct {
 // The columns a read returns, in the order fetch scans them.
 const eventColumns = `seq, tx, version, recorded_at, occurred_at, id, schema, stream, type, meta, data`
 
+// ownTx is this transaction's ID plus the offset, in a statement that reads the one row of
+// clock as c: reading it as a FROM item rather than as a scalar subquery spares an append a
+// subplan. Calling pg_current_xact_id() assigns the ID if the transaction has none yet, which
+// happens after the statement's snapshot was taken: the restore guard and the order of a
+// stream's versions rely on that.
+const ownTx = `pg_current_xact_id()::text::bigint + c.tx_offset`
+
 // offset reads the clock's offset. It is a scalar subquery rather than a join so that the
 // planner counts on one row, whatever the statistics say.
 const offset = `(SELECT tx_offset FROM {schema}.clock)`
 
 // topTx is the largest tx the statement's snapshot sees: one backward probe of events_pkey.
 const topTx = `(SELECT e.tx FROM {schema}.events e ORDER BY e.tx DESC, e.seq DESC LIMIT 1)`
-
-// appendClock is the first step of an append, from the one row of clock c: own, this
-// transaction's ID plus the offset; and guarded, the restore guard, true when the
-// offset was last raised, or found high enough, on this very server (see "Restore safety" in
-// the package documentation), from a value the postmaster keeps in memory. Calling
-// pg_current_xact_id() assigns the ID if the transaction has none yet, which happens after the
-// statement's snapshot was taken: the order of a stream's versions relies on that.
-const appendClock = `pg_current_xact_id()::text::bigint + c.tx_offset AS own,
-		coalesce(c.guarded_at = pg_postmaster_start_time(), false) AS guarded`
 
 // versionOf is the version of the stream named by the SQL expression %s as the statement's
 // snapshot sees it, 0 for none: one backward probe of events_stream_version_key.
@@ -50,9 +48,9 @@ const versionOf = `coalesce((SELECT e.version FROM {schema}.events e WHERE e.str
 // index (stream, version) makes the second wait for the first and fail when it commits, and
 // the loser retries with a new statement, a new snapshot and a new ID (see Store.append).
 const appendOneHead = `WITH h AS MATERIALIZED (
-	SELECT ` + appendClock + `, {version1} AS cur FROM {schema}.clock c
+	SELECT ` + ownTx + ` AS own, ` + topTx + ` AS top, {version1} AS cur FROM {schema}.clock c
 ), ok AS (
-	SELECT h.own, h.cur FROM h WHERE h.guarded AND h.cur BETWEEN $2::bigint AND $3::bigint
+	SELECT h.own, h.cur FROM h WHERE (h.top IS NULL OR h.own > h.top) AND h.cur BETWEEN $2::bigint AND $3::bigint
 ), ins AS (
 	INSERT INTO {schema}.events (tx, version, recorded_at, occurred_at, id, schema, stream, type, tenant, meta, data)`
 
@@ -63,14 +61,14 @@ const appendOneTail = `
 		WITH ORDINALITY AS u(id, type, schema, data, meta, tenant, occurred_at, ord)
 	ORDER BY u.ord
 )
-SELECT h.guarded, h.cur FROM h`
+SELECT h.own, h.top, h.cur FROM h`
 
 const appendOneTail1 = `
 	SELECT ok.own, ok.cur + 1, now(), coalesce($10::timestamptz, now()),
 		$4::uuid, $6::int, $1::text, $5::text, $9::bytea, $8::bytea, $7::bytea
 	FROM ok
 )
-SELECT h.guarded, h.cur FROM h`
+SELECT h.own, h.top, h.cur FROM h`
 
 // lockStreams takes a transaction-scoped advisory lock per stream of an AppendMulti ($2, the
 // names, under the key space $1), in the order of the keys. Concurrent multi-appends thus
@@ -85,13 +83,13 @@ const lockStreams = `SELECT count(pg_advisory_xact_lock(k)) FROM (
 // stream's version; per event, $4 the index of its stream (from 1) and $5 its place in that
 // stream's batch (from 1). It returns the streams' versions before the append, in order.
 const appendMulti = `WITH h AS MATERIALIZED (
-	SELECT ` + appendClock + ` FROM {schema}.clock c
+	SELECT ` + ownTx + ` AS own, ` + topTx + ` AS top FROM {schema}.clock c
 ), c AS MATERIALIZED (
 	SELECT a.i, a.name, {versionA} AS cur, a.lo, a.hi
 	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS a(name, lo, hi, i)
 ), ok AS (
 	SELECT h.own FROM h
-	WHERE h.guarded AND NOT EXISTS (SELECT 1 FROM c WHERE c.cur NOT BETWEEN c.lo AND c.hi)
+	WHERE (h.top IS NULL OR h.own > h.top) AND NOT EXISTS (SELECT 1 FROM c WHERE c.cur NOT BETWEEN c.lo AND c.hi)
 ), ins AS (
 	INSERT INTO {schema}.events (tx, version, recorded_at, occurred_at, id, schema, stream, type, tenant, meta, data)
 	SELECT ok.own, c.cur + u.off, now(), coalesce(u.occurred_at, now()),
@@ -101,7 +99,7 @@ const appendMulti = `WITH h AS MATERIALIZED (
 	JOIN c ON c.i = u.si
 	ORDER BY u.ord
 )
-SELECT h.guarded, ARRAY(SELECT c.cur FROM c ORDER BY c.i) FROM h`
+SELECT h.own, h.top, ARRAY(SELECT c.cur FROM c ORDER BY c.i) FROM h`
 
 func buildQueries(schema string) queries {
 	version := strings.ReplaceAll(versionOf, "{schema}", schema)
@@ -115,15 +113,10 @@ func buildQueries(schema string) queries {
 		appendMulti: r.Replace(appendMulti),
 
 		// raise lifts the offset so that this and every later transaction's tx exceeds every
-		// stored tx, and records the server it ran on as guarded_at; it changes nothing when
-		// both already hold.
-		raise: r.Replace(`UPDATE {schema}.clock AS c SET
-		tx_offset = CASE WHEN h.top IS NOT NULL AND pg_current_xact_id()::text::bigint + c.tx_offset <= h.top
-			THEN c.tx_offset + (h.top - (pg_current_xact_id()::text::bigint + c.tx_offset) + 1) ELSE c.tx_offset END,
-		guarded_at = pg_postmaster_start_time()
+		// stored tx; it changes nothing when that already holds.
+		raise: r.Replace(`UPDATE {schema}.clock AS c SET tx_offset = c.tx_offset + (h.top - (pg_current_xact_id()::text::bigint + c.tx_offset) + 1)
 	FROM (SELECT ` + topTx + ` AS top) h
-	WHERE (h.top IS NOT NULL AND pg_current_xact_id()::text::bigint + c.tx_offset <= h.top)
-		OR c.guarded_at IS DISTINCT FROM pg_postmaster_start_time()`),
+	WHERE h.top IS NOT NULL AND pg_current_xact_id()::text::bigint + c.tx_offset <= h.top`),
 		// notify commits asynchronously: a NOTIFY transaction has an ID and a commit record,
 		// and waiting for its WAL flush would only delay the next append's.
 		notify: `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`,
