@@ -92,8 +92,9 @@ func Attributes(source string, e *strata.Event) []Attr {
 			attrs = append(attrs, Attr{Name: kv.name, Value: kv.val})
 		}
 	}
-	if len(m.Extra) > 0 {
-		extra, _ := strata.Metadata{Extra: m.Extra}.MarshalJSON()
+	if len(m.Extra) > 0 || m.Subject != "" {
+		// The data subject goes with the other keys, where it stood while it was one of them.
+		extra, _ := strata.Metadata{Subject: m.Subject, Extra: m.Extra}.MarshalJSON()
 		attrs = append(attrs, Attr{Name: "stratameta", Value: string(extra)})
 	}
 	return attrs

@@ -29,7 +29,7 @@ func sampleEvent() strata.Event {
 		ID: uuid.MustParse("01890a5d-ac96-774b-bcce-b302099a8057"), Stream: "certificate-7F3A", Version: 2,
 		Position: strata.Position{Commit: 1017, Event: 42}, Type: "CertificateRevoked", Schema: 1,
 		Data:       json.RawMessage(`{"reason":"keyCompromise","note":"<\"ü\">"}`),
-		Meta:       strata.Metadata{Tenant: "acme", Principal: "ops\nlead", Correlation: "req-1", Extra: map[string]string{"ticket": "T-9"}},
+		Meta:       strata.Metadata{Tenant: "acme", Subject: "subject-42", Principal: "ops\nlead", Correlation: "req-1", Extra: map[string]string{"ticket": "T-9"}},
 		RecordedAt: at, OccurredAt: at.Add(-time.Hour),
 	}
 }
@@ -46,7 +46,8 @@ func TestCloudEventStructured(t *testing.T) {
 		"type": "CertificateRevoked", "subject": "certificate-7F3A", "time": "2023-03-14T09:00:00.123456Z",
 		"datacontenttype": "application/json", "strataposition": "1017.42", "strataversion": 2.0, "strataschema": 1.0,
 		"strataoccurred": "2023-03-14T08:00:00.123456Z", "stratatenant": "acme", "strataprincipal": "ops\nlead",
-		"stratacorrelation": "req-1", "stratameta": `{"ticket":"T-9"}`,
+		// The data subject travels in stratameta, where it stood while it was an extra key.
+		"stratacorrelation": "req-1", "stratameta": `{"subject":"subject-42","ticket":"T-9"}`,
 	} {
 		if generic[k] != want {
 			t.Errorf("%s = %#v, want %#v", k, generic[k], want)
