@@ -310,3 +310,81 @@ func BenchmarkRetentionAtScale(b *testing.B) {
 	b.ReportMetric(float64(removed), "removed")
 	b.Logf("row updates %d, HOT %d", upd-upd0, hot-hot0)
 }
+
+// BenchmarkRetentionBaseline runs retention against the bare statement it cannot do without,
+// in one run: two schemas are loaded with the same STRATA_BENCH_RETENTION_EVENTS events
+// (default 100,000; COPY, as BenchmarkRetentionAtScale) and a quarter of each is removed, once
+// by query.Retention (finding the events, hashing their leaves, storing tombstones, blanking
+// the rows) and once by a plain UPDATE that blanks the same rows in batches of the same size,
+// their IDs read beforehand and outside the time. It reports both rates and strata's ratio;
+// no writers run, so that the two see the same machine.
+func BenchmarkRetentionBaseline(b *testing.B) {
+	n, _ := strconv.Atoi(os.Getenv("STRATA_BENCH_RETENTION_EVENTS"))
+	if n <= 0 {
+		n = 100_000
+	}
+	batch := query.DefaultBatch
+	dsn := testenv.Postgres(b)
+	ctx := context.Background()
+	cutoff := benchBase.Add(time.Duration(n/4) * 3 * time.Second)
+	load := func() *Store {
+		st, err := Open(ctx, dsn, WithSchema(testenv.PostgresSchema(b, dsn)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		if err := benchLoad(ctx, st, n); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.pool.Exec(ctx, st.sq(`VACUUM ANALYZE {schema}.events`)); err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}
+	var strataTime, rawTime time.Duration
+	var removed, blanked int64
+	round := 0
+	for b.Loop() {
+		b.StopTimer()
+		stStrata, stRaw := load(), load()
+		rows, _ := stRaw.pool.Query(ctx, stRaw.sq(`SELECT id FROM {schema}.events WHERE recorded_at < $1 ORDER BY recorded_at, tx, seq`), cutoff)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
+		if err != nil {
+			b.Fatal(err)
+		}
+		runStrata := func() {
+			r := &query.Retention{AllowUnsealed: true, Now: func() time.Time { return cutoff.Add(query.DefaultMaxAge) }}
+			t0 := time.Now()
+			rep, err := r.Run(ctx, stStrata)
+			strataTime += time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			removed += rep.Removed
+		}
+		runRaw := func() {
+			t0 := time.Now()
+			for i := 0; i < len(ids); i += batch {
+				tag, err := stRaw.pool.Exec(ctx, stRaw.sq(`UPDATE {schema}.events e SET data = '\x6e756c6c'::bytea, meta = NULL
+					FROM unnest($1::uuid[]) AS t(id) WHERE e.id = t.id`), ids[i:min(i+batch, len(ids))])
+				if err != nil {
+					b.Fatal(err)
+				}
+				blanked += tag.RowsAffected()
+			}
+			rawTime += time.Since(t0)
+		}
+		b.StartTimer()
+		if round%2 == 0 {
+			runStrata()
+			runRaw()
+		} else {
+			runRaw()
+			runStrata()
+		}
+		round++
+	}
+	b.ReportMetric(float64(removed)/strataTime.Seconds(), "events/s")
+	b.ReportMetric(float64(blanked)/rawTime.Seconds(), "raw-events/s")
+	b.ReportMetric((float64(removed)/strataTime.Seconds())/(float64(blanked)/rawTime.Seconds()), "ratio")
+}
