@@ -360,6 +360,9 @@ func BenchmarkRetentionBaseline(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			if rep.Removed != int64(len(ids)) {
+				b.Fatalf("retention removed %d events, the baseline blanks %d", rep.Removed, len(ids))
+			}
 			removed += rep.Removed
 		}
 		runRaw := func() {
@@ -381,6 +384,9 @@ func BenchmarkRetentionBaseline(b *testing.B) {
 		} else {
 			runRaw()
 			runStrata()
+		}
+		if blanked != removed {
+			b.Fatalf("the baseline blanked %d rows, retention removed %d events", blanked, removed)
 		}
 		round++
 	}
