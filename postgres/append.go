@@ -49,6 +49,19 @@ func (s *Store) append(ctx context.Context, op string, appends []strata.StreamAp
 	if s.closed.Load() {
 		return nil, strata.ClosedError(op)
 	}
+	if len(prepared) == 1 && s.group != nil && !hasHook(ctx) {
+		r, err := s.group.append(ctx, op, prepared[0])
+		if err != nil {
+			return nil, err
+		}
+		return []strata.AppendResult{r}, nil
+	}
+	return s.appendRetry(ctx, op, prepared)
+}
+
+// appendRetry appends prepared in one transaction of its own, raising the offset when the
+// restore guard asks for it and retrying when a concurrent append took a version first.
+func (s *Store) appendRetry(ctx context.Context, op string, prepared []strata.StreamAppend) ([]strata.AppendResult, error) {
 	for raises, races := 0, 0; ; {
 		var (
 			res    []strata.AppendResult
@@ -208,23 +221,6 @@ func (s *Store) appendOne(ctx context.Context, op string, a strata.StreamAppend)
 // advisory locks of lockStreams, the appendMulti statement and, without a BeforeCommit hook,
 // COMMIT (a failed statement turns it into a rollback; a failed check wrote nothing).
 func (s *Store) appendMany(ctx context.Context, op string, appends []strata.StreamAppend) (_ []strata.AppendResult, behind bool, _ error) {
-	names := make([]string, len(appends))
-	los := make([]int64, len(appends))
-	his := make([]int64, len(appends))
-	var (
-		args       eventArgs
-		index, off []int64
-	)
-	for i, a := range appends {
-		names[i] = a.Stream
-		los[i], his[i] = bounds(a.Expected)
-		for j := range a.Events {
-			index = append(index, int64(i+1))
-			off = append(off, int64(j+1))
-		}
-		args.add(a.Events)
-	}
-
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, s.fail(op, err)
@@ -240,51 +236,18 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 	var tx txn = &connTx{conn: conn}
 
 	hook := hasHook(ctx)
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(s.q.lockStreams, s.schema+".", names)
-	b.Queue(s.q.appendMulti, names, los, his, index, off, args.ids, args.types, args.schemas, args.data, args.meta, args.tenants, args.occurred)
-	if !hook {
-		b.Queue("COMMIT")
+	curs, behind, committed, err := s.sendMany(ctx, conn, s.q.appendMulti, appends, hook)
+	if committed {
+		tx = nil
 	}
-	br := conn.SendBatch(ctx, b)
-	var (
-		txv  int64
-		top  pgtype.Int8
-		curs []int64
-	)
-	_, err = br.Exec()
-	if err == nil {
-		_, err = br.Exec()
-	}
-	if err == nil {
-		err = br.QueryRow().Scan(&txv, &top, &curs)
-	}
-	var commitTag pgconn.CommandTag
-	if err == nil && !hook {
-		commitTag, err = br.Exec()
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && !hook {
-		tx = nil // the batch committed or, if nothing was written, ended
-		s.afterWrite()
-		if commitTag.String() == "ROLLBACK" {
-			err = pgx.ErrTxCommitRollback
-		}
-	}
-	if err == nil && top.Valid && txv <= top.Int64 {
+	if err == nil && behind {
 		s.rollback(ctx, tx)
 		return nil, true, nil
 	}
-	if err == nil && len(curs) != len(appends) {
-		err = fmt.Errorf("append multi returned %d versions for %d streams", len(curs), len(appends))
-	}
 	if err == nil {
-		for i := range appends {
-			if curs[i] < los[i] || curs[i] > his[i] {
-				err = &versionConflict{stream: appends[i].Stream, expected: appends[i].Expected, actual: curs[i]}
+		for i, a := range appends {
+			if lo, hi := bounds(a.Expected); curs[i] < lo || curs[i] > hi {
+				err = &versionConflict{stream: a.Stream, expected: a.Expected, actual: curs[i]}
 				break
 			}
 		}
@@ -305,6 +268,70 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 		res[i] = strata.AppendResult{Stream: a.Stream, FirstVersion: curs[i] + 1, LastVersion: curs[i] + int64(len(a.Events))}
 	}
 	return res, false, nil
+}
+
+// sendMany sends, in one round trip on conn, BEGIN, the advisory locks of lockStreams for the
+// appends' streams, the statement sql (appendMulti or appendGroup) and, unless hook is set,
+// COMMIT. It returns the streams' versions before the statement, whether the restore guard
+// failed (behind: nothing was written), and whether the transaction has ended (committed,
+// or rolled back by a failed COMMIT, reported as the error); otherwise it is still open.
+func (s *Store) sendMany(ctx context.Context, conn *pgxpool.Conn, sql string, appends []strata.StreamAppend, hook bool) (curs []int64, behind, ended bool, err error) {
+	names := make([]string, len(appends))
+	los := make([]int64, len(appends))
+	his := make([]int64, len(appends))
+	var (
+		args       eventArgs
+		index, off []int64
+	)
+	for i, a := range appends {
+		names[i] = a.Stream
+		los[i], his[i] = bounds(a.Expected)
+		for j := range a.Events {
+			index = append(index, int64(i+1))
+			off = append(off, int64(j+1))
+		}
+		args.add(a.Events)
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(s.q.lockStreams, s.schema+".", names)
+	b.Queue(sql, names, los, his, index, off, args.ids, args.types, args.schemas, args.data, args.meta, args.tenants, args.occurred)
+	if !hook {
+		b.Queue("COMMIT")
+	}
+	br := conn.SendBatch(ctx, b)
+	var (
+		txv       int64
+		top       pgtype.Int8
+		commitTag pgconn.CommandTag
+	)
+	_, err = br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		err = br.QueryRow().Scan(&txv, &top, &curs)
+	}
+	if err == nil && !hook {
+		commitTag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && !hook {
+		ended = true // the batch committed or, if nothing was written, ended
+		s.afterWrite()
+		if commitTag.String() == "ROLLBACK" {
+			err = pgx.ErrTxCommitRollback
+		}
+	}
+	if err == nil && len(curs) != len(appends) {
+		err = fmt.Errorf("%d versions came back for %d streams", len(curs), len(appends))
+	}
+	if err != nil {
+		return nil, false, ended, err
+	}
+	return curs, top.Valid && txv <= top.Int64, ended, nil
 }
 
 // txn is an open append transaction: a pgx.Tx, or a connTx.

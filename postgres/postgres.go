@@ -59,6 +59,21 @@
 // that two multi-appends cannot wait on each other's index entries in a cycle. A unique
 // violation on an event ID or a failed version check is resolved with [strata.ResolveReplay].
 //
+// # Group commit
+//
+// A transaction of one event costs PostgreSQL far more than its one row: the round trip, the
+// statement's start and the commit record. So a store runs at most [DefaultGroupWriters] append
+// transactions at once ([WithGroupCommit]); single-stream appends that arrive while all are
+// busy wait, and the next writer to finish commits them together, as one statement of the
+// AppendMulti kind in which each stream keeps its own expected-version check and its own
+// outcome: an append that fails its check fails alone, and one whose event ID is stored already
+// (a retry) makes its group's appends run one by one. A group has distinct streams, takes the
+// AppendMulti advisory locks, and its events share one transaction ID, so the gap-free
+// argument above holds for it unchanged. An idle store appends as before, with no timer and no
+// added latency. Measured with BenchmarkGroupCommit (single events, one stream per client,
+// grouping off and on in alternate rounds of one run): 32 clients 4.3k → 9.6k events/s,
+// 8 clients 3.4k → 3.7k.
+//
 // # Notifications
 //
 // [Store.Subscribe] follows the log with internal/follow. Local commits wake local subscribers
@@ -105,9 +120,10 @@ var migrationFS embed.FS
 type Option func(*config)
 
 type config struct {
-	schema string
-	pool   *pgxpool.Pool
-	poll   time.Duration
+	schema  string
+	pool    *pgxpool.Pool
+	poll    time.Duration
+	writers int
 }
 
 // WithSchema sets the schema that holds strata's tables; it is created if missing. Several
@@ -125,6 +141,14 @@ func WithPool(p *pgxpool.Pool) Option { return func(c *config) { c.pool = p } }
 // when the horizon is held back by a transaction that sends none.
 func WithPoll(d time.Duration) Option { return func(c *config) { c.poll = d } }
 
+// WithGroupCommit sets how many append transactions the store runs at once before further
+// single-stream appends wait for one of them to finish and are then committed together, in
+// one transaction of one round trip per group, each with its own expected-version check and
+// outcome (DefaultGroupWriters). Zero or less turns grouping off: every append runs its own
+// transaction, however many run at once. Appends with a strata.WithBeforeCommit hook, and
+// AppendMulti, always run their own.
+func WithGroupCommit(writers int) Option { return func(c *config) { c.writers = writers } }
+
 // Store is a strata.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
 	pool    *pgxpool.Pool
@@ -133,8 +157,9 @@ type Store struct {
 	channel string // LISTEN/NOTIFY channel
 	poll    time.Duration
 	q       queries
-	cq      capQueries // of capabilities.go
-	kq      keyQueries // of keys.go
+	group   *groupCommit // nil when WithGroupCommit turned it off
+	cq      capQueries   // of capabilities.go
+	kq      keyQueries   // of keys.go
 	// eventsOID identifies the events table in pg_locks.
 	eventsOID uint32
 
@@ -164,7 +189,7 @@ const DefaultMaxConns = 16
 // DefaultMaxConns).
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	const op = "open"
-	cfg := config{schema: DefaultSchema, poll: DefaultPoll}
+	cfg := config{schema: DefaultSchema, poll: DefaultPoll, writers: DefaultGroupWriters}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -181,6 +206,9 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		kq:      buildKeyQueries(pgx.Identifier{cfg.schema}.Sanitize()),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
+	}
+	if cfg.writers > 0 {
+		s.group = &groupCommit{s: s, writers: cfg.writers}
 	}
 	if s.pool == nil {
 		pc, err := pgxpool.ParseConfig(connString)

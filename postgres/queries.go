@@ -11,6 +11,9 @@ type queries struct {
 	appendOne, appendOne1 string
 	// lockStreams and appendMulti are the two statements of AppendMulti.
 	lockStreams, appendMulti string
+	// appendGroup is appendMulti for a group commit: each stream is checked on its own, and
+	// only the streams that pass are written (see group.go).
+	appendGroup string
 
 	raise, writers, notify, lookup string
 	readForward, readBackward      string
@@ -101,6 +104,29 @@ const appendMulti = `WITH h AS MATERIALIZED (
 )
 SELECT h.own, h.top, ARRAY(SELECT c.cur FROM c ORDER BY c.i) FROM h`
 
+// appendGroup is appendMulti with a check per stream instead of one for all: the events of
+// each stream whose version lies between its bounds are inserted, the others' are not. The
+// streams are distinct. It returns the streams' versions before the append, in order, from
+// which the caller tells which were written.
+const appendGroup = `WITH h AS MATERIALIZED (
+	SELECT ` + ownTx + ` AS own, ` + topTx + ` AS top FROM {schema}.clock c
+), c AS MATERIALIZED (
+	SELECT a.i, a.name, {versionA} AS cur, a.lo, a.hi
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS a(name, lo, hi, i)
+), ok AS (
+	SELECT c.i, c.name, c.cur, h.own FROM h CROSS JOIN c
+	WHERE (h.top IS NULL OR h.own > h.top) AND c.cur BETWEEN c.lo AND c.hi
+), ins AS (
+	INSERT INTO {schema}.events (tx, version, recorded_at, occurred_at, id, schema, stream, type, tenant, meta, data)
+	SELECT ok.own, ok.cur + u.off, now(), coalesce(u.occurred_at, now()),
+		u.id, u.schema, ok.name, u.type, u.tenant, u.meta, u.data
+	FROM unnest($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::bytea[], $10::bytea[], $11::bytea[], $12::timestamptz[])
+		WITH ORDINALITY AS u(si, off, id, type, schema, data, meta, tenant, occurred_at, ord)
+	JOIN ok ON ok.i = u.si
+	ORDER BY u.ord
+)
+SELECT h.own, h.top, ARRAY(SELECT c.cur FROM c ORDER BY c.i) FROM h`
+
 func buildQueries(schema string) queries {
 	version := strings.ReplaceAll(versionOf, "{schema}", schema)
 	r := strings.NewReplacer("{schema}", schema,
@@ -111,6 +137,7 @@ func buildQueries(schema string) queries {
 		appendOne1:  r.Replace(appendOneHead + appendOneTail1),
 		lockStreams: lockStreams,
 		appendMulti: r.Replace(appendMulti),
+		appendGroup: r.Replace(appendGroup),
 
 		// raise lifts the offset so that this and every later transaction's tx exceeds every
 		// stored tx; it changes nothing when that already holds.

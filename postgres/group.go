@@ -1,0 +1,241 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-events/strata"
+)
+
+// DefaultGroupWriters is how many append transactions of one store run at once before further
+// single-stream appends wait and are committed together (see WithGroupCommit).
+const DefaultGroupWriters = 4
+
+// Bounds of one group commit: the appends it takes, and the events of all of them (a group
+// that would exceed it leaves the rest for the next, but always takes one append).
+const (
+	maxGroupAppends = 256
+	maxGroupEvents  = 2000
+)
+
+// groupCommit coalesces concurrent single-stream appends into shared transactions: group
+// commit, as databases do for their log. While fewer than writers append transactions of the
+// store are running, an append runs its own, exactly as without grouping, so an idle store
+// adds no latency. Appends that arrive while all of them are busy wait in a queue, and the
+// next writer to finish takes the queue's appends (to distinct streams, up to the bounds) as
+// one group: one transaction of one round trip, in which each append keeps its own expected
+// version check and its own outcome. An append that fails its check does not fail the
+// others; it is resolved (a replay, or a Conflict) in its caller's goroutine. When the group's
+// statement fails as a whole (an event ID stored before, which an idempotent retry sends), its
+// appends are retried one by one, each with its own outcome.
+//
+// Nothing waits on a timer: under light load groups have one append, under heavy load they
+// grow, and throughput rises with the load while each append still costs one statement's
+// latency plus the wait for a writer.
+type groupCommit struct {
+	s       *Store
+	writers int
+
+	mu    sync.Mutex
+	busy  int // writers running, direct or leading a group
+	queue []*groupReq
+}
+
+// groupReq is one append waiting for, or taken into, a group.
+type groupReq struct {
+	ctx context.Context
+	op  string
+	a   strata.StreamAppend
+
+	done chan struct{} // closed when the outcome below is set
+	res  strata.AppendResult
+	err  error
+	// conflict is set when the append failed its version check in the group; its caller
+	// resolves it (a replay of an earlier append, or a Conflict).
+	conflict *versionConflict
+	// alone is set when the group could not decide the append's outcome: its caller appends
+	// it in a transaction of its own.
+	alone bool
+}
+
+// append appends a (prepared, single-stream, without a BeforeCommit hook).
+func (g *groupCommit) append(ctx context.Context, op string, a strata.StreamAppend) (strata.AppendResult, error) {
+	g.mu.Lock()
+	if g.busy < g.writers && len(g.queue) == 0 {
+		g.busy++
+		g.mu.Unlock()
+		res, err := g.s.appendRetry(ctx, op, []strata.StreamAppend{a})
+		g.release()
+		return first(res, err)
+	}
+	r := &groupReq{ctx: ctx, op: op, a: a, done: make(chan struct{})}
+	g.queue = append(g.queue, r)
+	g.mu.Unlock()
+
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		select {
+		case <-r.done: // decided meanwhile: report what happened
+		default:
+			// Still queued (a leader drops it) or being written: as with any append whose
+			// context ends before it returns, the caller cannot know whether it committed.
+			return strata.AppendResult{}, g.s.fail(op, ctx.Err())
+		}
+	}
+	switch {
+	case r.alone:
+		return first(g.s.appendRetry(ctx, op, []strata.StreamAppend{a}))
+	case r.conflict != nil:
+		res, _, err := g.s.appendFailed(ctx, op, []strata.StreamAppend{a}, r.conflict)
+		return first(res, err)
+	}
+	return r.res, r.err
+}
+
+// first returns the only result of a single-stream append.
+func first(res []strata.AppendResult, err error) (strata.AppendResult, error) {
+	if err != nil {
+		return strata.AppendResult{}, err
+	}
+	return res[0], nil
+}
+
+// release ends a writer's turn: it leads the queue's appends in a new goroutine if any wait.
+func (g *groupCommit) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.busy--
+		return
+	}
+	go g.lead() // keeps the writer's slot
+}
+
+// lead writes groups from the queue until it is empty, then frees its writer's slot.
+func (g *groupCommit) lead() {
+	for {
+		g.mu.Lock()
+		batch := g.take()
+		if len(batch) == 0 {
+			g.busy--
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		g.write(batch)
+	}
+}
+
+// take removes the next group from the queue: appends to distinct streams, in the order they
+// came, within the bounds. Appends whose context has ended are dropped. g.mu is held.
+func (g *groupCommit) take() []*groupReq {
+	var (
+		batch   []*groupReq
+		events  int
+		streams = make(map[string]struct{})
+	)
+	rest := g.queue[:0]
+	for _, r := range g.queue {
+		_, dup := streams[r.a.Stream]
+		switch {
+		case r.ctx.Err() != nil:
+			r.err = g.s.fail(r.op, r.ctx.Err())
+			close(r.done)
+		case dup || len(batch) == maxGroupAppends || (len(batch) > 0 && events+len(r.a.Events) > maxGroupEvents):
+			rest = append(rest, r)
+		default:
+			streams[r.a.Stream] = struct{}{}
+			batch = append(batch, r)
+			events += len(r.a.Events)
+		}
+	}
+	clear(g.queue[len(rest):])
+	g.queue = rest
+	return batch
+}
+
+// write commits one group and hands each append its outcome.
+func (g *groupCommit) write(batch []*groupReq) {
+	s := g.s
+	if len(batch) == 1 {
+		r := batch[0]
+		r.res, r.err = first(s.appendRetry(r.ctx, r.op, []strata.StreamAppend{r.a}))
+		close(r.done)
+		return
+	}
+	// The group outlives any one caller's context; each caller stops waiting on its own.
+	ctx := context.WithoutCancel(batch[0].ctx)
+	appends := make([]strata.StreamAppend, len(batch))
+	for i, r := range batch {
+		appends[i] = r.a
+	}
+retry:
+	for raises, races := 0, 0; ; {
+		curs, behind, err := s.appendGroupOnce(ctx, appends)
+		switch {
+		case err == nil && !behind:
+			for i, r := range batch {
+				lo, hi := bounds(r.a.Expected)
+				if cur := curs[i]; cur < lo || cur > hi {
+					r.conflict = &versionConflict{stream: r.a.Stream, expected: r.a.Expected, actual: cur}
+				} else {
+					r.res = strata.AppendResult{Stream: r.a.Stream, FirstVersion: cur + 1, LastVersion: cur + int64(len(r.a.Events))}
+				}
+				close(r.done)
+			}
+			return
+		case behind && raises < maxRaises:
+			raises++
+			if _, err := s.pool.Exec(ctx, s.q.raise); err == nil {
+				s.afterWrite()
+				continue
+			}
+		case err != nil && retryable(err) && races < maxRaces:
+			races++
+			continue
+		}
+		break retry
+	}
+	// The group as a whole failed: an event ID stored before (a retry), bad data, a lost
+	// connection. Each caller appends on its own and learns its own outcome.
+	for _, r := range batch {
+		r.alone = true
+		close(r.done)
+	}
+}
+
+// retryable reports whether a group's statement failed because of a concurrent append, so
+// that the same group, retried with a fresh snapshot, will get further.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23505": // another append took a stream's next version first
+		return pgErr.ConstraintName == "events_stream_version_key"
+	case "40P01": // deadlock_detected: cannot happen with the advisory locks, but is safe to retry
+		return true
+	}
+	return false
+}
+
+// appendGroupOnce runs one group's transaction: BEGIN, the advisory locks of its streams,
+// appendGroup and COMMIT, in one round trip. It returns each stream's version before the
+// statement; behind reports that the restore guard failed and nothing was written.
+func (s *Store) appendGroupOnce(ctx context.Context, appends []strata.StreamAppend) (curs []int64, behind bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer conn.Release()
+	curs, behind, ended, err := s.sendMany(ctx, conn, s.q.appendGroup, appends, false)
+	if !ended {
+		s.rollback(ctx, &connTx{conn: conn})
+	}
+	return curs, behind, err
+}
