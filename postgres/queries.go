@@ -12,7 +12,7 @@ type queries struct {
 	// lockStreams and appendMulti are the two statements of AppendMulti.
 	lockStreams, appendMulti string
 	// appendGroup is appendMulti for a group commit: each stream is checked on its own, and
-	// only the streams that pass are written (see group.go).
+	// only the streams that pass are written (see appendStreams).
 	appendGroup string
 
 	raise, writers, notify, lookup string
@@ -82,40 +82,18 @@ const lockStreams = `SELECT count(pg_advisory_xact_lock(k)) FROM (
 	SELECT DISTINCT hashtextextended($1::text || n, 0) AS k FROM unnest($2::text[]) AS n ORDER BY k
 ) l`
 
-// appendMulti is appendOne for several streams: $1 the names, $2 and $3 the bounds of each
+// appendStreams is appendOne for several streams: $1 the names, $2 and $3 the bounds of each
 // stream's version; per event, $4 the index of its stream (from 1) and $5 its place in that
-// stream's batch (from 1). It returns the streams' versions before the append, in order.
-const appendMulti = `WITH h AS MATERIALIZED (
-	SELECT ` + ownTx + ` AS own, ` + topTx + ` AS top FROM {schema}.clock c
-), c AS MATERIALIZED (
-	SELECT a.i, a.name, {versionA} AS cur, a.lo, a.hi
-	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS a(name, lo, hi, i)
-), ok AS (
-	SELECT h.own FROM h
-	WHERE (h.top IS NULL OR h.own > h.top) AND NOT EXISTS (SELECT 1 FROM c WHERE c.cur NOT BETWEEN c.lo AND c.hi)
-), ins AS (
-	INSERT INTO {schema}.events (tx, version, recorded_at, occurred_at, id, schema, stream, type, tenant, meta, data)
-	SELECT ok.own, c.cur + u.off, now(), coalesce(u.occurred_at, now()),
-		u.id, u.schema, c.name, u.type, u.tenant, u.meta, u.data
-	FROM ok CROSS JOIN unnest($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::bytea[], $10::bytea[], $11::bytea[], $12::timestamptz[])
-		WITH ORDINALITY AS u(si, off, id, type, schema, data, meta, tenant, occurred_at, ord)
-	JOIN c ON c.i = u.si
-	ORDER BY u.ord
-)
-SELECT h.own, h.top, ARRAY(SELECT c.cur FROM c ORDER BY c.i) FROM h`
-
-// appendGroup is appendMulti with a check per stream instead of one for all: the events of
-// each stream whose version lies between its bounds are inserted, the others' are not. The
-// streams are distinct. It returns the streams' versions before the append, in order, from
-// which the caller tells which were written.
-const appendGroup = `WITH h AS MATERIALIZED (
+// stream's batch (from 1). It inserts the events of the streams that pass {check} and returns
+// the streams' versions before the append, in order.
+const appendStreams = `WITH h AS MATERIALIZED (
 	SELECT ` + ownTx + ` AS own, ` + topTx + ` AS top FROM {schema}.clock c
 ), c AS MATERIALIZED (
 	SELECT a.i, a.name, {versionA} AS cur, a.lo, a.hi
 	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS a(name, lo, hi, i)
 ), ok AS (
 	SELECT c.i, c.name, c.cur, h.own FROM h CROSS JOIN c
-	WHERE (h.top IS NULL OR h.own > h.top) AND c.cur BETWEEN c.lo AND c.hi
+	WHERE (h.top IS NULL OR h.own > h.top) AND {check}
 ), ins AS (
 	INSERT INTO {schema}.events (tx, version, recorded_at, occurred_at, id, schema, stream, type, tenant, meta, data)
 	SELECT ok.own, ok.cur + u.off, now(), coalesce(u.occurred_at, now()),
@@ -127,6 +105,15 @@ const appendGroup = `WITH h AS MATERIALIZED (
 )
 SELECT h.own, h.top, ARRAY(SELECT c.cur FROM c ORDER BY c.i) FROM h`
 
+// The checks of appendStreams. AppendMulti writes all streams or none: every stream's
+// version must lie between its bounds. A group commit (group.go) checks each stream on its
+// own: the events of each stream that passes are inserted, the others' are not; its streams
+// are distinct, and the caller tells from the versions returned which were written.
+const (
+	checkAll  = `NOT EXISTS (SELECT 1 FROM c WHERE c.cur NOT BETWEEN c.lo AND c.hi)`
+	checkEach = `c.cur BETWEEN c.lo AND c.hi`
+)
+
 func buildQueries(schema string) queries {
 	version := strings.ReplaceAll(versionOf, "{schema}", schema)
 	r := strings.NewReplacer("{schema}", schema,
@@ -136,8 +123,8 @@ func buildQueries(schema string) queries {
 		appendOne:   r.Replace(appendOneHead + appendOneTail),
 		appendOne1:  r.Replace(appendOneHead + appendOneTail1),
 		lockStreams: lockStreams,
-		appendMulti: r.Replace(appendMulti),
-		appendGroup: r.Replace(appendGroup),
+		appendMulti: r.Replace(strings.ReplaceAll(appendStreams, "{check}", checkAll)),
+		appendGroup: r.Replace(strings.ReplaceAll(appendStreams, "{check}", checkEach)),
 
 		// raise lifts the offset so that this and every later transaction's tx exceeds every
 		// stored tx; it changes nothing when that already holds.
