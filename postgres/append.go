@@ -244,12 +244,11 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 		s.rollback(ctx, tx)
 		return nil, true, nil
 	}
-	if err == nil {
-		for i, a := range appends {
-			if lo, hi := bounds(a.Expected); curs[i] < lo || curs[i] > hi {
-				err = &versionConflict{stream: a.Stream, expected: a.Expected, actual: curs[i]}
-				break
-			}
+	res := make([]strata.AppendResult, len(appends))
+	for i := 0; err == nil && i < len(appends); i++ {
+		var vc *versionConflict
+		if res[i], vc = outcome(appends[i], curs[i]); vc != nil {
+			err = vc
 		}
 	}
 	if err == nil {
@@ -263,11 +262,23 @@ func (s *Store) appendMany(ctx context.Context, op string, appends []strata.Stre
 		release()
 		return s.appendFailed(ctx, op, appends, err)
 	}
-	res := make([]strata.AppendResult, len(appends))
-	for i, a := range appends {
-		res[i] = strata.AppendResult{Stream: a.Stream, FirstVersion: curs[i] + 1, LastVersion: curs[i] + int64(len(a.Events))}
-	}
 	return res, false, nil
+}
+
+// outcome returns the result of appending a after its stream's version cur, or the conflict
+// when cur is not the version a expected.
+func outcome(a strata.StreamAppend, cur int64) (strata.AppendResult, *versionConflict) {
+	if lo, hi := bounds(a.Expected); cur < lo || cur > hi {
+		return strata.AppendResult{}, &versionConflict{stream: a.Stream, expected: a.Expected, actual: cur}
+	}
+	return strata.AppendResult{Stream: a.Stream, FirstVersion: cur + 1, LastVersion: cur + int64(len(a.Events))}, nil
+}
+
+// versionTaken reports whether err is the unique violation of a stream's next version that a
+// concurrent append committed first (see errVersionTaken).
+func versionTaken(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key"
 }
 
 // sendMany sends, in one round trip on conn, BEGIN, the advisory locks of lockStreams for the
@@ -403,7 +414,7 @@ func (s *Store) appendFailed(ctx context.Context, op string, appends []strata.St
 	var pgErr *pgconn.PgError
 	isDupID := errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_id_key"
 	if !isConflict && !isDupID {
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" {
+		if versionTaken(err) {
 			return nil, false, errVersionTaken
 		}
 		return nil, false, s.fail(op, err)

@@ -179,12 +179,7 @@ retry:
 		switch {
 		case err == nil && !behind:
 			for i, r := range batch {
-				lo, hi := bounds(r.a.Expected)
-				if cur := curs[i]; cur < lo || cur > hi {
-					r.conflict = &versionConflict{stream: r.a.Stream, expected: r.a.Expected, actual: cur}
-				} else {
-					r.res = strata.AppendResult{Stream: r.a.Stream, FirstVersion: cur + 1, LastVersion: cur + int64(len(r.a.Events))}
-				}
+				r.res, r.conflict = outcome(r.a, curs[i])
 				close(r.done)
 			}
 			return
@@ -211,17 +206,12 @@ retry:
 // retryable reports whether a group's statement failed because of a concurrent append, so
 // that the same group, retried with a fresh snapshot, will get further.
 func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	switch pgErr.Code {
-	case "23505": // another append took a stream's next version first
-		return pgErr.ConstraintName == "events_stream_version_key"
-	case "40P01": // deadlock_detected: cannot happen with the advisory locks, but is safe to retry
+	if versionTaken(err) {
 		return true
 	}
-	return false
+	// deadlock_detected: cannot happen with the advisory locks, but is safe to retry.
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "40P01"
 }
 
 // appendGroupOnce runs one group's transaction: BEGIN, the advisory locks of its streams,
