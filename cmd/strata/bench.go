@@ -119,6 +119,8 @@ type benchEnv struct {
 	stamped bool
 	// rawNote, if set, says how the baseline differs from strata's table use.
 	rawNote string
+	// note, if set, says how strata's store is configured where that matters to the result.
+	note string
 	// cleanup closes both and drops the scratch space.
 	cleanup func() error
 }
@@ -172,7 +174,7 @@ type benchResult struct {
 	clients, batch, evs   int
 	strataRate, rawRate   float64
 	strataOnly, stampWait bool
-	rawNote               string
+	rawNote, note         string
 }
 
 func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benchOpts) (err error) {
@@ -186,7 +188,7 @@ func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benc
 		}
 	}()
 	plan := planBatches(o)
-	res := benchResult{backend: d.backend, workload: workload, clients: o.clients, batch: o.batch, evs: o.events, strataOnly: env.raw == nil, rawNote: env.rawNote}
+	res := benchResult{backend: d.backend, workload: workload, clients: o.clients, batch: o.batch, evs: o.events, strataOnly: env.raw == nil, rawNote: env.rawNote, note: env.note}
 	switch workload {
 	case "append", "command":
 		res.stampWait = env.stamped
@@ -248,6 +250,9 @@ func printBench(out io.Writer, r benchResult) {
 	}, nil)
 	if r.strataOnly {
 		fmt.Fprintf(out, "(%s: no SQL baseline; strata only)\n", r.backend)
+	}
+	if r.note != "" {
+		fmt.Fprintf(out, "(%s)\n", r.note)
 	}
 	if r.rawNote != "" {
 		fmt.Fprintf(out, "(raw baseline: %s)\n", r.rawNote)

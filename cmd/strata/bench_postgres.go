@@ -63,7 +63,8 @@ func setupPostgresBench(ctx context.Context, d dsn, clients int) (env *benchEnv,
 		}
 	}()
 
-	st, err := postgres.Open(ctx, withPoolSize(d.target, clients+2), postgres.WithSchema(strataSchema))
+	// The DSN's own schema, if any, is replaced by the scratch one; its group_commit is kept.
+	st, err := postgres.Open(ctx, withPoolSize(d.target, clients+2), append(d.postgresOptions(), postgres.WithSchema(strataSchema))...)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +91,13 @@ func setupPostgresBench(ctx context.Context, d dsn, clients int) (env *benchEnv,
 		}
 		conns = append(conns, c)
 	}
+	grouping := "strata: group commit off (group_commit=0)"
+	if n := d.groupWriters(); n > 0 {
+		grouping = fmt.Sprintf("strata: group commit on, %d writers; add ?group_commit=0 to the DSN to measure without", n)
+	}
 	return &benchEnv{st: st, raw: &postgresRaw{conns: conns}, cleanup: cleanup,
-		rawNote: "no commit-order column: inserts write tx = 0; reads page by the same (tx, seq) key"}, nil
+		rawNote: "no commit-order column: inserts write tx = 0; reads page by the same (tx, seq) key",
+		note:    grouping}, nil
 }
 
 // withPoolSize sets pgxpool's pool_max_conns in a URL connection string unless it is set.

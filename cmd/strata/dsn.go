@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/strata-events/strata"
@@ -31,6 +32,10 @@ type dsn struct {
 	target string
 	// schema is the PostgreSQL schema (?schema=NAME); empty means the backend's default.
 	schema string
+	// groupCommit is the PostgreSQL store's group-commit writers (?group_commit=N, 0 for off)
+	// when groupSet; otherwise the store uses postgres.DefaultGroupWriters.
+	groupCommit int
+	groupSet    bool
 }
 
 // parseDSN reads sqlite:PATH, sqlite://PATH, postgres://..., postgresql://..., mysql://... and mem:.
@@ -60,8 +65,16 @@ func parseDSN(s string) (dsn, error) {
 				return dsn{}, invalidf(op, "database %s: empty schema parameter", u.Redacted())
 			}
 			q.Del("schema")
-			u.RawQuery = q.Encode()
 		}
+		if q.Has("group_commit") {
+			n, err := strconv.Atoi(q.Get("group_commit"))
+			if err != nil || n < 0 || n > maxGroupCommit {
+				return dsn{}, invalidf(op, "database %s: group_commit=%q: want the number of writers, 0 (off) to %d", u.Redacted(), q.Get("group_commit"), maxGroupCommit)
+			}
+			d.groupCommit, d.groupSet = n, true
+			q.Del("group_commit")
+		}
+		u.RawQuery = q.Encode()
 		d.target = u.String()
 		return d, nil
 	case "mysql":
@@ -80,6 +93,29 @@ func parseDSN(s string) (dsn, error) {
 		return dsn{backend: backendMem}, nil
 	}
 	return dsn{}, invalidf(op, "unknown database scheme %q: want sqlite:PATH, postgres://..., mysql://... or mem:", scheme)
+}
+
+// maxGroupCommit bounds ?group_commit: more writers than that is no grouping at all.
+const maxGroupCommit = 1024
+
+// postgresOptions returns the options of the PostgreSQL store the DSN names.
+func (d dsn) postgresOptions() []postgres.Option {
+	var opts []postgres.Option
+	if d.schema != "" {
+		opts = append(opts, postgres.WithSchema(d.schema))
+	}
+	if d.groupSet {
+		opts = append(opts, postgres.WithGroupCommit(d.groupCommit))
+	}
+	return opts
+}
+
+// groupWriters returns the group-commit writers of a PostgreSQL DSN.
+func (d dsn) groupWriters() int {
+	if !d.groupSet {
+		return postgres.DefaultGroupWriters
+	}
+	return d.groupCommit
 }
 
 // redactErr returns the message of a url.Parse error without the URL, which may hold a password.
@@ -106,13 +142,16 @@ func (d dsn) String() string {
 	if d.schema != "" {
 		s += " (schema " + d.schema + ")"
 	}
+	if d.groupSet {
+		s += " (group_commit " + strconv.Itoa(d.groupCommit) + ")"
+	}
 	return s
 }
 
 // flagValue returns the DSN as a --db value for messages: like String, but with the schema
 // parameter kept in the URL so that it can be pasted back (after filling in any password).
 func (d dsn) flagValue() string {
-	if d.backend != backendPostgres || d.schema == "" {
+	if d.backend != backendPostgres || (d.schema == "" && !d.groupSet) {
 		return d.String()
 	}
 	u, err := url.Parse(d.target)
@@ -120,7 +159,12 @@ func (d dsn) flagValue() string {
 		return d.String()
 	}
 	q := u.Query()
-	q.Set("schema", d.schema)
+	if d.schema != "" {
+		q.Set("schema", d.schema)
+	}
+	if d.groupSet {
+		q.Set("group_commit", strconv.Itoa(d.groupCommit))
+	}
 	u.RawQuery = q.Encode()
 	return u.Redacted()
 }
@@ -131,11 +175,7 @@ func (d dsn) open(ctx context.Context) (strata.Store, error) {
 	case backendSQLite:
 		return sqlite.Open(ctx, d.target)
 	case backendPostgres:
-		var opts []postgres.Option
-		if d.schema != "" {
-			opts = append(opts, postgres.WithSchema(d.schema))
-		}
-		return postgres.Open(ctx, d.target, opts...)
+		return postgres.Open(ctx, d.target, d.postgresOptions()...)
 	case backendMySQL:
 		return mysql.Open(ctx, d.target)
 	case backendMem:

@@ -415,6 +415,8 @@ func TestBadInput(t *testing.T) {
 		{"sqlite:", "needs a file path"},
 		{"mem:/x", "takes no path"},
 		{"postgres://u:hunter2@127.0.0.1:5432/db?schema=", "empty schema"},
+		{"postgres://u:hunter2@127.0.0.1:5432/db?group_commit=-1", "group_commit"},
+		{"postgres://u:hunter2@127.0.0.1:5432/db?group_commit=many", "0 (off) to 1024"},
 		{"postgres://u:hunter2@[::1/db", "not valid"},
 	} {
 		t.Run("dsn "+c.dsn, func(t *testing.T) {
@@ -450,6 +452,7 @@ func TestParseDSN(t *testing.T) {
 		{"mem:", backendMem, "", "", "mem:"},
 		{"postgres://u:pw@h:5432/db?sslmode=disable", backendPostgres, "postgres://u:pw@h:5432/db?sslmode=disable", "", "postgres://u:xxxxx@h:5432/db?sslmode=disable"},
 		{"postgresql://h/db?schema=audit&sslmode=disable", backendPostgres, "postgresql://h/db?sslmode=disable", "audit", "postgresql://h/db?sslmode=disable (schema audit)"},
+		{"postgres://h/db?group_commit=0&schema=s", backendPostgres, "postgres://h/db", "s", "postgres://h/db (schema s) (group_commit 0)"},
 		{"mysql://root:pw@127.0.0.1:3306/test", backendMySQL, "mysql://root:pw@127.0.0.1:3306/test", "", "mysql://root:xxxxx@127.0.0.1:3306/test"},
 	} {
 		d, err := parseDSN(c.in)
