@@ -619,3 +619,64 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		t.Fatalf("stream after the upgrade: %+v, %v", info, err)
 	}
 }
+
+// TestReadAllPageShapes reads pages of the global log that the two-step read takes by a span
+// of seqs (the whole log, and a tenant with most of it) and by keys (a tenant with one event
+// in ten, whose seqs spread too wide), across several pages and from a cursor inside one.
+func TestReadAllPageShapes(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := newStore(t)
+	const n = 2500
+	for b := range n / 100 {
+		evs := make([]strata.EventData, 100)
+		for j := range evs {
+			i := b*100 + j
+			tenant := "dense"
+			if i%10 == 0 {
+				tenant = "sparse"
+			}
+			evs[j] = strata.EventData{Type: "E", Data: data(i), Meta: strata.Metadata{Tenant: tenant}}
+		}
+		if _, err := s.Append(ctx, fmt.Sprintf("s-%d", b), strata.NoStream, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := collect(t, s.ReadAll(ctx, strata.ReadAllOptions{}))
+	if len(all) != n {
+		t.Fatalf("read %d events, want %d", len(all), n)
+	}
+	checkDense(t, all)
+	for i, e := range all {
+		if !bytes.Equal(e.Data, data(i)) {
+			t.Fatalf("event at position %s holds %s, want %s", e.Position, e.Data, data(i))
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		opts   strata.ReadAllOptions
+		wanted func(i int) bool
+	}{
+		{"dense tenant", strata.ReadAllOptions{Filter: strata.Filter{Tenant: "dense"}}, func(i int) bool { return i%10 != 0 }},
+		{"sparse tenant", strata.ReadAllOptions{Filter: strata.Filter{Tenant: "sparse"}}, func(i int) bool { return i%10 == 0 }},
+		{"from a cursor, limited", strata.ReadAllOptions{After: all[1233].Position, Limit: 1100}, func(i int) bool { return i > 1233 && i <= 2333 }},
+	} {
+		var want []strata.Event
+		for i, e := range all {
+			if c.wanted(i) {
+				want = append(want, e)
+			}
+		}
+		got := collect(t, s.ReadAll(ctx, c.opts))
+		if len(got) != len(want) {
+			t.Errorf("%s: read %d events, want %d", c.name, len(got), len(want))
+			continue
+		}
+		for i := range got {
+			if got[i].ID != want[i].ID || got[i].Position != want[i].Position {
+				t.Errorf("%s: event %d is %s at %s, want %s at %s", c.name, i, got[i].ID, got[i].Position, want[i].ID, want[i].Position)
+				break
+			}
+		}
+	}
+}

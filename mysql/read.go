@@ -262,9 +262,13 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 		}
 		query := "SELECT " + eventColumns + " FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?"
 		// Without a type or prefix filter, an index holds everything a page's keys need.
-		var keys string
+		var keys, span, rows string
 		if f := opts.Filter; len(f.Types) == 0 && f.StreamPrefix == "" {
 			keys = "SELECT seq FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?"
+			span = "SELECT COUNT(*), COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0), COALESCE(MAX(position), 0) FROM (" +
+				"SELECT seq, position FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?) AS page"
+			rows = "SELECT " + eventColumns + " FROM events WHERE seq BETWEEN ? AND ? AND position > ? AND position <= ?" +
+				where.String() + " ORDER BY seq"
 		}
 		read, rowBytes := 0, 0
 		var buf []strata.Event // the last page's slice, reused once its events are yielded
@@ -286,7 +290,7 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 				err error
 			)
 			if keys != "" {
-				p, err = s.readByKeys(ctx, buf, n, keys, query, args)
+				p, err = s.readBySpan(ctx, buf, n, pageQueries{span: span, rows: rows, keys: keys, query: query}, int64(after), fargs)
 			} else {
 				p, err = s.readEvents(ctx, buf, n, query, args...)
 			}
@@ -308,6 +312,56 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 			after = p.evs[len(p.evs)-1].Position.Commit
 		}
 	}
+}
+
+// pageQueries are the statements of one global read's pages (see readBySpan).
+type pageQueries struct {
+	span  string // the page's size, its least and greatest seq, and its last position
+	rows  string // the events with seq in a range and position in a range, in seq order
+	keys  string // the page's seqs in position order (readByKeys)
+	query string // the one-step read (readEvents)
+}
+
+// maxSpanWaste bounds the rows a span read may pass over for each row of its page: a page
+// whose seqs spread wider (a tenant's events among many others', or a commit far out of
+// insertion order) is read by its keys instead.
+const maxSpanWaste = 2
+
+// readBySpan reads a page of the global log in two steps, like readByKeys, but its first step
+// returns one row instead of one per event: the page's size, its seq range and its last
+// position. The page is exactly the events whose position lies after the cursor and at most
+// at that last position, so the second step reads them by one range of the clustered index,
+// passing over only the events of other pages (or other tenants) whose seqs fall inside it.
+// Where those would be more than maxSpanWaste per event of the page, it reads the page by
+// its keys. Measured with `strata bench read` on MariaDB (4 clients, 100k events, the two in
+// alternate runs): 0.77–0.79x the raw baseline against 0.67–0.70x by keys.
+func (s *Store) readBySpan(ctx context.Context, into []strata.Event, limit int, q pageQueries, after int64, fargs []any) (page, error) {
+	var count, lo, hi, last int64
+	args := append(append([]any{after}, fargs...), limit)
+	if err := s.db.QueryRowContext(ctx, q.span, args...).Scan(&count, &lo, &hi, &last); err != nil {
+		return page{}, err
+	}
+	if count == 0 {
+		return page{evs: into[:0]}, nil
+	}
+	if hi-lo+1 > (maxSpanWaste+1)*count {
+		return s.readByKeys(ctx, into, limit, q.keys, q.query, args)
+	}
+	p, err := s.readEvents(ctx, into, int(count), q.rows, append([]any{lo, hi, after, last}, fargs...)...)
+	if err != nil {
+		return page{}, err
+	}
+	if int64(len(p.evs)) != count {
+		if p.bytes < pageBytes {
+			return page{}, fmt.Errorf("global read: the span of a page of %d events holds %d", count, len(p.evs))
+		}
+		// A page of large events, cut short in seq order: read it the one-step way, which
+		// cuts it in position order.
+		return s.readEvents(ctx, p.evs, limit, q.query, args...)
+	}
+	slices.SortFunc(p.evs, func(a, b strata.Event) int { return cmp.Compare(a.Position.Commit, b.Position.Commit) })
+	p.more = count == int64(limit)
+	return p, nil
 }
 
 // readByKeys reads a page of the global log in two steps, which is cheaper than the one of
@@ -362,6 +416,9 @@ func (s *Store) readByKeys(ctx context.Context, into []strata.Event, limit int, 
 		return page{}, err
 	}
 	if len(p.evs) != len(seqs) {
+		if p.bytes < pageBytes {
+			return page{}, fmt.Errorf("global read: the keys of a page of %d events found %d", len(seqs), len(p.evs))
+		}
 		// A page of large events, cut short in key order: read it the one-step way, which
 		// cuts it in position order.
 		return s.readEvents(ctx, p.evs, limit, query, args...)
