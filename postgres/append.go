@@ -281,6 +281,12 @@ func versionTaken(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key"
 }
 
+// idTaken reports whether err is the unique violation of an event ID the log holds already.
+func idTaken(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_id_key"
+}
+
 // sendMany sends, in one round trip on conn, BEGIN, the advisory locks of lockStreams for the
 // appends' streams, the statement sql (appendMulti or appendGroup) and, unless hook is set,
 // COMMIT. It returns the streams' versions before the statement, whether the restore guard

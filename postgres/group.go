@@ -3,9 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/strata-events/strata"
 )
@@ -39,8 +42,9 @@ const (
 // one group: one transaction of one round trip, in which each append keeps its own expected
 // version check and its own outcome. An append that fails its check does not fail the
 // others; it is resolved (a replay, or a Conflict) in its caller's goroutine. When the group's
-// statement fails as a whole (an event ID stored before, which an idempotent retry sends), its
-// appends are retried one by one, each with its own outcome.
+// statement fails as a whole on an event ID stored before (which an idempotent retry sends),
+// the appends carrying stored IDs are resolved the same way and the others written again as a
+// group; on any other failure, its appends are retried one by one, each with its own outcome.
 //
 // Nothing waits on a timer: under light load groups have one append, under heavy load they
 // grow, and throughput rises with the load while each append still costs one statement's
@@ -174,7 +178,10 @@ func (g *groupCommit) take() []*groupReq {
 // write commits one group and hands each append its outcome.
 func (g *groupCommit) write(batch []*groupReq) {
 	s := g.s
-	if len(batch) == 1 {
+	switch len(batch) {
+	case 0:
+		return
+	case 1:
 		r := batch[0]
 		r.res, r.err = first(s.appendRetry(r.ctx, r.op, []strata.StreamAppend{r.a}))
 		close(r.done)
@@ -186,9 +193,14 @@ func (g *groupCommit) write(batch []*groupReq) {
 	for i, r := range batch {
 		appends[i] = r.a
 	}
+	var err error
 retry:
 	for raises, races := 0, 0; ; {
-		curs, behind, err := s.appendGroupOnce(ctx, appends)
+		var (
+			curs   []int64
+			behind bool
+		)
+		curs, behind, err = s.appendGroupOnce(ctx, appends)
 		switch {
 		case err == nil && !behind:
 			for i, r := range batch {
@@ -208,12 +220,51 @@ retry:
 		}
 		break retry
 	}
-	// The group as a whole failed: an event ID stored before (a retry), bad data, a lost
-	// connection. Each caller appends on its own and learns its own outcome.
+	// The group as a whole failed. An event ID stored before (a retry of an append that
+	// committed) fails only the appends that carry one: they are resolved on their own and
+	// the others are written as a group again. For anything else (bad data, a lost
+	// connection, an ID twice in the group), each caller appends on its own and learns its
+	// own outcome.
+	if idTaken(err) {
+		if rest, ok := g.setAsideStored(ctx, batch); ok {
+			g.write(rest)
+			return
+		}
+	}
 	for _, r := range batch {
 		r.alone = true
 		close(r.done)
 	}
+}
+
+// setAsideStored hands the appends of batch that carry an event ID the log holds to their
+// callers, to be resolved alone (a replay of the first append, or a Conflict), and returns
+// the others. ok is false if it found none, or could not look.
+func (g *groupCommit) setAsideStored(ctx context.Context, batch []*groupReq) (rest []*groupReq, ok bool) {
+	var ids []pgtype.UUID
+	for _, r := range batch {
+		for _, e := range r.a.Events {
+			ids = append(ids, pgtype.UUID{Bytes: e.ID, Valid: true})
+		}
+	}
+	rows, _ := g.s.pool.Query(ctx, g.s.q.storedIDs, ids)
+	found, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
+	if err != nil || len(found) == 0 {
+		return nil, false
+	}
+	stored := make(map[[16]byte]bool, len(found))
+	for _, id := range found {
+		stored[id] = true
+	}
+	for _, r := range batch {
+		if slices.ContainsFunc(r.a.Events, func(e strata.EventData) bool { return stored[e.ID] }) {
+			r.alone = true
+			close(r.done)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	return rest, true
 }
 
 // retryable reports whether a group's statement failed because of a concurrent append, so

@@ -67,8 +67,9 @@
 // events; larger ones have their commit amortized already and run at once) that arrive while
 // all are busy wait, and the next writer to finish commits them together, as one statement of the
 // AppendMulti kind in which each stream keeps its own expected-version check and its own
-// outcome: an append that fails its check fails alone, and one whose event ID is stored already
-// (a retry) makes its group's appends run one by one. A group has distinct streams, takes the
+// outcome: an append that fails its check fails alone, and so does one whose event ID is stored
+// already (a retry), found after the group's statement failed, while the rest of its group is
+// written again as a group. A group has distinct streams, takes the
 // AppendMulti advisory locks, and its events share one transaction ID, so the gap-free
 // argument above holds for it unchanged. An idle store appends as before, with no timer and no
 // added latency. Measured with `strata bench append` (single events, one stream per client,

@@ -16,8 +16,10 @@ type queries struct {
 	appendGroup string
 
 	raise, writers, notify, lookup string
-	readForward, readBackward      string
-	streamInfo                     string
+	// storedIDs returns which of the IDs $1 the log holds.
+	storedIDs                 string
+	readForward, readBackward string
+	streamInfo                string
 	// readAll is a prefix that readAll completes with conditions; listStreams a format with
 	// one %s for the conditions of each probe of the stream-name index.
 	readAll, listStreams string
@@ -135,6 +137,9 @@ func buildQueries(schema string) queries {
 		// and waiting for its WAL flush would only delay the next append's.
 		notify: `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`,
 		lookup: r.Replace(`SELECT ` + eventColumns + ` FROM {schema}.events WHERE id = ANY($1::uuid[])`),
+		// One probe of events_id_key per ID (see batchTenants).
+		storedIDs: r.Replace(`SELECT t.id FROM unnest($1::uuid[]) AS t(id)
+	WHERE EXISTS (SELECT 1 FROM {schema}.events e WHERE e.id = t.id)`),
 
 		readForward: r.Replace(`SELECT ` + eventColumns + ` FROM {schema}.events
 	WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`),
