@@ -40,6 +40,9 @@ type Store struct {
 	closedCh chan struct{}
 	closeMu  sync.Mutex
 
+	// stmts holds prepared statements by their SQL text (see prepared); Close closes them.
+	stmts sync.Map
+
 	signal follow.Signal // notified after every sequencing pass that stamped events
 	wake   chan struct{} // pokes the background sequencer; capacity 1, so pokes coalesce
 	seqSem chan struct{} // one sequencing pass at a time in this process
@@ -300,7 +303,12 @@ func (s *Store) Close() error {
 	close(s.closedCh)
 	s.stop()
 	<-s.done
-	if err := errors.Join(s.db.Close(), s.wdb.Close()); err != nil {
+	var errs []error
+	s.stmts.Range(func(_, st any) bool {
+		errs = append(errs, st.(*sql.Stmt).Close())
+		return true
+	})
+	if err := errors.Join(append(errs, s.db.Close(), s.wdb.Close())...); err != nil {
 		return classify("close", err)
 	}
 	return nil

@@ -42,9 +42,50 @@ type page struct {
 // decoded metadata (consecutive events of a log mostly share all three). The other columns
 // are scanned into destinations reused for every row.
 func (s *Store) readEvents(ctx context.Context, into []strata.Event, limit int, query string, args ...any) (page, error) {
+	return s.readPage(ctx, into, limit, nil, query, args)
+}
+
+// readPrepared is readEvents by a prepared statement (see Store.prepared).
+func (s *Store) readPrepared(ctx context.Context, into []strata.Event, limit int, query string, args ...any) (page, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return page{}, err
+	}
+	return s.readPage(ctx, into, limit, st, query, args)
+}
+
+// prepared returns the prepared statement of query, preparing it on first use. The binary
+// protocol of prepared statements sends integers and times as such, sparing their parsing
+// from text: 5–10% more events/s through the span read of readBySpan. Only statements whose
+// text depends on a filter's shape alone are prepared, so their number stays small.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// readPage is readEvents by st when it is set, else by query.
+func (s *Store) readPage(ctx context.Context, into []strata.Event, limit int, st *sql.Stmt, query string, args []any) (page, error) {
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rows, err := s.db.QueryContext(qctx, query, args...)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if st != nil {
+		rows, err = st.QueryContext(qctx, args...)
+	} else {
+		rows, err = s.db.QueryContext(qctx, query, args...)
+	}
 	if err != nil {
 		return page{}, err
 	}
@@ -334,11 +375,16 @@ const maxSpanWaste = 2
 // passing over only the events of other pages (or other tenants) whose seqs fall inside it.
 // Where those would be more than maxSpanWaste per event of the page, it reads the page by
 // its keys. Measured with `strata bench read` on MariaDB (4 clients, 100k events, the two in
-// alternate runs): 0.77–0.79x the raw baseline against 0.67–0.70x by keys.
+// alternate runs): 0.77–0.79x the raw baseline against 0.67–0.70x by keys; with both steps
+// prepared, 0.84–0.93x against 0.74–0.85x unprepared.
 func (s *Store) readBySpan(ctx context.Context, into []strata.Event, limit int, q pageQueries, after int64, fargs []any) (page, error) {
 	var count, lo, hi, last int64
 	args := append(append([]any{after}, fargs...), limit)
-	if err := s.db.QueryRowContext(ctx, q.span, args...).Scan(&count, &lo, &hi, &last); err != nil {
+	st, err := s.prepared(ctx, q.span)
+	if err != nil {
+		return page{}, err
+	}
+	if err := st.QueryRowContext(ctx, args...).Scan(&count, &lo, &hi, &last); err != nil {
 		return page{}, err
 	}
 	if count == 0 {
@@ -347,7 +393,7 @@ func (s *Store) readBySpan(ctx context.Context, into []strata.Event, limit int, 
 	if hi-lo+1 > (maxSpanWaste+1)*count {
 		return s.readByKeys(ctx, into, limit, q.keys, q.query, args)
 	}
-	p, err := s.readEvents(ctx, into, int(count), q.rows, append([]any{lo, hi, after, last}, fargs...)...)
+	p, err := s.readPrepared(ctx, into, int(count), q.rows, append([]any{lo, hi, after, last}, fargs...)...)
 	if err != nil {
 		return page{}, err
 	}
