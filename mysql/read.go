@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/internal/follow"
+	"github.com/strata-events/strata/internal/metadec"
 )
 
 // Reads fetch pages of at most pageRows rows, and stop a page early once it holds pageBytes of
@@ -110,7 +110,7 @@ func (s *Store) readPage(ctx context.Context, into []strata.Event, limit int, st
 			return page{}, fmt.Errorf("event ID of %d bytes", len(id))
 		}
 		copy(e.ID[:], id)
-		if err := dec.meta(&e.Meta, meta); err != nil {
+		if err := dec.meta.Decode(&e.Meta, meta); err != nil {
 			return page{}, err
 		}
 		if pos.Valid {
@@ -142,26 +142,7 @@ func (s *Store) readPage(ctx context.Context, into []strata.Event, limit int, st
 // when it differs from the previous row's.
 type rowDecoder struct {
 	stream, typ lastString
-	rawMeta     []byte // the previous row's metadata column; valid if haveMeta
-	lastMeta    strata.Metadata
-	haveMeta    bool
-}
-
-// meta decodes raw into m. It reuses the previous row's result when raw is the same bytes and
-// that result holds no Extra map, which events must not share.
-func (d *rowDecoder) meta(m *strata.Metadata, raw []byte) error {
-	if d.haveMeta && d.lastMeta.Extra == nil && bytes.Equal(raw, d.rawMeta) {
-		*m = d.lastMeta
-		return nil
-	}
-	*m = strata.Metadata{}
-	if err := m.UnmarshalJSON(raw); err != nil {
-		d.haveMeta = false
-		return err
-	}
-	d.rawMeta = append(d.rawMeta[:0], raw...)
-	d.lastMeta, d.haveMeta = *m, true
-	return nil
+	meta        metadec.Decoder
 }
 
 // lastString converts bytes to a string, allocating only when they differ from the last call's.

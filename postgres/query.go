@@ -302,7 +302,7 @@ func (s *Store) RetentionCandidates(ctx context.Context, sel strata.RetentionSel
 			}
 			var ev strata.Event
 			if meta := d.decode(raw, &ev); meta != nil {
-				if err := ev.Meta.UnmarshalJSON(meta); err != nil {
+				if err := d.meta.Decode(&ev.Meta, meta); err != nil {
 					return &strata.Error{Code: strata.Internal, Op: op, Msg: "stored metadata of event " + ev.Position.String() + " is not valid", Err: err}
 				}
 				size += len(meta)

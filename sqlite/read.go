@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/internal/follow"
+	"github.com/strata-events/strata/internal/metadec"
 )
 
 const (
@@ -40,6 +41,7 @@ type rowScanner struct {
 	stream, typ                              string
 	data                                     []byte
 	dest                                     []any
+	metas                                    metadec.Decoder
 }
 
 func newRowScanner() *rowScanner {
@@ -76,7 +78,7 @@ func (r *rowScanner) scan(rows *sql.Rows, e *strata.Event) error {
 	if e.Data == nil {
 		e.Data = []byte{}
 	}
-	if err := decodeMeta(r.meta, &e.Meta); err != nil {
+	if err := r.metas.Decode(&e.Meta, r.meta); err != nil {
 		return fmt.Errorf("event at position %d: %w", r.pos, err)
 	}
 	return nil
