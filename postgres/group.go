@@ -15,11 +15,14 @@ import (
 
 // DefaultGroupWriters is how many small append transactions of one store run at once before
 // further small single-stream appends wait and are committed together (see WithGroupCommit).
-// Measured with `strata bench append` (2 cores, PostgreSQL on the same machine, writers 0 to 4
-// in alternate runs): 8 clients of single events gain most with 1 or 2 writers and lose with
-// 4 (0.7x the baseline, below 0.75x without grouping), 32 clients gain with each. Two keeps
-// two server processes inserting at once.
-const DefaultGroupWriters = 2
+// One writer, like the single writer of EventStoreDB's storage, won on every small-append
+// workload measured with `strata bench append` (2 cores, PostgreSQL on the same machine,
+// writers in alternate runs): 8 clients of single events 0.94–1.04x the raw baseline against
+// 0.87–0.94x with 2 writers and 0.70–0.73x with 4; 32 clients 1.6–1.9x with 1 to 3. A group
+// is one server process's statement, bounded by maxGroupAppends and maxGroupEvents, so one
+// writer commits some tens of thousands of small appends a second at most; a server with many
+// cores takes more with WithGroupCommit.
+const DefaultGroupWriters = 1
 
 // maxGroupedEvents is the largest append that is grouped. A larger one runs its own
 // transaction at once, outside the writers' count: its commit is amortized over its events

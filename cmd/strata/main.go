@@ -104,7 +104,7 @@ func newRoot(getenv env) (*cobra.Command, *bool) {
 The database is chosen with --db or STRATA_DB (default ` + defaultDSN + `):
   sqlite:PATH            an SQLite file (also sqlite://PATH)
   postgres://...         PostgreSQL (also postgresql://); ?schema=NAME picks the schema (default strata),
-                         ?group_commit=N the concurrent writers of small appends (default 2; 0 = off)
+                         ?group_commit=N the concurrent writers of small appends (default 1; 0 = off)
   mysql://user:pass@host:port/db
   mem:                   in memory, gone when the command ends
 
