@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -175,6 +176,8 @@ type benchResult struct {
 	strataRate, rawRate   float64
 	strataOnly, stampWait bool
 	rawNote, note         string
+	// rounds is the ratio of each round (see alternate).
+	rounds []float64
 }
 
 func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benchOpts) (err error) {
@@ -204,7 +207,7 @@ func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benc
 		if err != nil {
 			return fmt.Errorf("bench: strata: %w", err)
 		}
-		if res.rawRate, res.strataRate, err = alternate(ctx, raw, st, o.events); err != nil {
+		if res.rawRate, res.strataRate, res.rounds, err = alternate(ctx, raw, st, o.events); err != nil {
 			return err
 		}
 	case "read":
@@ -229,7 +232,7 @@ func runBench(ctx context.Context, out io.Writer, d dsn, workload string, o benc
 		if env.raw != nil {
 			raw = rawReadRounds(env.raw, o)
 		}
-		if res.rawRate, res.strataRate, err = alternate(ctx, raw, strataReadRounds(env.st, o), benchRounds*o.clients*o.events); err != nil {
+		if res.rawRate, res.strataRate, res.rounds, err = alternate(ctx, raw, strataReadRounds(env.st, o), benchRounds*o.clients*o.events); err != nil {
 			return err
 		}
 	}
@@ -250,6 +253,9 @@ func printBench(out io.Writer, r benchResult) {
 	}, nil)
 	if r.strataOnly {
 		fmt.Fprintf(out, "(%s: no SQL baseline; strata only)\n", r.backend)
+	}
+	if len(r.rounds) > 1 {
+		fmt.Fprintf(out, "(ratio per round, baseline and strata in turn: %.2fx to %.2fx; a wide spread means the machine's speed changed during the run)\n", slices.Min(r.rounds), slices.Max(r.rounds))
 	}
 	if r.note != "" {
 		fmt.Fprintf(out, "(%s)\n", r.note)
@@ -318,10 +324,12 @@ type workloadRounds func(ctx context.Context, r int) (time.Duration, error)
 func roundBatches(n, r int) (from, to int) { return n * r / benchRounds, n * (r + 1) / benchRounds }
 
 // alternate runs the rounds of raw (which may be nil) and st in turn and returns their rates
-// over total events each.
-func alternate(ctx context.Context, raw, st workloadRounds, total int) (rawRate, strataRate float64, err error) {
+// over total events each, and the ratio of strata's rate to the baseline's in each round (nil
+// without a baseline): their spread shows how much the machine's speed moved during the run.
+func alternate(ctx context.Context, raw, st workloadRounds, total int) (rawRate, strataRate float64, rounds []float64, err error) {
 	var rawTime, stTime time.Duration
 	for r := range benchRounds {
+		rawBefore, stBefore := rawTime, stTime
 		steps := []struct {
 			run  workloadRounds
 			sum  *time.Duration
@@ -336,15 +344,18 @@ func alternate(ctx context.Context, raw, st workloadRounds, total int) (rawRate,
 			}
 			d, err := step.run(ctx, r)
 			if err != nil {
-				return 0, 0, fmt.Errorf("bench: %s: %w", step.name, err)
+				return 0, 0, nil, fmt.Errorf("bench: %s: %w", step.name, err)
 			}
 			*step.sum += d
+		}
+		if raw != nil && stTime > stBefore {
+			rounds = append(rounds, float64(rawTime-rawBefore)/float64(stTime-stBefore))
 		}
 	}
 	if raw != nil {
 		rawRate = rate(total, rawTime)
 	}
-	return rawRate, rate(total, stTime), nil
+	return rawRate, rate(total, stTime), rounds, nil
 }
 
 // runRounds runs every round of w, for a pre-fill, and returns the time they took.

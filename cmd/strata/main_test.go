@@ -345,6 +345,9 @@ func TestBenchSQLite(t *testing.T) {
 		if !strings.Contains(out, "strata ev/s") || !strings.Contains(out, "sqlite") || !strings.Contains(out, "x\n") || strings.Contains(out, " - ") {
 			t.Errorf("bench %s printed no ratio:\n%s", args[0], out)
 		}
+		if !strings.Contains(out, "ratio per round") {
+			t.Errorf("bench %s printed no spread of the rounds' ratios:\n%s", args[0], out)
+		}
 	}
 	// The bench works in scratch space and leaves nothing behind, not even the database named.
 	entries, err := os.ReadDir(dir)
