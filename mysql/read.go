@@ -70,6 +70,10 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}
+	if s.isClosed() { // Close may have closed the cache's statements before this one joined
+		st.Close()
+		return nil, strata.ClosedError("read")
+	}
 	return st, nil
 }
 
@@ -289,9 +293,14 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 			keys = "SELECT seq FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?"
 			span = "SELECT COUNT(*), COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0), COALESCE(MAX(position), 0) FROM (" +
 				"SELECT seq, position FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?) AS page"
-			rows = "SELECT " + eventColumns + " FROM events WHERE seq BETWEEN ? AND ? AND position > ? AND position <= ?" +
+			// The primary key's range is the point; with a tenant filter MariaDB may otherwise
+			// pick events_tenant_position and a sort.
+			rows = "SELECT " + eventColumns + " FROM events FORCE INDEX (PRIMARY) WHERE seq BETWEEN ? AND ? AND position > ? AND position <= ?" +
 				where.String() + " ORDER BY seq"
 		}
+		// byKeys is set once a page was too sparse for its span: the read's later pages, of the
+		// same filter, go to readByKeys at once rather than ask for their span first.
+		byKeys := false
 		read, rowBytes := 0, 0
 		var buf []strata.Event // the last page's slice, reused once its events are yielded
 		for {
@@ -306,14 +315,16 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 				}
 			}
 			n := pageSize(opts.Limit, read, rowBytes)
-			args := append(append([]any{int64(after)}, fargs...), n)
 			var (
 				p   page
 				err error
 			)
-			if keys != "" {
-				p, err = s.readBySpan(ctx, buf, n, pageQueries{span: span, rows: rows, keys: keys, query: query}, int64(after), fargs)
-			} else {
+			switch args := append(append([]any{int64(after)}, fargs...), n); {
+			case keys != "" && byKeys:
+				p, err = s.readByKeys(ctx, buf, n, keys, query, args)
+			case keys != "":
+				p, byKeys, err = s.readBySpan(ctx, buf, n, pageQueries{span: span, rows: rows, keys: keys, query: query}, args)
+			default:
 				p, err = s.readEvents(ctx, buf, n, query, args...)
 			}
 			if err != nil {
@@ -354,41 +365,49 @@ const maxSpanWaste = 2
 // position. The page is exactly the events whose position lies after the cursor and at most
 // at that last position, so the second step reads them by one range of the clustered index,
 // passing over only the events of other pages (or other tenants) whose seqs fall inside it.
-// Where those would be more than maxSpanWaste per event of the page, it reads the page by
-// its keys. Measured with `strata bench read` on MariaDB (4 clients, 100k events, the two in
-// alternate runs): 0.77–0.79x the raw baseline against 0.67–0.70x by keys; with both steps
-// prepared, 0.84–0.93x against 0.74–0.85x unprepared.
-func (s *Store) readBySpan(ctx context.Context, into []strata.Event, limit int, q pageQueries, after int64, fargs []any) (page, error) {
+// The two statements see the same events although they run apart: sequencing passes take
+// turns on log_head and each numbers on from the positions the one before committed, so once
+// a position is visible every lower one is, a later pass stamps only higher ones, and a
+// position never changes once stamped (retention rewrites payloads, never positions).
+//
+// args are the one-step query's (the cursor, the filter's values, the page size). Where the
+// span would pass over more than maxSpanWaste events per event of the page, it reads the page
+// by its keys and reports sparse. Measured with `strata bench read` on MariaDB (4 clients,
+// 100k events, the two in alternate runs): 0.77–0.79x the raw baseline against 0.67–0.70x by
+// keys; with both steps prepared, 0.84–0.93x against 0.74–0.85x unprepared.
+func (s *Store) readBySpan(ctx context.Context, into []strata.Event, limit int, q pageQueries, args []any) (p page, sparse bool, err error) {
 	var count, lo, hi, last int64
-	args := append(append([]any{after}, fargs...), limit)
 	st, err := s.prepared(ctx, q.span)
 	if err != nil {
-		return page{}, err
+		return page{}, false, err
 	}
 	if err := st.QueryRowContext(ctx, args...).Scan(&count, &lo, &hi, &last); err != nil {
-		return page{}, err
+		return page{}, false, err
 	}
 	if count == 0 {
-		return page{evs: into[:0]}, nil
+		return page{evs: into[:0]}, false, nil
 	}
 	if hi-lo+1 > (maxSpanWaste+1)*count {
-		return s.readByKeys(ctx, into, limit, q.keys, q.query, args)
+		p, err := s.readByKeys(ctx, into, limit, q.keys, q.query, args)
+		return p, true, err
 	}
-	p, err := s.readPrepared(ctx, into, int(count), q.rows, append([]any{lo, hi, after, last}, fargs...)...)
-	if err != nil {
-		return page{}, err
+	// The rows statement takes the span, then the cursor and the filter's values.
+	rargs := append([]any{lo, hi, args[0], last}, args[1:len(args)-1]...)
+	if p, err = s.readPrepared(ctx, into, int(count), q.rows, rargs...); err != nil {
+		return page{}, false, err
 	}
 	if int64(len(p.evs)) != count {
 		if p.bytes < pageBytes {
-			return page{}, fmt.Errorf("global read: the span of a page of %d events holds %d", count, len(p.evs))
+			return page{}, false, fmt.Errorf("global read: the span of a page of %d events holds %d", count, len(p.evs))
 		}
 		// A page of large events, cut short in seq order: read it the one-step way, which
 		// cuts it in position order.
-		return s.readEvents(ctx, p.evs, limit, q.query, args...)
+		p, err = s.readEvents(ctx, p.evs, limit, q.query, args...)
+		return p, false, err
 	}
 	slices.SortFunc(p.evs, func(a, b strata.Event) int { return cmp.Compare(a.Position.Commit, b.Position.Commit) })
 	p.more = count == int64(limit)
-	return p, nil
+	return p, false, nil
 }
 
 // readByKeys reads a page of the global log in two steps, which is cheaper than the one of
