@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -67,5 +70,77 @@ func TestGroupSetsAsideStoredIDs(t *testing.T) {
 	}
 	if len(commits) != 1 {
 		t.Errorf("the fresh appends were committed in %d transactions, want 1", len(commits))
+	}
+}
+
+// TestGroupGoesOnPastAStuckAppend holds a stream's first version in an open transaction (a
+// BeforeCommit hook that waits) and sends two more appends to that stream: one waits on the
+// stream's lock, holding a writer, and the other waits for that writer rather than take the
+// second. Appends to other streams must meanwhile go through the second writer.
+func TestGroupGoesOnPastAStuckAppend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	schema := testenv.PostgresSchema(t, dsn)
+	s, err := Open(ctx, dsn, WithSchema(schema), WithGroupCommit(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := func() strata.EventData { return strata.EventData{Type: "E", Data: json.RawMessage(`{}`)} }
+
+	hold, inHook := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	defer release() // before Close, should the test fail while the hook waits
+	holder := make(chan error, 1)
+	go func() {
+		hctx := strata.WithBeforeCommit(ctx, func(context.Context) error { close(inHook); <-hold; return nil })
+		_, err := s.Append(hctx, "held", strata.NoStream, ev())
+		holder <- err
+	}()
+	<-inHook
+	held := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := s.Append(ctx, "held", strata.Any, ev())
+			held <- err
+		}()
+	}
+	// Wait until one of them waits on the lock, and the other in the queue (or, were the rule
+	// broken, on the lock too).
+	for {
+		var waiting int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND position($1 in query) > 0`, schema).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		s.group.mu.Lock()
+		queued := len(s.group.queue)
+		s.group.mu.Unlock()
+		if waiting >= 1 && (queued >= 1 || waiting >= 2) {
+			break
+		}
+		runtime.Gosched()
+	}
+
+	for i := range 5 {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := s.Append(actx, fmt.Sprintf("free-%d", i), strata.NoStream, ev())
+		cancel()
+		if err != nil {
+			t.Fatalf("append to another stream while one waits on its lock: %v", err)
+		}
+	}
+	release()
+	if err := <-holder; err != nil {
+		t.Fatalf("the held append: %v", err)
+	}
+	for range 2 {
+		if err := <-held; err != nil {
+			t.Errorf("an append that waited for the held stream: %v", err)
+		}
+	}
+	if info, err := s.StreamInfo(ctx, "held"); err != nil || info.Version != 3 {
+		t.Errorf("held stream: %+v %v, want version 3", info, err)
 	}
 }

@@ -62,20 +62,23 @@
 // # Group commit
 //
 // A transaction of one event costs PostgreSQL far more than its one row: the round trip, the
-// statement's start and the commit record. So a store runs at most [DefaultGroupWriters] small
-// append transactions at once ([WithGroupCommit]). Small single-stream appends (up to 32
-// events; larger ones have their commit amortized already and run at once) that arrive while
-// all are busy wait, and the next writer to finish commits them together, as one statement of
-// the AppendMulti kind in which each stream keeps its own expected-version check and its own
-// outcome. An append that fails its check fails alone; so does one whose event ID is stored
-// already (a retry), found after the group's statement failed, while the rest of its group is
-// written again as a group. A group has distinct streams, takes the AppendMulti advisory
-// locks, and its events share one transaction ID, so the gap-free argument above holds for it
-// unchanged. An idle store appends as before, with no timer and no added latency.
+// statement's start and the commit record. So a store runs at most a few small append
+// transactions at once ([WithGroupCommit]; [DefaultGroupWriters] by default). Small
+// single-stream appends (up to 32 events; larger ones have their commit amortized already and
+// run at once, outside that count) that arrive while all are busy wait, and the next writer to
+// finish commits them together, as one statement of the AppendMulti kind in which each stream
+// keeps its own expected-version check and its own outcome. An append that fails its check
+// fails alone; so does one whose event ID is stored already (a retry), found after the group's
+// statement failed, while the rest of its group is written again as a group. A group has
+// distinct streams, takes the AppendMulti advisory locks, and its events share one transaction
+// ID, so the gap-free argument above holds for it unchanged. An idle store appends as before,
+// with no timer and no added latency. An append that waits on a lock (its stream's other writer
+// holds a transaction open) keeps its writer busy meanwhile; the other writers' groups grow to
+// carry the rest.
 //
 // Measured with `strata bench append` (single events, one stream per client, settings in
 // alternate runs, 2 cores): 8 clients 0.73–0.77x the raw INSERT baseline without grouping,
-// 0.87–0.94x with 2 writers, 0.94–1.04x with 1 (the default); 32 clients 0.66–0.71x without,
+// 0.80–0.94x with 2 writers (the default), 0.94–1.04x with 1; 32 clients 0.66–0.71x without,
 // 1.6–1.9x with 1 to 3 writers; 8 clients of 100 events unchanged (0.90–1.00x). Through
 // `strata serve`, 32 clients: 4.4k acknowledged appends/s without grouping, 7.3–7.5k with 2
 // writers in the same hour (docs/HTTP.md).
@@ -152,7 +155,8 @@ func WithPoll(d time.Duration) Option { return func(c *config) { c.poll = d } }
 // together, in one transaction of one round trip per group, each with its own expected-version
 // check and outcome (DefaultGroupWriters). Appends of more than 32 events are never grouped.
 // Zero or less turns grouping off: every append runs its own transaction, however many run at
-// once. Appends with a strata.WithBeforeCommit hook, and AppendMulti, always run their own.
+// once. Appends with a strata.WithBeforeCommit hook, and AppendMulti of several streams, always
+// run their own.
 func WithGroupCommit(writers int) Option { return func(c *config) { c.writers = writers } }
 
 // Store is a strata.Store on PostgreSQL. It is safe for concurrent use.

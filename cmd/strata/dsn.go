@@ -74,7 +74,9 @@ func parseDSN(s string) (dsn, error) {
 			d.groupCommit, d.groupSet = n, true
 			q.Del("group_commit")
 		}
-		u.RawQuery = q.Encode()
+		if d.schema != "" || d.groupSet { // strata's own parameters are not pgx's
+			u.RawQuery = q.Encode()
+		}
 		d.target = u.String()
 		return d, nil
 	case "mysql":
@@ -148,8 +150,9 @@ func (d dsn) String() string {
 	return s
 }
 
-// flagValue returns the DSN as a --db value for messages: like String, but with the schema
-// parameter kept in the URL so that it can be pasted back (after filling in any password).
+// flagValue returns the DSN as a --db value for messages: like String, but with strata's own
+// parameters (schema, group_commit) kept in the URL so that it can be pasted back (after
+// filling in any password).
 func (d dsn) flagValue() string {
 	if d.backend != backendPostgres || (d.schema == "" && !d.groupSet) {
 		return d.String()

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/postgres"
 )
 
 // Exit codes. Scripts can tell a lost optimistic-concurrency race from a typo.
@@ -104,7 +106,8 @@ func newRoot(getenv env) (*cobra.Command, *bool) {
 The database is chosen with --db or STRATA_DB (default ` + defaultDSN + `):
   sqlite:PATH            an SQLite file (also sqlite://PATH)
   postgres://...         PostgreSQL (also postgresql://); ?schema=NAME picks the schema (default strata),
-                         ?group_commit=N the concurrent writers of small appends (default 1; 0 = off)
+                         ?group_commit=N the concurrent writers of small appends (default ` +
+			strconv.Itoa(postgres.DefaultGroupWriters) + `; 0 = off)
   mysql://user:pass@host:port/db
   mem:                   in memory, gone when the command ends
 
