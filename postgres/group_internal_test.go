@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +20,8 @@ import (
 // TestGroupSetsAsideStoredIDs writes one group in which one append carries an event ID that
 // the log holds already (in another stream, so that it passes its version check and fails the
 // group's statement): that append alone is handed back to its caller, to be resolved on its
-// own, and the others are still committed together, in one transaction.
+// own, and the others are still committed together, in one transaction; a rest of one append
+// is written on its own, and an empty rest not at all.
 func TestGroupSetsAsideStoredIDs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -40,36 +43,41 @@ func TestGroupSetsAsideStoredIDs(t *testing.T) {
 		}
 		return &groupReq{ctx: ctx, op: "append", a: prepared[0], done: make(chan struct{})}
 	}
-	var batch []*groupReq
-	for i := range 4 {
-		batch = append(batch, request(fmt.Sprintf("fresh-%d", i), strata.EventData{Type: "E", Data: json.RawMessage(`{}`)}))
-		if i == 1 {
-			batch = append(batch, request("moved", retried...))
+	// The group's rest after the appends with stored IDs: several appends, one (written on its
+	// own), none.
+	for c, fresh := range []int{4, 1, 0} {
+		var batch []*groupReq
+		for i := range fresh {
+			batch = append(batch, request(fmt.Sprintf("fresh-%d-%d", c, i), strata.EventData{Type: "E", Data: json.RawMessage(`{}`)}))
 		}
-	}
-	s.group.write(batch)
+		batch = slices.Insert(batch, min(1, len(batch)), request(fmt.Sprintf("moved-%d", c), retried...))
+		if fresh < 2 {
+			batch = append(batch, request(fmt.Sprintf("moved-%d-again", c), retried...))
+		}
+		s.group.write(batch)
 
-	commits := map[uint64]bool{}
-	for i, r := range batch {
-		<-r.done
-		if r.a.Stream == "moved" {
-			if !r.alone {
-				t.Errorf("the append with a stored ID was not handed back to be resolved alone: %+v %v %v", r.res, r.err, r.conflict)
+		commits := map[uint64]bool{}
+		for i, r := range batch {
+			<-r.done
+			if strings.HasPrefix(r.a.Stream, "moved-") {
+				if !r.alone {
+					t.Errorf("case %d: the append with a stored ID was not handed back to be resolved alone: %+v %v %v", c, r.res, r.err, r.conflict)
+				}
+				continue
 			}
-			continue
-		}
-		if r.alone || r.err != nil || r.conflict != nil || r.res.LastVersion != 1 {
-			t.Errorf("append %d to %s: alone %v, %+v %v %v; want it written in the group", i, r.a.Stream, r.alone, r.res, r.err, r.conflict)
-		}
-		for e, err := range s.ReadStream(ctx, r.a.Stream, strata.ReadStreamOptions{}) {
-			if err != nil {
-				t.Fatal(err)
+			if r.alone || r.err != nil || r.conflict != nil || r.res.LastVersion != 1 {
+				t.Errorf("case %d: append %d to %s: alone %v, %+v %v %v; want it written", c, i, r.a.Stream, r.alone, r.res, r.err, r.conflict)
 			}
-			commits[e.Position.Commit] = true
+			for e, err := range s.ReadStream(ctx, r.a.Stream, strata.ReadStreamOptions{}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				commits[e.Position.Commit] = true
+			}
 		}
-	}
-	if len(commits) != 1 {
-		t.Errorf("the fresh appends were committed in %d transactions, want 1", len(commits))
+		if want := min(fresh, 1); len(commits) != want {
+			t.Errorf("case %d: the fresh appends were committed in %d transactions, want %d", c, len(commits), want)
+		}
 	}
 }
 
