@@ -15,10 +15,10 @@ import (
 // DefaultGroupWriters is how many small append transactions of one store run at once before
 // further small single-stream appends wait and are committed together (see WithGroupCommit).
 //
-// Two, because groups grow to take what a writer cannot: an append that waits on a lock (its
-// stream's other writer holds a transaction open, say in a BeforeCommit hook) keeps its writer
-// busy, and with one writer every small append of every stream would wait behind it, while
-// with two the other writer's groups carry the load. Measured with `strata bench append`
+// Two rather than one: an append that waits on a lock (its stream's other writer holds a
+// transaction open, say in a BeforeCommit hook) keeps its writer busy, and with one writer
+// every small append of every stream would wait behind it, while with two the other writer's
+// groups grow to carry the other streams. Measured with `strata bench append`
 // (2 cores, PostgreSQL on the same machine, writers in alternate runs), one writer is a little
 // faster where nothing blocks: 8 clients of single events 0.94–1.04x the raw baseline against
 // 0.80–0.94x with 2 and 0.70–0.73x with 4; 32 clients 1.6–1.9x with 1 to 3.
@@ -41,8 +41,8 @@ const (
 // commit, as databases do for their log. While fewer than writers append transactions of the
 // store are running, an append runs its own, exactly as without grouping, so an idle store
 // adds no latency. Appends that arrive while all of them are busy wait in a queue, and the
-// next writer to finish takes the queue's appends (to distinct streams, up to the bounds) as
-// one group: one transaction of one round trip, in which each append keeps its own expected
+// next writer to finish (or to be free) takes the queue's appends (to distinct streams that no
+// writer is writing, up to the bounds) as one group: one transaction of one round trip, in which each append keeps its own expected
 // version check and its own outcome. An append that fails its check does not fail the
 // others; it is resolved (a replay, or a Conflict) in its caller's goroutine. When the group's
 // statement fails as a whole on an event ID stored before (which an idempotent retry sends),
