@@ -276,15 +276,15 @@ func outcome(a strata.StreamAppend, cur int64) (strata.AppendResult, *versionCon
 
 // versionTaken reports whether err is the unique violation of a stream's next version that a
 // concurrent append committed first (see errVersionTaken).
-func versionTaken(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key"
-}
+func versionTaken(err error) bool { return uniqueViolation(err, "events_stream_version_key") }
 
 // idTaken reports whether err is the unique violation of an event ID the log holds already.
-func idTaken(err error) bool {
+func idTaken(err error) bool { return uniqueViolation(err, "events_id_key") }
+
+// uniqueViolation reports whether err is PostgreSQL's unique_violation of constraint.
+func uniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_id_key"
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
 }
 
 // sendMany sends, in one round trip on conn, BEGIN, the advisory locks of lockStreams for the
@@ -417,8 +417,7 @@ func (s *Store) appendFailed(ctx context.Context, op string, appends []strata.St
 	}
 	var vc *versionConflict
 	isConflict := errors.As(err, &vc)
-	var pgErr *pgconn.PgError
-	isDupID := errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_id_key"
+	isDupID := idTaken(err)
 	if !isConflict && !isDupID {
 		if versionTaken(err) {
 			return nil, false, errVersionTaken

@@ -41,13 +41,14 @@ const (
 // commit, as databases do for their log. While fewer than writers append transactions of the
 // store are running, an append runs its own, exactly as without grouping, so an idle store
 // adds no latency. Appends that arrive while all of them are busy wait in a queue, and the
-// next writer to finish (or to be free) takes the queue's appends (to distinct streams that no
-// writer is writing, up to the bounds) as one group: one transaction of one round trip, in which each append keeps its own expected
-// version check and its own outcome. An append that fails its check does not fail the
-// others; it is resolved (a replay, or a Conflict) in its caller's goroutine. When the group's
-// statement fails as a whole on an event ID stored before (which an idempotent retry sends),
-// the appends carrying stored IDs are resolved the same way and the others written again as a
-// group; on any other failure, its appends are retried one by one, each with its own outcome.
+// next writer to finish (or to be free) takes the queue's appends (to distinct streams that
+// no writer is writing, up to the bounds) as one group: one transaction of one round trip,
+// in which each append keeps its own expected version check and its own outcome. An append
+// that fails its check does not fail the others; it is resolved (a replay, or a Conflict) in
+// its caller's goroutine. When the group's statement fails as a whole on an event ID stored
+// before (which an idempotent retry sends), the appends carrying stored IDs are resolved the
+// same way and the others written again as a group; on any other failure, its appends are
+// retried one by one, each with its own outcome.
 //
 // Nothing waits on a timer: under light load groups have one append, under heavy load they
 // grow, and throughput rises with the load while each append still costs one statement's
