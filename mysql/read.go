@@ -288,14 +288,14 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 		}
 		query := "SELECT " + eventColumns + " FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?"
 		// Without a type or prefix filter, an index holds everything a page's keys need.
-		var keys, span, rows string
+		q := pageQueries{query: query}
 		if f := opts.Filter; len(f.Types) == 0 && f.StreamPrefix == "" {
-			keys = "SELECT seq FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?"
-			span = "SELECT COUNT(*), COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0), COALESCE(MAX(position), 0) FROM (" +
+			q.keys = "SELECT seq FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?"
+			q.span = "SELECT COUNT(*), COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0), COALESCE(MAX(position), 0) FROM (" +
 				"SELECT seq, position FROM events WHERE position > ?" + where.String() + " ORDER BY position LIMIT ?) AS page"
 			// The primary key's range is the point; with a tenant filter MariaDB may otherwise
 			// pick events_tenant_position and a sort.
-			rows = "SELECT " + eventColumns + " FROM events FORCE INDEX (PRIMARY) WHERE seq BETWEEN ? AND ? AND position > ? AND position <= ?" +
+			q.rows = "SELECT " + eventColumns + " FROM events FORCE INDEX (PRIMARY) WHERE seq BETWEEN ? AND ? AND position > ? AND position <= ?" +
 				where.String() + " ORDER BY seq"
 		}
 		// byKeys is set once a page was too sparse for its span: the read's later pages, of the
@@ -320,10 +320,10 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 				err error
 			)
 			switch args := append(append([]any{int64(after)}, fargs...), n); {
-			case keys != "" && byKeys:
-				p, err = s.readByKeys(ctx, buf, n, keys, query, args)
-			case keys != "":
-				p, byKeys, err = s.readBySpan(ctx, buf, n, pageQueries{span: span, rows: rows, keys: keys, query: query}, args)
+			case q.keys != "" && byKeys:
+				p, err = s.readByKeys(ctx, buf, n, q.keys, q.query, args)
+			case q.keys != "":
+				p, byKeys, err = s.readBySpan(ctx, buf, n, q, args)
 			default:
 				p, err = s.readEvents(ctx, buf, n, query, args...)
 			}
