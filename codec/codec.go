@@ -319,6 +319,13 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 			return nil, decodeError(e, fmt.Errorf("%w: transform: %w", ErrUndecodable, err))
 		}
 	}
+	if et, ok := r.byNameLocked(rec.Type); ok && rec.Schema == et.schema { // no upcaster runs
+		m, err := unmarshal(e, et, rec)
+		if err != nil {
+			return nil, err
+		}
+		return []Message{m}, nil
+	}
 	recs, err := r.upcast(rec)
 	if err != nil {
 		return nil, decodeError(e, err)
@@ -326,13 +333,22 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 	out := make([]Message, 0, len(recs))
 	for _, rc := range recs {
 		et, _ := r.byNameLocked(rc.Type) // upcast only returns registered types
-		p := reflect.New(et.goType)
-		if err := json.Unmarshal(rc.Data, p.Interface()); err != nil {
-			return nil, decodeError(e, fmt.Errorf("%w: as %s (schema %d): %w", ErrUndecodable, et.goType, rc.Schema, err))
+		m, err := unmarshal(e, et, rc)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, Message{Event: e, Type: rc.Type, Schema: rc.Schema, Value: p.Elem().Interface()})
+		out = append(out, m)
 	}
 	return out, nil
+}
+
+// unmarshal decodes rc, of the registered type et, into the message of the stored event e.
+func unmarshal(e strata.Event, et *eventType, rc Record) (Message, error) {
+	p := reflect.New(et.goType)
+	if err := json.Unmarshal(rc.Data, p.Interface()); err != nil {
+		return Message{}, decodeError(e, fmt.Errorf("%w: as %s (schema %d): %w", ErrUndecodable, et.goType, rc.Schema, err))
+	}
+	return Message{Event: e, Type: rc.Type, Schema: rc.Schema, Value: p.Elem().Interface()}, nil
 }
 
 // DecodeOne decodes an event that must decode into exactly one message.
