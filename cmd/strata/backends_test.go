@@ -153,4 +153,25 @@ func testBenchSmall(t *testing.T, db string) {
 			t.Errorf("bench %s printed no ratio:\n%s", args[0], out)
 		}
 	}
+	checkProtectBench(t, mustCLI(t, db, "bench", "protect", "--clients", "2", "--batch", "3", "--events", "40"))
+}
+
+// checkProtectBench checks the table of strata bench protect: both workloads, each with an
+// overhead and a verdict on its target.
+func checkProtectBench(t *testing.T, out string) {
+	t.Helper()
+	for _, w := range []string{"protect append", "protect read"} {
+		line := ""
+		for l := range strings.Lines(out) {
+			if strings.Contains(l, w) {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "%") || !(strings.HasSuffix(strings.TrimSpace(line), "met") || strings.HasSuffix(strings.TrimSpace(line), "missed")) {
+			t.Errorf("bench protect printed no overhead and verdict for %s:\n%s", w, out)
+		}
+	}
+	if !strings.Contains(out, "median of 16 rounds") {
+		t.Errorf("bench protect printed no rounds:\n%s", out)
+	}
 }

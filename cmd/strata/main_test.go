@@ -349,6 +349,7 @@ func TestBenchSQLite(t *testing.T) {
 			t.Errorf("bench %s printed no spread of the rounds' ratios:\n%s", args[0], out)
 		}
 	}
+	checkProtectBench(t, mustCLI(t, db, "bench", "protect", "--clients", "2", "--batch", "3", "--events", "40"))
 	// The bench works in scratch space and leaves nothing behind, not even the database named.
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -365,6 +366,7 @@ func TestBenchMem(t *testing.T) {
 	if !strings.Contains(out, "strata only") {
 		t.Errorf("bench on mem: printed\n%s", out)
 	}
+	checkProtectBench(t, mustCLI(t, "mem:", "bench", "protect", "--clients", "2", "--batch", "3", "--events", "40"))
 }
 
 func TestBadInput(t *testing.T) {
@@ -397,6 +399,7 @@ func TestBadInput(t *testing.T) {
 		{"follow a stream", []string{"read", "s", "--follow"}, exitInvalid, "--follow works with --all only"},
 		{"backward all", []string{"read", "--all", "--backward"}, exitInvalid, "--backward"},
 		{"bench workload", []string{"bench", "sideways"}, exitInvalid, "unknown workload"},
+		{"bench protect zero", []string{"bench", "protect", "--events", "0"}, exitInvalid, "--events"},
 		{"bench zero", []string{"bench", "append", "--clients", "0"}, exitInvalid, "--clients"},
 		{"bench command batch", []string{"bench", "command", "--batch", "3"}, exitInvalid, "--batch must be 1"},
 	} {
