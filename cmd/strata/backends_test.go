@@ -154,6 +154,23 @@ func testBenchSmall(t *testing.T, db string) {
 		}
 	}
 	checkProtectBench(t, mustCLI(t, db, "bench", "protect", "--clients", "2", "--batch", "3", "--events", "40"))
+	checkRetentionBench(t, mustCLI(t, db, "bench", "retention", "--batch", "7", "--events", "60"), true)
+}
+
+// checkRetentionBench checks the table of strata bench retention: both rates and their ratio
+// (where there is a baseline), the target and the writers' rates.
+func checkRetentionBench(t *testing.T, out string, baseline bool) {
+	t.Helper()
+	var row []string
+	for l := range strings.Lines(out) {
+		if f := strings.Fields(l); len(f) > 1 && f[1] == "retention" {
+			row = f
+		}
+	}
+	// backend retention events batch strata raw ratio ≥ target verdict writers alone during
+	if len(row) != 13 || (baseline && !strings.HasSuffix(row[6], "x")) || (row[9] != "met" && row[9] != "missed") || row[10] != "2" || row[11] == "-" || row[12] == "-" {
+		t.Errorf("bench retention printed %q:\n%s", row, out)
+	}
 }
 
 // checkProtectBench checks the table of strata bench protect: both workloads, each with an

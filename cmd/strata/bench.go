@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/query"
 )
 
 // benchOpts are the flags of `strata bench`.
@@ -30,7 +31,7 @@ type benchOpts struct {
 func newBenchCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra.Command {
 	var o benchOpts
 	c := &cobra.Command{
-		Use:   "bench append|read|command|protect",
+		Use:   "bench append|read|command|protect|retention",
 		Short: "Measure strata against raw SQL on the same database",
 		Long: `Measure strata and a raw SQL baseline in the same run and print events/s for both and their ratio.
 Every workload takes turns with the baseline in four rounds, so that a changing load on the
@@ -54,25 +55,36 @@ runs (there is no SQL to compare with).
   protect what data protection costs, against its targets (appends at most 20% slower, reads
           at most 25%): the append and read workloads, through the codec, of the same
           certificate issuance twice: plain, and with two fields encrypted (a Protector with a
-          key-encryption key made for the run). The two take turns, in place of the baseline.`,
+          key-encryption key made for the run). The two take turns, in place of the baseline.
+  retention
+          pre-fills --events events, a quarter at a time, and removes a quarter a round with a
+          retention run (batches of --batch, default ` + strconv.Itoa(query.DefaultBatch) + `; one catch-all policy; AllowUnsealed)
+          while --clients writers (default 2; 0 for none) append single events to other streams, against
+          the UPDATEs that blank the same rows of the baseline's table. Prints the writers'
+          rate alone and during retention too: retention must not stop them (target: at least
+          ` + strconv.Itoa(retentionTarget) + ` events removed a second).`,
 		Example: `  strata bench append --db sqlite:strata.db --clients 4 --batch 10 --events 10000
   strata bench read --db 'postgres://postgres@127.0.0.1:5432/postgres' --events 100000
-  strata bench protect --db sqlite:strata.db --clients 1 --batch 100 --events 20000`,
+  strata bench protect --db sqlite:strata.db --clients 1 --batch 100 --events 20000
+  strata bench retention --db 'postgres://postgres@127.0.0.1:5432/postgres' --events 100000`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return invalidf("bench", "want a workload: strata bench append, read, command or protect")
+				return invalidf("bench", "want a workload: strata bench append, read, command, protect or retention")
 			}
-			return invalidf("bench", "unknown workload %q: want append, read, command or protect", args[0])
+			return invalidf("bench", "unknown workload %q: want append, read, command, protect or retention", args[0])
 		},
 	}
-	for _, w := range []string{"append", "read", "command", "protect"} {
+	for _, w := range []string{"append", "read", "command", "protect", "retention"} {
 		wc := &cobra.Command{
 			Use:   w,
 			Short: "Benchmark " + w + "s (see strata bench --help)",
 			Args:  argsExactly(0, "no arguments"),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if o.clients < 1 || o.batch < 1 || o.events < 1 {
+				switch {
+				case w == "retention" && (o.clients < 0 || o.batch < 1 || o.events < benchRounds):
+					return invalidf("bench", "retention: --clients must be 0 (no writers) or more, --batch 1 or more, --events %d or more", benchRounds)
+				case w != "retention" && (o.clients < 1 || o.batch < 1 || o.events < 1):
 					return invalidf("bench", "--clients, --batch and --events must be 1 or more")
 				}
 				if w == "command" && cmd.Flags().Changed("batch") && o.batch != 1 {
@@ -81,7 +93,17 @@ runs (there is no SQL to compare with).
 				if w == "command" {
 					o.batch = 1
 				}
-				if o.batch > strata.MaxEventsPerAppend {
+				if w == "retention" {
+					if !cmd.Flags().Changed("batch") {
+						o.batch = query.DefaultBatch
+					}
+					if !cmd.Flags().Changed("clients") {
+						o.clients = 2
+					}
+					if o.batch > strata.MaxTombstoneBatch {
+						return invalidf("bench", "--batch must be at most %d for retention", strata.MaxTombstoneBatch)
+					}
+				} else if o.batch > strata.MaxEventsPerAppend {
 					return invalidf("bench", "--batch must be at most %d", strata.MaxEventsPerAppend)
 				}
 				d, err := parseDSN(g.dsn())
@@ -101,8 +123,11 @@ runs (there is no SQL to compare with).
 					}
 					defer pprof.StopCPUProfile()
 				}
-				if w == "protect" {
+				switch w {
+				case "protect":
 					return runProtectBench(ctx, cmd.OutOrStdout(), d, o)
+				case "retention":
+					return runRetentionBench(ctx, cmd.OutOrStdout(), d, o)
 				}
 				return runBench(ctx, cmd.OutOrStdout(), d, w, o)
 			},
@@ -158,6 +183,9 @@ type rawDB interface {
 	insert(ctx context.Context, client int, stream string, first int64, evs []rawEvent) error
 	// readAll pages through the whole table, 1000 rows a query, and returns the rows read.
 	readAll(ctx context.Context, client int) (int, error)
+	// blank sets the data and metadata of the events ids as retention leaves them, in one
+	// statement, and returns the rows changed.
+	blank(ctx context.Context, ids []uuid.UUID, data, meta []byte) (int, error)
 }
 
 // rawEvent is one event of the baseline, encoded as the backend stores it.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	mysqldrv "github.com/go-sql-driver/mysql"
+	"github.com/google/uuid"
 
 	"github.com/strata-events/strata/mysql"
 )
@@ -221,4 +222,8 @@ func (m *mysqlRaw) readAll(ctx context.Context, _ int) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+func (m *mysqlRaw) blank(ctx context.Context, ids []uuid.UUID, data, meta []byte) (int, error) {
+	return blankIn(ctx, m.db, ids, data, meta)
 }

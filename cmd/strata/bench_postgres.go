@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -202,4 +203,13 @@ func (p *postgresRaw) readAll(ctx context.Context, client int) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+func (p *postgresRaw) blank(ctx context.Context, ids []uuid.UUID, data, meta []byte) (int, error) {
+	keys := make([][16]byte, len(ids)) // as uuid[], in the binary format
+	for i, id := range ids {
+		keys[i] = id
+	}
+	tag, err := p.conns[0].Exec(ctx, `UPDATE events e SET data = $2, meta = $3 FROM unnest($1::uuid[]) AS t(id) WHERE e.id = t.id`, keys, data, meta)
+	return int(tag.RowsAffected()), err
 }

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-events/strata/sqlite"
+	"github.com/google/uuid"
 	_ "modernc.org/sqlite" // the driver strata's sqlite package uses, registered as "sqlite"
+
+	"github.com/strata-events/strata/sqlite"
 )
 
 const (
@@ -165,4 +167,36 @@ func (s *sqliteRaw) readAll(ctx context.Context, _ int) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+func (s *sqliteRaw) blank(ctx context.Context, ids []uuid.UUID, data, meta []byte) (int, error) {
+	return blankIn(ctx, s.w, ids, data, string(meta))
+}
+
+// blankIn blanks the events ids with UPDATE ... WHERE id IN (...), in statements of at most
+// 2500 IDs (SQLite's and MySQL's bounds on parameters are far above) in one transaction.
+func blankIn(ctx context.Context, db *sql.DB, ids []uuid.UUID, data []byte, meta any) (int, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	n := 0
+	for i := 0; i < len(ids); i += 2500 {
+		chunk := ids[i:min(i+2500, len(ids))]
+		args := []any{data, meta}
+		for _, id := range chunk {
+			args = append(args, id[:])
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE events SET data = ?, meta = ? WHERE id IN (?`+strings.Repeat(`, ?`, len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return 0, err
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		n += int(k)
+	}
+	return n, tx.Commit()
 }
