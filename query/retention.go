@@ -431,49 +431,52 @@ func (st *runState) removeEvents(ctx context.Context, audit string, batch int, d
 		}
 		slices.SortFunc(scopes, func(a, b strata.RetentionSelect) int { return strings.Compare(a.Tenant, b.Tenant) })
 	}
+	// prepare picks a page's events that are due and, unless dry, hashes their leaves for the
+	// tombstones: in prefetch's goroutine, so that it overlaps the removal of the page before.
+	run := st.rep.Run
+	prepare := func(page strata.RetentionPage) (due []*strata.Event, ts []strata.Tombstone) {
+		evs := page.Events
+		for i := range evs {
+			e := &evs[i]
+			p, ok := governing(ps, e)
+			if !ok || p.Keep || !e.RecordedAt.Before(now.Add(-p.age())) {
+				continue
+			}
+			due = append(due, e)
+			if !dry {
+				h := ledger.LeafHash(ledger.EncodeLeaf(nil, e))
+				ts = append(ts, strata.Tombstone{EventID: e.ID, LeafHash: h[:], Run: run})
+			}
+		}
+		return due, ts
+	}
 	for _, sc := range scopes {
-		// The next page is read while the current one is removed: it starts after the
-		// current page's last candidate, so the two never share a row, and a pass takes the
-		// longer of reading and writing rather than their sum.
-		next := prefetch(ctx, rs, sc)
+		// The next page is read (and prepared) while the current one is removed: it starts
+		// after the current page's last candidate, so the two never share a row, and a pass
+		// takes the longer of reading and writing rather than their sum.
+		next := prefetch(ctx, rs, sc, prepare)
 		for next != nil {
 			r := <-next
 			if r.err != nil {
 				return started, r.err
 			}
-			page := r.page
 			next = nil
-			if page.Next != "" {
-				sc.Cursor = page.Next
-				next = prefetch(ctx, rs, sc)
+			if r.page.Next != "" {
+				sc.Cursor = r.page.Next
+				next = prefetch(ctx, rs, sc, prepare)
 			}
-			evs := page.Events
-			var ts []strata.Tombstone
-			var due []*strata.Event
-			for i := range evs {
-				e := &evs[i]
-				p, ok := governing(ps, e)
-				if !ok || p.Keep || !e.RecordedAt.Before(now.Add(-p.age())) {
-					continue
-				}
-				due = append(due, e)
-				if !dry {
-					h := ledger.LeafHash(ledger.EncodeLeaf(nil, e))
-					ts = append(ts, strata.Tombstone{EventID: e.ID, LeafHash: h[:], Run: st.rep.Run})
-				}
-			}
-			if len(due) > 0 && !dry && !started {
+			if len(r.due) > 0 && !dry && !started {
 				if err := st.record(ctx, audit, TypeRetentionStarted); err != nil {
 					return started, err
 				}
 				started = true
 			}
-			if !dry && len(ts) > 0 {
-				if _, err := rs.TombstoneEvents(ctx, ts); err != nil {
+			if !dry && len(r.ts) > 0 {
+				if _, err := rs.TombstoneEvents(ctx, r.ts); err != nil {
 					return started, err
 				}
 			}
-			for _, e := range due {
+			for _, e := range r.due {
 				st.count(e)
 			}
 		}
@@ -483,16 +486,23 @@ func (st *runState) removeEvents(ctx context.Context, audit string, batch int, d
 
 type candidates struct {
 	page strata.RetentionPage
+	due  []*strata.Event
+	ts   []strata.Tombstone
 	err  error
 }
 
-// prefetch reads a page of candidates in the background. The channel is buffered, so the
+// prefetch reads a page of candidates in the background, and prepares it. The channel is buffered, so the
 // goroutine ends when the read does even if nobody receives (a run that stopped on an error).
-func prefetch(ctx context.Context, rs strata.RetentionStore, sel strata.RetentionSelect) <-chan candidates {
+func prefetch(ctx context.Context, rs strata.RetentionStore, sel strata.RetentionSelect, prepare func(strata.RetentionPage) ([]*strata.Event, []strata.Tombstone)) <-chan candidates {
 	ch := make(chan candidates, 1)
 	go func() {
 		p, err := rs.RetentionCandidates(ctx, sel)
-		ch <- candidates{p, err}
+		if err != nil {
+			ch <- candidates{err: err}
+			return
+		}
+		due, ts := prepare(p)
+		ch <- candidates{page: p, due: due, ts: ts}
 	}()
 	return ch
 }
