@@ -623,6 +623,51 @@ func TestUpgradeFromVersion1(t *testing.T) {
 // TestReadAllPageShapes reads pages of the global log that the two-step read takes by a span
 // of seqs (the whole log, and a tenant with most of it) and by keys (a tenant with one event
 // in ten, whose seqs spread too wide), across several pages and from a cursor inside one.
+// TestReadAllLargePagesOfATenant reads a tenant's large events, which fill a page's byte
+// budget (pageBytes) before its row count: dense among the other tenant's events, so that the
+// span read takes the page and cuts it short, and sparse, so that the keys read does; both
+// must then finish the page the one-step way, in position order, with the tenant filter.
+func TestReadAllLargePagesOfATenant(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := newStore(t)
+	big := func(i int) []byte { return []byte(fmt.Sprintf(`"%d%s"`, i, strings.Repeat("b", 1_500_000))) }
+	for _, c := range []struct {
+		name  string
+		every int // one big event in every
+	}{{"dense", 2}, {"sparse", 7}} {
+		tenant := "big-" + c.name
+		var want [][]byte
+		for b := range 3 {
+			var evs []strata.EventData
+			for j := range 2 * c.every {
+				if j%c.every == 0 {
+					d := big(len(want))
+					want = append(want, d)
+					evs = append(evs, strata.EventData{Type: "Big", Data: d, Meta: strata.Metadata{Tenant: tenant}})
+					continue
+				}
+				evs = append(evs, strata.EventData{Type: "Small", Data: data(j), Meta: strata.Metadata{Tenant: "other"}})
+			}
+			if _, err := s.Append(ctx, fmt.Sprintf("%s-%d", c.name, b), strata.NoStream, evs...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := collect(t, s.ReadAll(ctx, strata.ReadAllOptions{Filter: strata.Filter{Tenant: tenant}}))
+		if len(got) != len(want) {
+			t.Fatalf("%s: read %d events of %s, want %d", c.name, len(got), tenant, len(want))
+		}
+		for i, e := range got {
+			if !bytes.Equal(e.Data, want[i]) || e.Meta.Tenant != tenant {
+				t.Fatalf("%s: event %d holds %d bytes of tenant %q, want %d bytes (#%d) of %q", c.name, i, len(e.Data), e.Meta.Tenant, len(want[i]), i, tenant)
+			}
+			if i > 0 && !got[i-1].Position.Less(e.Position) {
+				t.Fatalf("%s: event %d at %s after %s", c.name, i, e.Position, got[i-1].Position)
+			}
+		}
+	}
+}
+
 func TestReadAllPageShapes(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
