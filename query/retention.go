@@ -450,6 +450,9 @@ func (st *runState) removeEvents(ctx context.Context, audit string, batch int, d
 		}
 		return due, ts
 	}
+	// A page read ahead is abandoned when the pass stops on an error.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for _, sc := range scopes {
 		// The next page is read (and prepared) while the current one is removed: it starts
 		// after the current page's last candidate, so the two never share a row, and a pass
@@ -484,6 +487,8 @@ func (st *runState) removeEvents(ctx context.Context, audit string, batch int, d
 	return started, nil
 }
 
+// candidates is a page of retention candidates read ahead: the page, its events that are due
+// and, unless the run is dry, their tombstones.
 type candidates struct {
 	page strata.RetentionPage
 	due  []*strata.Event
@@ -491,12 +496,16 @@ type candidates struct {
 	err  error
 }
 
-// prefetch reads a page of candidates in the background, and prepares it. The channel is buffered, so the
-// goroutine ends when the read does even if nobody receives (a run that stopped on an error).
+// prefetch reads a page of candidates in the background, and prepares it. The channel is
+// buffered, so the goroutine ends when the read does even if nobody receives (a run that
+// stopped on an error, which also cancels ctx: a page read then is not prepared).
 func prefetch(ctx context.Context, rs strata.RetentionStore, sel strata.RetentionSelect, prepare func(strata.RetentionPage) ([]*strata.Event, []strata.Tombstone)) <-chan candidates {
 	ch := make(chan candidates, 1)
 	go func() {
 		p, err := rs.RetentionCandidates(ctx, sel)
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			ch <- candidates{err: err}
 			return

@@ -153,7 +153,7 @@ func testBenchSmall(t *testing.T, db string) {
 			t.Errorf("bench %s printed no ratio:\n%s", args[0], out)
 		}
 	}
-	checkProtectBench(t, mustCLI(t, db, "bench", "protect", "--clients", "2", "--batch", "3", "--events", "40"))
+	checkProtectBench(t, mustCLI(t, db, "bench", "protect", "--clients", "2", "--batch", "3", "--events", "100"))
 	checkRetentionBench(t, mustCLI(t, db, "bench", "retention", "--batch", "7", "--events", "60"), true)
 }
 

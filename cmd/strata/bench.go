@@ -86,6 +86,9 @@ runs (there is no SQL to compare with).
 					return invalidf("bench", "retention: --clients must be 0 (no writers) or more, --batch 1 or more, --events %d or more", benchRounds)
 				case w != "retention" && (o.clients < 1 || o.batch < 1 || o.events < 1):
 					return invalidf("bench", "--clients, --batch and --events must be 1 or more")
+				case w == "protect" && o.events < protectRounds*o.batch*o.clients:
+					return invalidf("bench", "protect: --events must be at least %d × --batch × --clients (%d), so that each client appends in every one of the %d rounds",
+						protectRounds, protectRounds*o.batch*o.clients, protectRounds)
 				}
 				if w == "command" && cmd.Flags().Changed("batch") && o.batch != 1 {
 					return invalidf("bench", "a command appends one event: --batch must be 1 for the command workload")
@@ -184,7 +187,7 @@ type rawDB interface {
 	// readAll pages through the whole table, 1000 rows a query, and returns the rows read.
 	readAll(ctx context.Context, client int) (int, error)
 	// blank sets the data and metadata of the events ids as retention leaves them, in one
-	// statement, and returns the rows changed.
+	// transaction, and returns the rows changed.
 	blank(ctx context.Context, ids []uuid.UUID, data, meta []byte) (int, error)
 }
 

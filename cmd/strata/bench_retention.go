@@ -92,8 +92,10 @@ func runRetentionBench(ctx context.Context, out io.Writer, d dsn, o benchOpts) (
 		wg.Go(func() {
 			for wctx.Err() == nil {
 				_, err := env.st.Append(wctx, fmt.Sprintf("bench-writer-%04d", w), strata.Any, strata.EventData{Type: benchType, Data: benchData, Meta: benchMeta})
-				if err != nil && wctx.Err() == nil {
-					once.Do(func() { writeErr = err })
+				if err != nil {
+					if wctx.Err() == nil {
+						once.Do(func() { writeErr = err })
+					}
 					return
 				}
 				appended.Add(1)
@@ -213,6 +215,8 @@ type retentionResult struct {
 	rawNote       string
 }
 
+// printRetentionBench prints the retention bench's table: both rates, their ratio, the verdict
+// on the target's rate, and the writers' rates.
 func printRetentionBench(out io.Writer, r retentionResult) {
 	raw, ratio := "-", "-"
 	if r.raw > 0 {
@@ -241,7 +245,7 @@ func printRetentionBench(out io.Writer, r retentionResult) {
 	}
 	fmt.Fprintf(out, "(strata: a retention run per round whose cutoff ends the next quarter of the events, one catch-all policy, AllowUnsealed: it also hashes the leaves of events the ledger has not sealed; raw baseline: one UPDATE per batch that blanks the same rows, data null and metadata the tenant's alone, without finding the events, hashing them or keeping tombstones)\n")
 	if r.writers > 0 {
-		fmt.Fprintf(out, "(the writers append single events to strata's store, to streams of their own, throughout; appends/s during is their rate while retention ran)\n")
+		fmt.Fprintf(out, "(the writers append single events to strata's store, to streams of their own, throughout; appends/s during is their rate while retention ran: the verdict is on the rate alone, whether appends went on shows here)\n")
 		if r.backend == backendSQLite {
 			fmt.Fprintf(out, "(SQLite has one writer at a time: the writers wait for strata's retention, not for the baseline's, which has a file of its own; --clients 0 compares the two alone)\n")
 		}

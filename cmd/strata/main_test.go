@@ -349,7 +349,7 @@ func TestBenchSQLite(t *testing.T) {
 			t.Errorf("bench %s printed no spread of the rounds' ratios:\n%s", args[0], out)
 		}
 	}
-	checkProtectBench(t, mustCLI(t, db, "bench", "protect", "--clients", "2", "--batch", "3", "--events", "40"))
+	checkProtectBench(t, mustCLI(t, db, "bench", "protect", "--clients", "2", "--batch", "3", "--events", "100"))
 	checkRetentionBench(t, mustCLI(t, db, "bench", "retention", "--batch", "7", "--events", "60"), true)
 	// The bench works in scratch space and leaves nothing behind, not even the database named.
 	entries, err := os.ReadDir(dir)
@@ -367,7 +367,7 @@ func TestBenchMem(t *testing.T) {
 	if !strings.Contains(out, "strata only") {
 		t.Errorf("bench on mem: printed\n%s", out)
 	}
-	checkProtectBench(t, mustCLI(t, "mem:", "bench", "protect", "--clients", "2", "--batch", "3", "--events", "40"))
+	checkProtectBench(t, mustCLI(t, "mem:", "bench", "protect", "--clients", "2", "--batch", "3", "--events", "100"))
 	checkRetentionBench(t, mustCLI(t, "mem:", "bench", "retention", "--batch", "7", "--events", "60"), false)
 }
 
@@ -402,6 +402,7 @@ func TestBadInput(t *testing.T) {
 		{"backward all", []string{"read", "--all", "--backward"}, exitInvalid, "--backward"},
 		{"bench workload", []string{"bench", "sideways"}, exitInvalid, "unknown workload"},
 		{"bench protect zero", []string{"bench", "protect", "--events", "0"}, exitInvalid, "--events"},
+		{"bench protect few", []string{"bench", "protect", "--events", "100"}, exitInvalid, "each client appends in every one of the 16 rounds"},
 		{"bench retention few", []string{"bench", "retention", "--events", "3"}, exitInvalid, "--events 4 or more"},
 		{"bench retention batch", []string{"bench", "retention", "--batch", "100000"}, exitInvalid, "--batch must be at most"},
 		{"bench zero", []string{"bench", "append", "--clients", "0"}, exitInvalid, "--clients"},

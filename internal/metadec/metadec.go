@@ -15,14 +15,14 @@ const (
 	recentSize = 64
 	// probeEvery is how many decodes of metadata that differs from the last one's make up a
 	// test of the recent ones: a test that finds fewer than one in probeHits remembered stops
-	// the remembering for the rest of the read, where metadata rarely repeats (a correlation
-	// per command).
+	// the remembering for the rest of the Decoder's page, where metadata rarely repeats (a
+	// correlation per command).
 	probeEvery, probeHits = 128, 8
 )
 
 // Decoder decodes metadata JSON, reusing an earlier result when the bytes repeat: the last
 // one's, or one of the last recentSize distinct ones'. Its zero value is ready. It is not
-// safe for concurrent use; a read uses one.
+// safe for concurrent use; the backends use one per page of a read (up to 1,000 events).
 type Decoder struct {
 	raw  []byte
 	last strata.Metadata
@@ -60,10 +60,10 @@ func (d *Decoder) Decode(m *strata.Metadata, raw []byte) error {
 			d.off = d.hits*probeHits < d.misses+d.hits
 			d.misses, d.hits = 0, 0
 		}
-		if d.recent == nil || len(d.recent) >= recentSize {
-			d.recent = make(map[string]strata.Metadata, recentSize)
-		}
 		if !d.off {
+			if d.recent == nil || len(d.recent) >= recentSize {
+				d.recent = make(map[string]strata.Metadata, recentSize)
+			}
 			d.recent[string(raw)] = *m
 		}
 	}
