@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/codec"
+	"github.com/strata-events/strata/examples/pki"
 	"github.com/strata-events/strata/shred"
 )
 
@@ -26,23 +27,13 @@ const protectRounds = 16
 // own data key, all of them in the Protector's cache once warm.
 const protectSubjects = 50
 
-// benchCertPlain is the bench's certificate issuance with nothing marked.
+// benchCertPlain is examples/pki's CertificateIssued with nothing marked: the protected side
+// of the bench is pki.CertificateIssued itself, whose subjectDN and subjectEmail are sensitive.
 type benchCertPlain struct {
 	Serial       string    `json:"serial"`
 	SubjectID    string    `json:"subjectId"`
 	SubjectDN    string    `json:"subjectDN"`
 	SubjectEmail string    `json:"subjectEmail"`
-	ValidFrom    time.Time `json:"validFrom"`
-	ValidTo      time.Time `json:"validTo"`
-}
-
-// benchCertProtected is benchCertPlain with two sensitive fields and its data subject, as
-// examples/pki marks CertificateIssued.
-type benchCertProtected struct {
-	Serial       string    `json:"serial"`
-	SubjectID    string    `json:"subjectId" strata:"subject"`
-	SubjectDN    string    `json:"subjectDN" strata:"sensitive"`
-	SubjectEmail string    `json:"subjectEmail" strata:"sensitive"`
 	ValidFrom    time.Time `json:"validFrom"`
 	ValidTo      time.Time `json:"validTo"`
 }
@@ -122,7 +113,7 @@ func protectKinds(p *shred.Protector) ([]protectKind, error) {
 		return nil, err
 	}
 	protected.Use(p)
-	if err := codec.Register[benchCertProtected](protected, benchType, 1); err != nil {
+	if err := codec.Register[pki.CertificateIssued](protected, benchType, 1); err != nil {
 		return nil, err
 	}
 	from := time.Date(2023, 3, 14, 9, 0, 0, 0, time.UTC)
@@ -132,7 +123,7 @@ func protectKinds(p *shred.Protector) ([]protectKind, error) {
 	}
 	return []protectKind{
 		{name: "plain", reg: plain, value: func(i int) any { return value(i) }},
-		{name: "protected", reg: protected, value: func(i int) any { return benchCertProtected(value(i)) }},
+		{name: "protected", reg: protected, value: func(i int) any { return pki.CertificateIssued(value(i)) }},
 	}, nil
 }
 
