@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,18 +53,6 @@ func runRetentionBench(ctx context.Context, out io.Writer, d dsn, o benchOpts) (
 	if err != nil {
 		return err
 	}
-	st := func(ctx context.Context, r int) (time.Duration, error) {
-		ret := &query.Retention{AllowUnsealed: true, Batch: batch, Now: func() time.Time { return cutoffs[r].Add(query.DefaultMaxAge) }}
-		start := time.Now()
-		rep, err := ret.Run(ctx, env.st)
-		if err != nil {
-			return 0, err
-		}
-		if want := len(quarters[r]); rep.Removed != int64(want) {
-			return 0, fmt.Errorf("retention removed %d events in round %d, want the quarter's %d", rep.Removed, r, want)
-		}
-		return time.Since(start), nil
-	}
 	var raw workloadRounds
 	if env.raw != nil {
 		raw = func(ctx context.Context, r int) (time.Duration, error) {
@@ -111,25 +100,31 @@ func runRetentionBench(ctx context.Context, out io.Writer, d dsn, o benchOpts) (
 		time.Sleep(time.Second)
 		alone = rate(int(appended.Load()-a0), time.Since(t0))
 	}
+	// Each round of strata's retention counts the appends that completed meanwhile.
 	var during int64
 	var retaining time.Duration
-	counted := func(ctx context.Context, r int) (time.Duration, error) {
-		a := appended.Load()
-		d, err := st(ctx, r)
-		during += appended.Load() - a
-		retaining += d
-		return d, err
+	st := func(ctx context.Context, r int) (time.Duration, error) {
+		ret := &query.Retention{AllowUnsealed: true, Batch: batch, Now: func() time.Time { return cutoffs[r].Add(query.DefaultMaxAge) }}
+		a, start := appended.Load(), time.Now()
+		rep, err := ret.Run(ctx, env.st)
+		if err != nil {
+			return 0, err
+		}
+		took := time.Since(start)
+		during, retaining = during+appended.Load()-a, retaining+took
+		if want := len(quarters[r]); rep.Removed != int64(want) {
+			return 0, fmt.Errorf("retention removed %d events in round %d, want the quarter's %d", rep.Removed, r, want)
+		}
+		return took, nil
 	}
 	res := retentionResult{backend: d.backend, events: o.events, batch: batch, writers: o.clients, alone: alone, rawNote: env.rawNote}
-	var rounds []float64
-	res.raw, res.strata, rounds, err = alternate(ctx, raw, counted, o.events)
-	if err != nil {
+	if res.raw, res.strata, res.rounds, err = alternate(ctx, raw, st, o.events); err != nil {
 		return err
 	}
 	if err := stop(); err != nil {
 		return fmt.Errorf("bench: a writer: %w", err)
 	}
-	res.during, res.spread = rate(int(during), retaining), rounds
+	res.during = rate(int(during), retaining)
 	printRetentionBench(out, res)
 	return nil
 }
@@ -206,13 +201,12 @@ func quarterCutoffs(ctx context.Context, st strata.Store, n int) ([]time.Time, e
 
 // retentionResult is the outcome of the retention bench.
 type retentionResult struct {
-	backend       string
-	events, batch int
-	writers       int
-	strata, raw   float64
-	alone, during float64
-	spread        []float64
-	rawNote       string
+	backend                string
+	events, batch, writers int
+	strata, raw            float64   // events/s
+	alone, during          float64   // the writers' appends/s
+	rounds                 []float64 // strata's rate over the baseline's, per round
+	rawNote                string
 }
 
 // printRetentionBench prints the retention bench's table: both rates, their ratio, the verdict
@@ -236,12 +230,8 @@ func printRetentionBench(out io.Writer, r retentionResult) {
 		{r.backend, "retention", strconv.Itoa(r.events), strconv.Itoa(r.batch), strconv.FormatFloat(r.strata, 'f', 0, 64), raw, ratio,
 			"≥ " + strconv.Itoa(retentionTarget), verdict, writers, alone, during},
 	}, nil)
-	if len(r.spread) > 1 {
-		lo, hi := r.spread[0], r.spread[0]
-		for _, x := range r.spread {
-			lo, hi = min(lo, x), max(hi, x)
-		}
-		fmt.Fprintf(out, "(ratio per round, baseline and strata in turn: %.2fx to %.2fx; a wide spread means the machine's speed changed during the run)\n", lo, hi)
+	if len(r.rounds) > 1 {
+		fmt.Fprintf(out, "(ratio per round, baseline and strata in turn: %.2fx to %.2fx; a wide spread means the machine's speed changed during the run)\n", slices.Min(r.rounds), slices.Max(r.rounds))
 	}
 	fmt.Fprintf(out, "(strata: a retention run per round whose cutoff ends the next quarter of the events, one catch-all policy, AllowUnsealed: it also hashes the leaves of events the ledger has not sealed; raw baseline: one UPDATE per batch that blanks the same rows, data null and metadata the tenant's alone, without finding the events, hashing them or keeping tombstones)\n")
 	if r.writers > 0 {
