@@ -100,6 +100,9 @@ func runProtectBench(ctx context.Context, out io.Writer, d dsn, o benchOpts) (er
 		return err
 	}
 	printProtectBench(out, d.backend, o, res)
+	if d.backend == backendSQLite {
+		fmt.Fprintf(out, "(SQLite as the command line opens it, synchronous=FULL: every commit waits for the disk, so appends cost in proportion to the bytes they write, and a protected row is larger)\n")
+	}
 	if env.note != "" {
 		fmt.Fprintf(out, "(%s)\n", env.note)
 	}
