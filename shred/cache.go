@@ -57,6 +57,11 @@ func (c *keyCache) put(k cacheKey, aead cipher.AEAD, erased bool) {
 	defer c.mu.Unlock()
 	e := &cacheEntry{key: k, aead: aead, erased: erased, expires: time.Now().Add(c.ttl)}
 	if el, ok := c.items[k]; ok {
+		// An erasure is final: a key read from the store before Erase, and put here after it,
+		// must not bring the subject back.
+		if el.Value.(*cacheEntry).erased && !erased {
+			return
+		}
 		el.Value = e
 		c.order.MoveToFront(el)
 		return

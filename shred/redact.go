@@ -30,9 +30,10 @@ func redactValue(v reflect.Value, depth int) slog.Value {
 		return slog.AnyValue(nil)
 	}
 	switch v.Kind() {
-	case reflect.Slice, reflect.Array, reflect.Map:
-		// Their elements may hold sensitive fields: logged as a redacted copy.
-		if depth <= 8 && (hasTags(v.Type()) || hasInterface(v.Type())) {
+	case reflect.Slice, reflect.Array, reflect.Map, reflect.Struct:
+		// Their elements may hold sensitive fields: logged as a redacted copy, and so is a
+		// struct deeper than the groups below go.
+		if (v.Kind() != reflect.Struct || depth > 8) && (hasTags(v.Type()) || hasInterface(v.Type())) {
 			return slog.AnyValue(redactAny(v, depth+1))
 		}
 	}
@@ -78,7 +79,11 @@ func redactAny(v reflect.Value, depth int) any {
 	if !v.IsValid() {
 		return nil
 	}
-	if depth > maxDepth || !hasTags(v.Type()) && !hasInterface(v.Type()) || encodesItself(v.Type()) && !hasTags(v.Type()) {
+	tagged := hasTags(v.Type()) || hasInterface(v.Type())
+	if depth > maxDepth && tagged {
+		return Redacted // deeper than any payload goes: nothing of it is logged
+	}
+	if !tagged || encodesItself(v.Type()) && !hasTags(v.Type()) {
 		if v.CanInterface() {
 			return v.Interface()
 		}

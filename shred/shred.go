@@ -31,6 +31,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"time"
@@ -220,8 +221,14 @@ func (p *Protector) planOf(op string, v any, typ string) (*plan, error) {
 func (p *Protector) Encode(ctx context.Context, v any, rec *codec.Record) error {
 	const op = "shred encode"
 	pl, err := p.planOf(op, v, rec.Type)
-	if err != nil || pl.empty() {
+	if err != nil {
 		return err
+	}
+	if err := checkLookalikes(rec.Data); err != nil {
+		return strata.Errorf(strata.Invalid, op, "event type %q: %w", rec.Type, err)
+	}
+	if pl.empty() {
+		return nil
 	}
 	subject := rec.Meta.Subject
 	if s := subjectOf(v, pl); s != "" {
@@ -270,6 +277,35 @@ func (p *Protector) Decode(ctx context.Context, rec *codec.Record) error {
 		return strata.Errorf(strata.Invalid, op, "event %s field of subject %q: %w", rec.ID, subject, err)
 	}
 	rec.Data = data
+	return nil
+}
+
+// envelopeToken is how an envelope starts in JSON.
+var envelopeToken = []byte(`"` + envelopePrefix)
+
+// ErrLookalike is wrapped by the Invalid error for a payload with a value in clear that starts
+// like an encrypted field: every read would take it for one, and fail.
+var ErrLookalike = errors.New("a value in clear starts like an encrypted field")
+
+// checkLookalikes returns an error wrapping ErrLookalike when a string value of the JSON
+// document data (in clear, before sealing) starts like an envelope. It costs one search of
+// data for the prefix; only a document that holds it is walked.
+func checkLookalikes(data []byte) error {
+	if !bytes.Contains(data, envelopeToken) {
+		return nil
+	}
+	var at string
+	if _, err := rewrite(data, func(keys [][]byte, raw []byte) bool {
+		if at == "" && isEnvelope(raw) {
+			at = pathString(keys)
+		}
+		return false
+	}, nil); err != nil {
+		return err
+	}
+	if at != "" {
+		return fmt.Errorf("%w: the value at %q starts with %q, and would make the event unreadable", ErrLookalike, at, envelopePrefix)
+	}
 	return nil
 }
 

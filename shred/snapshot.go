@@ -50,6 +50,9 @@ func (p *Protector) SealSnapshot(ctx context.Context, state any, s *strata.Snaps
 			return strata.Errorf(strata.Invalid, op, "the state %T: %w; no snapshot is saved in clear", state, err)
 		}
 	}
+	if err := checkLookalikes(s.Data); err != nil {
+		return strata.Errorf(strata.Invalid, op, "the state %T: %w", state, err)
+	}
 	if pl.empty() {
 		return nil
 	}
@@ -91,7 +94,7 @@ func (p *Protector) OpenSnapshot(ctx context.Context, state any, s *strata.Snaps
 	}
 	pl := p.typePlan(state)
 	subject, ok := "", false
-	if pl.subject != "" {
+	if pl != nil && pl.subject != "" {
 		subject, ok = stringAt(s.Data, pl.subject)
 	}
 	if !ok || subject == "" {

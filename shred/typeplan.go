@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/strata-events/strata"
 )
@@ -25,6 +26,8 @@ var (
 	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
 	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	// jsonNumberType is a string that encoding/json decodes as a number only.
+	jsonNumberType = reflect.TypeFor[json.Number]()
 )
 
 // planOfType builds the plan of a Go type from its strata struct tags. It follows the type as
@@ -112,6 +115,9 @@ func jsonField(f reflect.StructField) (name string, promoted, skip bool) {
 		return "", false, true
 	}
 	name, _, _ = strings.Cut(tag, ",")
+	if !validJSONName(name) {
+		name = "" // encoding/json ignores a name it cannot use, and so does the plan
+	}
 	elem := f.Type
 	if elem.Kind() == reflect.Pointer {
 		elem = elem.Elem()
@@ -130,6 +136,22 @@ func jsonField(f reflect.StructField) (name string, promoted, skip bool) {
 		name = f.Name
 	}
 	return name, false, false
+}
+
+// validJSONName reports whether encoding/json takes name, from a json tag, as the field's
+// JSON name: letters, digits and the punctuation it allows (encoding/json's isValidTag).
+func validJSONName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range name {
+		switch {
+		case strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", c):
+		case !unicode.IsLetter(c) && !unicode.IsDigit(c):
+			return false
+		}
+	}
+	return true
 }
 
 func (w *typeWalk) walkStruct(t reflect.Type, steps []string, index []int, inside bool) {
@@ -167,7 +189,11 @@ func (w *typeWalk) walkStruct(t reflect.Type, steps []string, index []int, insid
 				w.fail("the field at %s is tagged strata:\"sensitive\" and holds a field tagged strata:\"subject\": the subject is stored in clear, to find its key", where(path))
 				return
 			}
-			w.pl.add(path, redactionKind(f.Type))
+			kind := redactionKind(f.Type)
+			if _, opts, _ := strings.Cut(f.Tag.Get("json"), ","); hasOption(opts, "string") {
+				kind = 'j' // a value inside a JSON string, which the marker Redacted is not
+			}
+			w.pl.add(path, kind)
 			continue
 		case tag == "subject":
 			if inside {
@@ -190,6 +216,16 @@ func (w *typeWalk) walkStruct(t reflect.Type, steps []string, index []int, insid
 	}
 }
 
+// hasOption reports whether the comma-separated options of a json tag hold opt.
+func hasOption(opts, opt string) bool {
+	for o := range strings.SplitSeq(opts, ",") {
+		if o == opt {
+			return true
+		}
+	}
+	return false
+}
+
 // encodesItself reports whether encoding/json encodes t (or *t) with its own method rather than
 // field by field.
 func encodesItself(t reflect.Type) bool {
@@ -199,12 +235,13 @@ func encodesItself(t reflect.Type) bool {
 }
 
 // redactionKind is the kind of the envelope of a sensitive value of type t: 's', which reads as
-// Redacted after erasure, for a string that decodes as encoding/json decodes strings; 'j', which
+// Redacted after erasure, for a string that decodes as encoding/json decodes strings (not a
+// json.Number, which decodes numbers only); 'j', which
 // reads as null (the zero value of every Go type), for anything else, so that a type that
 // checks what it decodes does not refuse the marker.
 func redactionKind(t reflect.Type) byte {
 	pt := reflect.PointerTo(t)
-	if t.Kind() == reflect.String && !pt.Implements(jsonUnmarshalerType) && !pt.Implements(textUnmarshalerType) {
+	if t.Kind() == reflect.String && t != jsonNumberType && !pt.Implements(jsonUnmarshalerType) && !pt.Implements(textUnmarshalerType) {
 		return 's'
 	}
 	return 'j'

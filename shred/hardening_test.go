@@ -1,0 +1,207 @@
+package shred_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/codec"
+	"github.com/strata-events/strata/inmem"
+	"github.com/strata-events/strata/shred"
+)
+
+// A json tag name that encoding/json cannot use (here with an apostrophe) is ignored by it:
+// the field keeps its Go name, and an embedded struct's fields are promoted. The plan must
+// follow, or the field is stored in clear.
+type oddTag struct {
+	SubjectID string `json:"subjectId" strata:"subject"`
+	Email     string `json:"e'mail" strata:"sensitive"`
+}
+
+type oddInner struct {
+	Email string `json:"email" strata:"sensitive"`
+}
+
+type oddEmbed struct {
+	SubjectID string `json:"subjectId" strata:"subject"`
+	oddInner  `json:"in'ner"`
+}
+
+func TestInvalidJSONTagNames(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	if err := codec.Register[oddTag](e.reg, "OddTag", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := codec.Register[oddEmbed](e.reg, "OddEmbed", 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []any{
+		oddTag{SubjectID: "subject-1", Email: "secret1@example.org"},
+		oddEmbed{SubjectID: "subject-1", oddInner: oddInner{Email: "secret2@example.org"}},
+	} {
+		stored := e.writeAny(t, "odd-"+string(rune('a'+i)), v)
+		if bytes.Contains(stored.Data, []byte("@example.org")) {
+			t.Errorf("%T stored in clear: %s", v, stored.Data)
+		}
+		m, err := e.reg.DecodeOne(ctx, stored)
+		if err != nil || m.Value != v {
+			t.Errorf("%T decodes to %+v, %v", v, m.Value, err)
+		}
+	}
+}
+
+// A sensitive string inside a JSON string (the ",string" option) and a json.Number read as
+// null after erasure: the marker Redacted is neither, and replay would fail on it.
+type quoted struct {
+	SubjectID string      `json:"subjectId" strata:"subject"`
+	Email     string      `json:"email,string" strata:"sensitive"`
+	Amount    json.Number `json:"amount" strata:"sensitive"`
+}
+
+func TestErasedValuesThatAreNotPlainStrings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	if err := codec.Register[quoted](e.reg, "Quoted", 1); err != nil {
+		t.Fatal(err)
+	}
+	v := quoted{SubjectID: "subject-1", Email: "q@example.org", Amount: "12"}
+	stored := e.writeAny(t, "quoted-1", v)
+	if m, err := e.reg.DecodeOne(ctx, stored); err != nil || m.Value != v {
+		t.Fatalf("before erasure: %+v, %v", m.Value, err)
+	}
+	if _, err := e.p.Erase(ctx, "subject-1", strata.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.reg.DecodeOne(ctx, stored)
+	if err != nil {
+		t.Fatalf("after erasure, replay fails: %v", err)
+	}
+	if got := m.Value.(quoted); got.Email != "" || got.Amount != "" || got.SubjectID != "subject-1" {
+		t.Errorf("after erasure: %+v", got)
+	}
+}
+
+// A value in clear that starts like an encrypted field would make every read of its event
+// fail: Encode refuses it, on types with sensitive fields and without, and on snapshots; a key
+// that starts so is no value, and passes.
+type noteOnly struct {
+	Note string            `json:"note"`
+	Tags map[string]string `json:"tags,omitempty"`
+}
+
+func TestRefusesEnvelopeLookalikes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	if err := codec.Register[noteOnly](e.reg, "NoteOnly", 1); err != nil {
+		t.Fatal(err)
+	}
+	fake := "strata:enc:v1:s:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	v := sample()
+	v.Note = fake
+	for _, value := range []any{v, noteOnly{Note: fake}, noteOnly{Tags: map[string]string{"k": fake}}} {
+		_, err := e.reg.Encode(ctx, value, strata.Metadata{Tenant: "acme"})
+		if !errors.Is(err, shred.ErrLookalike) || strata.ErrorCode(err) != strata.Invalid {
+			t.Errorf("%T holding %q in clear: %v, want an Invalid error wrapping ErrLookalike", value, fake, err)
+		}
+	}
+	if _, err := e.reg.Encode(ctx, noteOnly{Note: "x", Tags: map[string]string{fake: "v"}}, strata.Metadata{}); err != nil {
+		t.Errorf("a key that starts like an envelope: %v", err)
+	}
+	s := strata.Snapshot{Stream: "certificate-7F3A", Version: 1, Data: []byte(`{"note":"` + fake + `"}`)}
+	if err := e.p.SealSnapshot(ctx, noteOnly{}, &s); !errors.Is(err, shred.ErrLookalike) {
+		t.Errorf("a snapshot holding %q in clear: %v", fake, err)
+	}
+}
+
+// Redact redacts sensitive fields however deep they lie.
+type (
+	deep9 struct{ Secret holder }
+	deep8 struct{ N deep9 }
+	deep7 struct{ N deep8 }
+	deep6 struct{ N deep7 }
+	deep5 struct{ N deep6 }
+	deep4 struct{ N deep5 }
+	deep3 struct{ N deep4 }
+	deep2 struct{ N deep3 }
+	deep1 struct{ N deep2 }
+)
+
+func TestRedactDeepValues(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	v := deep1{N: deep2{N: deep3{N: deep4{N: deep5{N: deep6{N: deep7{N: deep8{N: deep9{Secret: holder{Email: email}}}}}}}}}}
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "v", shred.Redact(v))
+	if strings.Contains(buf.String(), email) || !strings.Contains(buf.String(), shred.Redacted) {
+		t.Errorf("log line: %s", buf.String())
+	}
+}
+
+// racyStore runs hook once, between reading a subject key from the store and returning it.
+type racyStore struct {
+	*inmem.Store
+	hook func()
+}
+
+func (s *racyStore) SubjectKey(ctx context.Context, tenant, subject string) (strata.SubjectKey, error) {
+	k, err := s.Store.SubjectKey(ctx, tenant, subject)
+	if h := s.hook; h != nil {
+		s.hook = nil
+		h()
+	}
+	return k, err
+}
+
+// A key read from the store before Erase and cached after it must not bring the subject back:
+// once Erase returns, this process neither decrypts nor encrypts for the subject.
+func TestEraseDuringAKeyLookup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	kek := mustKEK(t)
+	e := newEnv(t, kek)
+	stored := e.write(t, sample())
+	rs := &racyStore{Store: e.st}
+	p, err := shred.New(ctx, rs, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := codec.NewRegistry()
+	if err := codec.Register[issued](reg, "Issued", 1); err != nil {
+		t.Fatal(err)
+	}
+	reg.Use(p)
+	rs.hook = func() {
+		if _, err := p.Erase(ctx, "subject-42", strata.Metadata{}); err != nil {
+			t.Error(err)
+		}
+	}
+	_, _ = reg.DecodeOne(ctx, stored) // its key lookup straddles the erasure
+	m, err := reg.DecodeOne(ctx, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Value.(issued); got.DN != shred.Redacted {
+		t.Errorf("after Erase returned, the subject's field reads %q", got.DN)
+	}
+	if _, err := reg.Encode(ctx, sample(), strata.Metadata{Tenant: "acme"}); !errors.Is(err, shred.ErrErased) {
+		t.Errorf("after Erase returned, an event of the subject encodes: %v", err)
+	}
+}
+
+// OpenSnapshot with no state refuses a snapshot with encrypted fields instead of panicking.
+func TestOpenSnapshotWithoutState(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, mustKEK(t))
+	s := sealed(t, e.p, "holder-1", sampleState())
+	if ok, err := e.p.OpenSnapshot(context.Background(), nil, &s); ok || strata.ErrorCode(err) != strata.Invalid {
+		t.Errorf("OpenSnapshot(nil state) = %v, %v", ok, err)
+	}
+}
