@@ -225,8 +225,23 @@ func (g *groupCommit) write(batch []*groupReq) {
 		close(r.done)
 		return
 	}
-	// The group outlives any one caller's context; each caller stops waiting on its own.
-	ctx := context.WithoutCancel(batch[0].ctx)
+	// The group outlives any one caller's context (each stops waiting on its own), but not all
+	// of them, nor the store: once every caller has given up, or Close is called, its
+	// transaction is cancelled, so that a group stuck on a stream another transaction holds
+	// does not keep its writer, and the appends behind it, until that transaction ends.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
+	defer cancel()
+	defer context.AfterFunc(s.bg, cancel)()
+	go func() {
+		for _, r := range batch {
+			select {
+			case <-r.ctx.Done():
+			case <-ctx.Done():
+				return
+			}
+		}
+		cancel()
+	}()
 	appends := make([]strata.StreamAppend, len(batch))
 	for i, r := range batch {
 		appends[i] = r.a

@@ -152,3 +152,83 @@ func TestGroupGoesOnPastAStuckAppend(t *testing.T) {
 		t.Errorf("held stream: %+v %v, want version 3", info, err)
 	}
 }
+
+// TestGroupGivesUpWithItsCallers: another process holds stream "held" (a BeforeCommit hook).
+// This store's appends to "held" and to the free stream "free" are grouped, and their callers
+// give up. The group must give up with them and free its writer: an append to a third stream
+// then succeeds, and Close returns, while the other process still holds its lock.
+func TestGroupGivesUpWithItsCallers(t *testing.T) {
+	t.Parallel()
+	const writers = 1
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	schema := testenv.PostgresSchema(t, dsn)
+	other, err := Open(ctx, dsn, WithSchema(schema), WithGroupCommit(0)) // "another process"
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	s, err := Open(ctx, dsn, WithSchema(schema), WithGroupCommit(writers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func() strata.EventData { return strata.EventData{Type: "E", Data: json.RawMessage(`{}`)} }
+
+	hold, inHook := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	defer release()
+	holder := make(chan error, 1)
+	go func() {
+		hctx := strata.WithBeforeCommit(ctx, func(context.Context) error { close(inHook); <-hold; return nil })
+		_, err := other.Append(hctx, "held", strata.Any, ev())
+		holder <- err
+	}()
+	<-inHook
+
+	// An append alone takes the only writer and waits on the lock, until its caller gives up.
+	ctx0, cancel0 := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel0()
+	go s.Append(ctx0, "held", strata.Any, ev())
+	for {
+		s.group.mu.Lock()
+		busy := s.group.busy
+		s.group.mu.Unlock()
+		if busy == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Two queued appends, one of them to the free stream; they become a group once the direct
+	// writer gives up.
+	errs := make(chan error, 2)
+	for _, stream := range []string{"free", "held"} {
+		go func() {
+			c, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			_, err := s.Append(c, stream, strata.Any, ev())
+			errs <- err
+		}()
+	}
+	for range 2 {
+		<-errs // the held stream's append times out, and so may the free one's, grouped with it
+	}
+
+	// Every caller has given up. An append to a third, unrelated stream:
+	c, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = s.Append(c, "unrelated", strata.Any, ev())
+	cancel()
+	if err != nil {
+		t.Errorf("append to an unrelated stream after all callers of the held stream gave up: %v", err)
+	}
+
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Errorf("Close blocks while a group whose callers all gave up waits on another process's lock")
+	}
+	release()
+	<-holder
+	<-closed
+}
