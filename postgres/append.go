@@ -85,7 +85,7 @@ func (s *Store) appendRetry(ctx context.Context, op string, prepared []strata.St
 		if raises++; raises > maxRaises {
 			return nil, strata.Errorf(strata.Internal, op, "transaction IDs stay below stored positions after raising the offset %d times", maxRaises)
 		}
-		if _, err := s.pool.Exec(ctx, s.q.raise); err != nil {
+		if err := s.raiseOffset(ctx); err != nil {
 			return nil, s.fail(op, err)
 		}
 		s.afterWrite() // readers held below restored rows may now pass

@@ -84,7 +84,7 @@ func (s *Store) readAll(ctx context.Context, op string, opts strata.ReadAllOptio
 				// Rows no transaction of this cluster can have written: restored from a
 				// cluster with a higher counter. Lift the offset over them and read on.
 				raised = true
-				if _, err := s.pool.Exec(ctx, s.q.raise); err != nil {
+				if err := s.raiseOffset(ctx); err != nil {
 					return // a read-only connection: wait for a writer to raise it
 				}
 			case !tightened && (slow == nil || slow()):

@@ -261,7 +261,7 @@ retry:
 			return
 		case behind && raises < maxRaises:
 			raises++
-			if _, err := s.pool.Exec(ctx, s.q.raise); err == nil {
+			if err := s.raiseOffset(ctx); err == nil {
 				s.afterWrite()
 				continue
 			}

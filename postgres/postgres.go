@@ -8,24 +8,24 @@
 //
 // Every append stores a tx value with its events, and the global log is ordered by (tx, seq),
 // where seq is an identity column; an event's [strata.Position] is {Commit: tx, Event: seq}.
-// tx is the writing transaction's ID (pg_current_xact_id) plus an offset, or the tx of the
-// stream's previous append if that is higher (below). Transaction IDs are handed out before
-// commit, so a transaction that took a lower ID may commit after one with a higher ID. Readers
-// therefore only return rows with tx < pg_snapshot_xmin(pg_current_snapshot()) + offset: every
-// transaction whose ID lies below the snapshot's xmin has finished, and no tx is below its
-// writer's ID + offset, so a transaction still running can only add rows above that horizon. A
-// reader never moves its cursor past a place that may still be filled, and it needs no
-// timeout. Each page is one statement; no transaction is held across pages.
+// tx is the writing transaction's ID (pg_current_xact_id) plus an offset. Transaction IDs are
+// handed out before commit, so a transaction that took a lower ID may commit after one with a
+// higher ID. Readers therefore only return rows with tx < pg_snapshot_xmin(pg_current_snapshot())
+// + offset: every transaction whose ID lies below the snapshot's xmin has finished, and no tx is
+// below its writer's ID + offset, so a transaction still running can only add rows above that
+// horizon. A reader never moves its cursor past a place that may still be filled, and it needs
+// no timeout. Each page is one statement; no transaction is held across pages.
 //
 // The xmin is cluster-wide: any transaction with an ID, even in another database, holds it
 // back. When a page comes back short while committed rows wait above the horizon, a reader
 // computes a tighter one from pg_locks, from the transactions that hold a lock on this store's
 // events table (see [Store.ReadAll]), so that only this store's own writers delay its readers.
 //
-// PostgreSQL gives a transaction its ID before it waits for a row lock, so of two appends that
-// queue on one stream's row the later may hold the lower ID. An append therefore takes
-// greatest(own ID + offset, the stream's last_tx), read under the stream's row lock, and stores
-// it back: a stream's events keep their version order in the global log.
+// An append takes its ID in the statement whose snapshot, taken before the ID, read the
+// stream's version, so its ID is above that of every append whose events it saw. Two appends
+// that read the same version collide on the unique index (stream, version), and the loser
+// retries with a new statement, snapshot and ID: a stream's events keep their version order in
+// the global log.
 //
 // # Restore safety
 //
@@ -40,7 +40,9 @@
 // raises the offset so that ID + offset exceeds every stored tx, and retries. [Open] raises it
 // too, and so does a reader that sees rows above the snapshot's xmax + offset, which no
 // transaction of this cluster can have written. The offset only grows, and every statement
-// reads it with its own snapshot.
+// reads it with its own snapshot. A raise takes the events table in SHARE mode before it
+// writes, so it commits only when no append that read the old offset is still open: a reader
+// that sees the new offset sees no writer below its horizon (see Store.raiseIn).
 //
 // # Appends
 //
@@ -367,13 +369,46 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, s.q.raise); err != nil {
+	if err := s.raiseIn(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.QueryRow(ctx, "SELECT $1::text::regclass::oid", qs+".events").Scan(&s.eventsOID); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// raiseLockTimeout bounds how long a raise of the offset waits for the appends in flight (a
+// BeforeCommit hook may hold one open): past it the raise fails, and so does the append or
+// Open that needed it, rather than stall every append of the store behind it.
+const raiseLockTimeout = "10s"
+
+// raiseOffset lifts the offset, when stored rows lie above this cluster's transaction IDs, in
+// a transaction of its own (see raiseIn).
+func (s *Store) raiseOffset(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.raiseIn(ctx, tx) })
+}
+
+// raiseIn lifts the offset within tx, when it must. Readers compute their horizon as their
+// snapshot's xmin plus the offset they see, which holds only while no append still open took
+// its tx with a lower offset: a raise committed under such an append would put the horizon
+// above rows it may yet commit, and a reader could pass them. So the raise first takes the
+// events table in SHARE mode, which waits for every transaction that has written to it (each
+// append holds ROW EXCLUSIVE until it ends) and holds off new ones, whose statements take
+// their snapshots, and read the offset, only once the raise has committed.
+func (s *Store) raiseIn(ctx context.Context, tx pgx.Tx) error {
+	var needed bool
+	if err := tx.QueryRow(ctx, s.q.raiseNeeded).Scan(&needed); err != nil || !needed {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+raiseLockTimeout+"'"); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, s.q.lockEvents); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, s.q.raise)
+	return err
 }
 
 // cleanupContext returns a context for rolling back or closing after ctx may have ended.

@@ -15,7 +15,10 @@ type queries struct {
 	// only the streams that pass are written (see appendStreams).
 	appendGroup string
 
-	raise, writers, notify, lookup string
+	// raise lifts the offset; raiseNeeded says whether it would, and lockEvents takes the
+	// events table in SHARE mode first (see Store.raiseOffset).
+	raise, raiseNeeded, lockEvents string
+	writers, notify, lookup        string
 	// storedIDs returns which of the IDs $1 the log holds.
 	storedIDs                 string
 	readForward, readBackward string
@@ -133,6 +136,9 @@ func buildQueries(schema string) queries {
 		raise: r.Replace(`UPDATE {schema}.clock AS c SET tx_offset = c.tx_offset + (h.top - (pg_current_xact_id()::text::bigint + c.tx_offset) + 1)
 	FROM (SELECT ` + topTx + ` AS top) h
 	WHERE h.top IS NOT NULL AND pg_current_xact_id()::text::bigint + c.tx_offset <= h.top`),
+		raiseNeeded: r.Replace(`SELECT EXISTS (SELECT FROM {schema}.clock c
+	WHERE ` + topTx + ` >= pg_current_xact_id()::text::bigint + c.tx_offset)`),
+		lockEvents: r.Replace(`LOCK TABLE {schema}.events IN SHARE MODE`),
 		// notify commits asynchronously: a NOTIFY transaction has an ID and a commit record,
 		// and waiting for its WAL flush would only delay the next append's.
 		notify: `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`,

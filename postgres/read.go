@@ -28,8 +28,9 @@ const (
 	pageBytes = 4 << 20
 )
 
-// ReadStream implements strata.Store. Versions of a stream commit in order (each append holds
-// the stream's row lock until it commits), so a stream read needs no horizon.
+// ReadStream implements strata.Store. Versions of a stream commit in order (an append inserts
+// the version after the last one its snapshot saw committed, and the unique index on (stream,
+// version) makes a rival wait for it and retry), so a stream read needs no horizon.
 func (s *Store) ReadStream(ctx context.Context, stream string, opts strata.ReadStreamOptions) iter.Seq2[strata.Event, error] {
 	const op = "read stream"
 	return func(yield func(strata.Event, error) bool) {
