@@ -725,3 +725,47 @@ func TestReadAllPageShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestReadStreamWhileAnotherProcessAppends: a stream read stamps the events it finds without a
+// position and reads them again; events that another process commits meanwhile must not come
+// back without a position (they are newer than the read, and left for the next). Forward and
+// backward.
+func TestReadStreamWhileAnotherProcessAppends(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	dsn := newDatabase(t)
+	writer, reader := openStore(t, dsn), openStore(t, dsn)
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		for wctx.Err() == nil {
+			if _, err := writer.Append(wctx, "s", strata.Any, strata.EventData{Type: "E"}); err != nil && wctx.Err() == nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("append: %v", err)
+		}
+	}()
+	for i := range 60 {
+		backward := i%2 == 1
+		last := int64(0)
+		for e, err := range reader.ReadStream(ctx, "s", strata.ReadStreamOptions{Backward: backward}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Position == (strata.Position{}) {
+				t.Fatalf("read %d (backward %v): version %d has no position", i, backward, e.Version)
+			}
+			if last != 0 && (e.Version == last || (e.Version < last) != backward) {
+				t.Fatalf("read %d (backward %v): version %d after %d", i, backward, e.Version, last)
+			}
+			last = e.Version
+		}
+	}
+}

@@ -219,9 +219,18 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts strata.ReadS
 				if err = s.sequence(ctx); err == nil {
 					p, err = s.readEvents(ctx, p.evs, n, query, stream, from, n)
 				}
+				if err == nil && p.unsequenced {
+					if oldest := dropUnstamped(&p, opts.Backward); len(p.evs) == 0 && opts.Backward && oldest > 1 {
+						from = oldest - 1 // a backward page of events all newer than the pass
+						continue
+					}
+				}
 			}
 			if err != nil {
 				yield(strata.Event{}, s.fail(op, err))
+				return
+			}
+			if len(p.evs) == 0 {
 				return
 			}
 			for _, e := range p.evs {
@@ -242,6 +251,28 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts strata.ReadS
 			}
 		}
 	}
+}
+
+// dropUnstamped removes from a page of one stream the events that committed after the
+// sequencing pass before its read, and so have no position yet. A stream's versions commit,
+// and are stamped, in order, so they are the stream's newest: the end of a forward page, which
+// the read then ends with, or the start of a backward one. The read returns the stream as that
+// pass left it. It returns the lowest version it dropped.
+func dropUnstamped(p *page, backward bool) (oldest int64) {
+	kept := p.evs[:0]
+	for _, e := range p.evs {
+		if e.Position != (strata.Position{}) {
+			kept = append(kept, e)
+		} else if oldest == 0 || e.Version < oldest {
+			oldest = e.Version
+		}
+	}
+	if !backward && len(kept) < len(p.evs) {
+		p.more = false
+	}
+	clear(p.evs[len(kept):])
+	p.evs, p.unsequenced = kept, false
+	return oldest
 }
 
 // ReadAll reads the global log in position order; see strata.Store. Before its first page it
