@@ -333,7 +333,18 @@ func (t *Transmitter) keepLease(ctx context.Context, l strata.TransmitLease, los
 			return
 		case <-timer.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, every)
+		// A renewal may not outlast the lease: past its expiry a standby may hold it.
+		now := t.now()
+		if !now.Before(l.Until) {
+			t.log.Warn("lease expired before it could be renewed; stopping")
+			lose(strata.Errorf(strata.Unavailable, "transmit", "transmitter %q: the lease expired before it could be renewed", t.name))
+			return
+		}
+		deadline := now.Add(every)
+		if l.Until.Before(deadline) {
+			deadline = l.Until
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
 		renewed, err := t.ts.RenewTransmitLease(rctx, l, t.leaseTTL)
 		cancel()
 		switch {
@@ -614,19 +625,32 @@ type track struct {
 // the events are sent again.
 func (t *Transmitter) deliver(ctx context.Context, lease *strata.TransmitLease, evs []strata.Event, prior []strata.Delivery) ([]strata.Delivery, error) {
 	tr := make([]track, len(evs))
-	for i, e := range evs {
-		out := e
+	// prepare makes event i's message, through the transform; a failed transform is run again
+	// in every retry round, like a failed send.
+	prepare := func(i int) {
+		out := evs[i]
+		tr[i].xerr = nil
 		if t.xform != nil {
 			if err := t.xform(ctx, &out); err != nil {
 				tr[i].xerr = Reject(fmt.Errorf("payload transform: %w", err))
 			}
 		}
 		tr[i].msg = NewMessage(t.source, out)
+		tr[i].msg.Redelivery = prior != nil
+	}
+	for i := range evs {
+		prepare(i)
 		if prior != nil {
-			tr[i].msg.Redelivery = true
 			tr[i].attempts = prior[i].Attempts
 			tr[i].first = prior[i].FirstAttemptAt
 		}
+	}
+	// A re-sent dead letter lies behind the checkpoint, so that the log is never read for it
+	// again: while it is retried, its record stays pending, for redeliver to pick up after a
+	// restart. An event read from the log is read again until it is sent or dead.
+	retrying := strata.DeliveryFailed
+	if prior != nil {
+		retrying = strata.DeliveryPending
 	}
 	live := make([]int, len(evs))
 	for i := range live {
@@ -637,6 +661,13 @@ func (t *Transmitter) deliver(ctx context.Context, lease *strata.TransmitLease, 
 	for round := 1; ; round++ {
 		now := strata.Timestamp(t.now())
 		send, sentIdx = send[:0], sentIdx[:0]
+		if round > 1 {
+			for _, i := range live {
+				if tr[i].xerr != nil {
+					prepare(i)
+				}
+			}
+		}
 		for _, i := range live {
 			tr[i].attempts++
 			tr[i].last = now
@@ -701,7 +732,7 @@ func (t *Transmitter) deliver(ctx context.Context, lease *strata.TransmitLease, 
 					continue
 				}
 			}
-			tr[i].status = strata.DeliveryFailed
+			tr[i].status = retrying
 			t.failed.Add(1)
 			next = append(next, i)
 			failed = append(failed, t.record(evs[i], &tr[i]))
