@@ -102,7 +102,13 @@ type ProjectionCommit struct {
 	// Rebuilding is the mode after this commit.
 	Rebuilding bool
 	Failure    *ProjectionFailure
-	Pending    []byte
+	// Pending is the outbox this commit stores: events the batch's handlers emitted, to be
+	// appended after the commit (see ProjectionState.Pending).
+	Pending []byte
+	// Emitted, when set, is called after apply returns and gives Pending instead: the handlers
+	// that emit run inside apply, in the commit's transaction, so their outbox is known only
+	// then.
+	Emitted func() ([]byte, error)
 }
 
 // ProjectionControl changes every partition of a projection version from outside its workers.

@@ -217,6 +217,15 @@ func (s *Store) CommitProjection(ctx context.Context, c strata.ProjectionCommit,
 			return err
 		}
 	}
+	if c.Emitted != nil {
+		var err error
+		if c.Pending, err = c.Emitted(); err != nil {
+			return err
+		}
+		if len(c.Pending) > strata.MaxDataLen {
+			return strata.Errorf(strata.Invalid, op, "projection %q: %d bytes of pending events, more than %d", k.Name, len(c.Pending), strata.MaxDataLen)
+		}
+	}
 	st.Position, st.Processed, st.Rebuilding = c.To, c.Processed, c.Rebuilding
 	st.Failure = nil
 	if c.Failure != nil {

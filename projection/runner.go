@@ -307,8 +307,11 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event) error {
 	if err != nil {
 		return err
 	}
+	commit := r.commitOf(to, processed, stillRebuilding, nil, pending)
 	var apply func(tx any) error
 	if !p.External {
+		// The handlers run, and emit, in the commit's transaction: the outbox it stores is
+		// what they emitted there.
 		apply = func(tx any) error {
 			if err := run(tx); err != nil {
 				return err
@@ -317,8 +320,9 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event) error {
 			pending, err = encodeOutbox(out)
 			return err
 		}
+		commit.Emitted = func() ([]byte, error) { return pending, nil }
 	}
-	if err := r.w.ps.CommitProjection(ctx, r.commitOf(to, processed, stillRebuilding, nil, pending), apply); err != nil {
+	if err := r.w.ps.CommitProjection(ctx, commit, apply); err != nil {
 		return err
 	}
 	r.st.Position, r.st.Processed, r.st.Rebuilding, r.st.Failure, r.st.Pending = to, processed, stillRebuilding, nil, pending

@@ -372,6 +372,17 @@ func (s *Store) CommitProjection(ctx context.Context, cm strata.ProjectionCommit
 				return applyError{err}
 			}
 		}
+		if cm.Emitted != nil {
+			if pending, err = cm.Emitted(); err != nil {
+				return applyError{err}
+			}
+			if len(pending) > strata.MaxDataLen {
+				return strata.Errorf(strata.Invalid, op, "projection %q: %d bytes of pending events, more than %d", k.Name, len(pending), strata.MaxDataLen)
+			}
+			if len(pending) == 0 {
+				pending = nil
+			}
+		}
 		_, err = s.exec(ctx, c, op, "UPDATE {p} SET pos_commit = ?, pos_event = ?, processed = ?, rebuilding = ?, failure = ?, pending = ?, updated_at = ? WHERE name = ? AND version = ? AND part = ?",
 			int64(cm.To.Commit), int64(cm.To.Event), cm.Processed, b2i(cm.Rebuilding), failure, pending, s.now(),
 			k.Name, int64(k.Version), int64(k.Partition))
