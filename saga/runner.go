@@ -102,6 +102,7 @@ func (r *Runner[S, E]) checkpoint() string { return "saga:" + r.def.Name }
 // Run follows the log from the saga's checkpoint and fires due timers, until ctx is done (it
 // then returns nil) or a step fails (it returns that error; the next Run resumes at that step).
 func (r *Runner[S, E]) Run(ctx context.Context) error {
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
@@ -112,7 +113,9 @@ func (r *Runner[S, E]) Run(ctx context.Context) error {
 	if err2 := <-errc; err == nil {
 		err = err2
 	}
-	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+	// Only the caller's context ending is a clean stop: a step error that wraps a context
+	// error of its own (a dispatcher's timeout) is a failure to report.
+	if parent.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return nil
 	}
 	return err
@@ -318,6 +321,12 @@ func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inp
 		}
 		if !h.handled && r.def.Done != nil && r.def.Done(h.state) {
 			return nil
+		}
+		if in.Timer != nil && !h.handled {
+			// A timer that a step after its listing replaced or cancelled does not fire.
+			if p, ok := h.pending[in.Timer.Name]; !ok || p.ID != cause {
+				return nil
+			}
 		}
 		if meta.Tenant == "" {
 			meta.Tenant = h.tenant
