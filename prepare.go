@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 
@@ -20,6 +21,9 @@ const (
 	MaxEventsPerAppend = 10_000
 	// MaxDataLen is the largest payload of one event, in bytes.
 	MaxDataLen = 8 << 20
+	// MaxSchema is the largest schema version of an event: PostgreSQL stores it as an integer,
+	// and a ledger leaf and an event signature as 32 bits, so that no two versions share one.
+	MaxSchema = math.MaxInt32
 	// MaxMetaLen is the largest encoded metadata of one event, in bytes.
 	MaxMetaLen = 64 << 10
 )
@@ -111,8 +115,8 @@ func prepareEvent(e *EventData) error {
 	if err := validateName("event type", e.Type, MaxTypeLen); err != nil {
 		return err
 	}
-	if e.Schema < 0 {
-		return fmt.Errorf("negative schema version %d", e.Schema)
+	if e.Schema < 0 || e.Schema > MaxSchema {
+		return fmt.Errorf("schema version %d out of range: 1 to %d (0 means 1)", e.Schema, MaxSchema)
 	}
 	if e.Schema == 0 {
 		e.Schema = 1

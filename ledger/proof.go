@@ -249,6 +249,16 @@ func (p *Prover) Bundle(ctx context.Context, eventID uuid.UUID) (*Bundle, error)
 	if err != nil {
 		return nil, err
 	}
+	if rs, ok := p.store.(strata.RetentionStore); ok {
+		// A bundle carries the leaf's content, which retention removed: the bundle could not
+		// verify. strata verify checks the event's tombstone against the tree instead.
+		switch _, err := rs.Tombstone(ctx, eventID); {
+		case err == nil:
+			return nil, strata.Errorf(strata.NotFound, op, "retention removed the payload of event %s (leaf %d): no bundle can prove content that is gone; strata verify checks its tombstone's leaf hash against the tree", eventID, leaf.Index)
+		case !errors.Is(err, strata.ErrNotFound):
+			return nil, err
+		}
+	}
 	pr, err := p.Inclusion(ctx, leaf.Index, cp.Size)
 	if err != nil {
 		return nil, err
