@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -67,6 +68,11 @@ func (s *Server) handleAppend(w http.ResponseWriter, r *http.Request, p Principa
 	res, err := s.appendOwned(r.Context(), op, stream, exp, p.Tenant, evs)
 	if err != nil {
 		s.metrics.appendErrors.WithLabelValues(string(strata.ErrorCode(err))).Inc()
+		if errors.Is(err, strata.ErrEventIDReused) {
+			// The store's message names the stream and version where the ID is stored, which
+			// may be another tenant's.
+			return strata.Errorf(strata.Conflict, op, "an event ID of this append is already stored with other content: use new IDs, or resend the stored batch exactly: %w", strata.ErrEventIDReused)
+		}
 		return err
 	}
 	if !res.Replayed {
@@ -81,8 +87,10 @@ func (s *Server) handleAppend(w http.ResponseWriter, r *http.Request, p Principa
 }
 
 // appendOwned appends to a stream of tenant's. A stream that has events of another tenant is
-// Forbidden. A stream that has none is appended to with NoStream, so that a racing writer of
-// another tenant cannot slip in first; on that conflict the owner is looked up again.
+// Forbidden. A stream that has none is appended to with NoStream, whatever the request
+// expected, so that a racing writer of another tenant cannot slip in first (an expectation
+// that needs the stream to exist fails at once, as it would have); on that conflict the owner
+// is looked up again.
 func (s *Server) appendOwned(ctx context.Context, op, stream string, exp strata.ExpectedVersion, tenant string, evs []strata.EventData) (strata.AppendResult, error) {
 	for attempt := 0; ; attempt++ {
 		owner, exists, err := s.owners.owner(ctx, stream)
@@ -93,7 +101,13 @@ func (s *Server) appendOwned(ctx context.Context, op, stream string, exp strata.
 			return strata.AppendResult{}, strata.Errorf(strata.Forbidden, op, "stream %q belongs to another tenant", stream)
 		}
 		try := exp
-		if !exists && exp.IsAny() {
+		if !exists {
+			if !exp.Allows(0) {
+				if attempt == 0 {
+					continue // the stream may have been created since: look again
+				}
+				return strata.AppendResult{}, strata.VersionConflict(op, stream, exp, 0)
+			}
 			try = strata.NoStream
 		}
 		res, err := s.store.Append(ctx, stream, try, evs...)

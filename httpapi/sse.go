@@ -93,10 +93,11 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Princ
 	last := after
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
-	end := func(reason string, code strata.Code) {
+	end := func(d ErrorDetail) {
+		d.Cursor = last.String()
 		write(func() error {
 			bw.WriteString("event: end\ndata: ")
-			enc.Encode(ErrorBody{Error: ErrorDetail{Code: code, Message: reason, Cursor: last.String(), Retryable: true}})
+			enc.Encode(ErrorBody{Error: d})
 			_, err := bw.WriteString("\n")
 			return err
 		})
@@ -111,10 +112,13 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Princ
 			if it.err != nil {
 				select {
 				case <-s.closing:
-					end("the server is shutting down; resume from the cursor", strata.Unavailable)
+					end(shuttingDown)
 				default:
 					if ctx.Err() == nil {
-						end("the subscription failed: "+it.err.Error(), strata.ErrorCode(it.err))
+						// As a JSON error body says it: an internal error's message is not shown.
+						d := errorDetail(it.err)
+						d.Message = "the subscription failed: " + d.Message
+						end(d)
 					}
 				}
 				return nil
@@ -145,7 +149,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Princ
 				return nil
 			}
 		case <-s.closing:
-			end("the server is shutting down; resume from the cursor", strata.Unavailable)
+			end(shuttingDown)
 			return nil
 		case <-ctx.Done():
 			return nil
@@ -244,3 +248,6 @@ func (s *Server) firstAfter(ctx context.Context, cursor strata.Position, started
 	}
 	return strata.Event{}, false, nil
 }
+
+// shuttingDown ends the subscriptions of a server that shuts down.
+var shuttingDown = ErrorDetail{Code: strata.Unavailable, Message: "the server is shutting down; resume from the cursor", Retryable: true}
