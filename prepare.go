@@ -111,6 +111,16 @@ func validateName(what, s string, max int) error {
 	return nil
 }
 
+// Schema32 is a schema version as ledger leaves and event signatures encode it, in 32 bits. A
+// version outside 0 to MaxSchema, which no append stores (a row edited in the database), is
+// 0xFFFFFFFF: no stored version has that value, so the edit changes the encoding.
+func Schema32(schema int) uint32 {
+	if schema < 0 || schema > MaxSchema {
+		return math.MaxUint32
+	}
+	return uint32(schema)
+}
+
 func prepareEvent(e *EventData) error {
 	if err := validateName("event type", e.Type, MaxTypeLen); err != nil {
 		return err

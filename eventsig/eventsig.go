@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 
 	"github.com/google/uuid"
 
@@ -163,7 +162,7 @@ func digest(id uuid.UUID, typ string, schema int, data []byte, meta strata.Metad
 	binary.BigEndian.PutUint32(n[:4], uint32(len(typ)))
 	h.Write(n[:4])
 	h.Write([]byte(typ))
-	binary.BigEndian.PutUint32(n[:4], schema32(schema))
+	binary.BigEndian.PutUint32(n[:4], strata.Schema32(schema))
 	h.Write(n[:4])
 	binary.BigEndian.PutUint64(n[:], uint64(len(data)))
 	h.Write(n[:])
@@ -202,14 +201,4 @@ func Verify(e strata.Event, verifiers ...Verifier) (string, error) {
 		return kid, fmt.Errorf("%w: event %s (%s v%d) by key %q", ErrBadSig, e.ID, e.Stream, e.Version, kid)
 	}
 	return kid, nil
-}
-
-// schema32 is a schema version in the signed digest's 32 bits, as ledger.Schema32 puts it in
-// a leaf: a version outside 0 to strata.MaxSchema (a row edited in the database) is 0xFFFFFFFF,
-// which no stored version has, so that the edit breaks the signature.
-func schema32(schema int) uint32 {
-	if schema < 0 || schema > strata.MaxSchema {
-		return math.MaxUint32
-	}
-	return uint32(schema)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -55,7 +54,7 @@ func EncodeLeaf(dst []byte, e *strata.Event) []byte {
 //	str stream            (str = u32 length, then that many bytes of UTF-8)
 //	u64 stream version
 //	str type
-//	u32 schema (see Schema32)
+//	u32 schema (see strata.Schema32)
 //	i64 occurred at, Unix microseconds, UTC
 //	i64 recorded at, Unix microseconds, UTC
 //	u32 number of metadata entries, then per entry: str key, str value, keys in byte order
@@ -67,7 +66,7 @@ func (l *Leaf) Append(dst []byte) []byte {
 	dst = appendStr(dst, l.Stream)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(l.Version))
 	dst = appendStr(dst, l.Type)
-	dst = binary.BigEndian.AppendUint32(dst, Schema32(l.Schema))
+	dst = binary.BigEndian.AppendUint32(dst, strata.Schema32(l.Schema))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(l.OccurredAt.UnixMicro()))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(l.RecordedAt.UnixMicro()))
 	kv := metaEntries(&l.Meta)
@@ -228,13 +227,3 @@ func LeafHash(leaf []byte) Hash {
 
 // Hash is a SHA-256 hash of the tree.
 type Hash [strata.LedgerHashSize]byte
-
-// Schema32 is a schema version as leaves and event signatures encode it, in 32 bits. A version
-// outside 0 to strata.MaxSchema, which no append stores (a row edited in the database), is
-// 0xFFFFFFFF: no stored version has that value, so the edit changes the encoding.
-func Schema32(schema int) uint32 {
-	if schema < 0 || schema > strata.MaxSchema {
-		return math.MaxUint32
-	}
-	return uint32(schema)
-}

@@ -22,7 +22,7 @@ func TestLeafSchemaIsNotTruncated(t *testing.T) {
 			t.Errorf("schema %d and schema %d encode to the same leaf", a.Schema, b.Schema)
 		}
 	}
-	if got := ledger.Schema32(strata.MaxSchema); got != uint32(strata.MaxSchema) {
+	if got := strata.Schema32(strata.MaxSchema); got != uint32(strata.MaxSchema) {
 		t.Errorf("Schema32(MaxSchema) = %d", got)
 	}
 }
