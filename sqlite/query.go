@@ -292,9 +292,10 @@ func (s *Store) tombstoneEvents(ctx context.Context, ts []strata.Tombstone) (_ i
 // each, within SQLite's 32,766).
 const tombstoneChunk = 2500
 
-// tombstoneTx works set-wise, a chunk per statement: it finds the batch's events that are
-// neither held nor tombstoned, inserts their tombstones, and blanks them with one UPDATE per
-// distinct tenant.
+// tombstoneTx works set-wise, a chunk per statement: one UPDATE blanks the batch's events that
+// are neither held nor tombstoned and returns them, and one INSERT keeps their tombstones. The
+// UPDATE writes each row's tombstone metadata ({"tenant":...}, see strata.TombstoneMeta) by
+// itself; the few rows of a tenant whose name JSON would escape get theirs from Go after.
 func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []strata.Tombstone) (int, error) {
 	now := strata.Timestamp(time.Now()).UnixMicro()
 	byID := make(map[uuid.UUID]strata.Tombstone, len(ts))
@@ -308,19 +309,22 @@ func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []st
 	n := 0
 	for start := 0; start < len(ids); start += tombstoneChunk {
 		chunk := ids[start:min(start+tombstoneChunk, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id[:]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, []byte(strata.TombstoneData))
+		for _, id := range chunk {
+			args = append(args, id[:])
 		}
-		marks := `?` + strings.Repeat(`, ?`, len(chunk)-1)
-		rows, err := c.QueryContext(ctx, `SELECT id, tenant FROM events e WHERE id IN (`+marks+`)
+		rows, err := c.QueryContext(ctx, `UPDATE events AS e SET data = ?,
+			meta = CASE WHEN tenant = '' THEN '{}' ELSE '{"tenant":"' || tenant || '"}' END
+			WHERE id IN (?`+strings.Repeat(`, ?`, len(chunk)-1)+`)
 			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream)
-			AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.event_id = e.id)`, args...)
+			AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.event_id = e.id)
+			RETURNING id, tenant`, args...)
 		if err != nil {
 			return 0, s.failWrite(ctx, op, err)
 		}
-		byTenant := map[string][]any{}
 		var ins []any
+		escaped := map[string][]any{}
 		for rows.Next() {
 			var id []byte
 			var tenant string
@@ -330,7 +334,9 @@ func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []st
 			}
 			t := byID[uuid.UUID(id)]
 			ins = append(ins, t.EventID[:], t.LeafHash, t.Run[:], now)
-			byTenant[tenant] = append(byTenant[tenant], t.EventID[:])
+			if !plainJSON(tenant) {
+				escaped[tenant] = append(escaped[tenant], t.EventID[:])
+			}
 		}
 		if err := rows.Close(); err != nil {
 			return 0, s.failWrite(ctx, op, err)
@@ -343,16 +349,28 @@ func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []st
 			strings.Repeat(`, (?, ?, ?, ?)`, k-1), ins...); err != nil {
 			return 0, s.failWrite(ctx, op, err)
 		}
-		for tenant, tids := range byTenant {
+		for tenant, tids := range escaped {
 			meta := strata.TombstoneMeta(strata.Metadata{Tenant: tenant})
-			a := append([]any{[]byte(strata.TombstoneData), encodeMeta(&meta)}, tids...)
-			if _, err := c.ExecContext(ctx, `UPDATE events SET data = ?, meta = ? WHERE id IN (?`+strings.Repeat(`, ?`, len(tids)-1)+`)`, a...); err != nil {
+			a := append([]any{encodeMeta(&meta)}, tids...)
+			if _, err := c.ExecContext(ctx, `UPDATE events SET meta = ? WHERE id IN (?`+strings.Repeat(`, ?`, len(tids)-1)+`)`, a...); err != nil {
 				return 0, s.failWrite(ctx, op, err)
 			}
 		}
 		n += k
 	}
 	return n, nil
+}
+
+// plainJSON reports whether JSON encodes s as itself between quotes: printable ASCII without
+// the characters encoding/json escapes (the quote, the backslash, <, > and &).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // Tombstone implements strata.RetentionStore.

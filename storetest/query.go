@@ -33,6 +33,7 @@ func (s suite) runQuery(t *testing.T) {
 		{"OddMetadataThroughIndexes", s.testQueryOddMetadata},
 		{"TemporalSnapshots", s.testTemporalSnapshots},
 		{"TombstonesAndLegalHolds", s.testTombstones},
+		{"TombstonesOfOddTenants", s.testTombstoneOddTenants},
 	})
 }
 
@@ -439,6 +440,34 @@ func (s suite) testTombstones(t *testing.T) {
 	wantCode(t, rs.PlaceLegalHold(ctx, strata.LegalHold{}), strata.Invalid, "hold without a stream")
 	if _, err := rs.Tombstone(ctx, uuid.New()); !errors.Is(err, strata.ErrNotFound) {
 		t.Fatalf("tombstone of an unknown event: %v", err)
+	}
+}
+
+// testTombstoneOddTenants tombstones events of tenants whose names JSON escapes: each keeps
+// its tenant's metadata alone, exactly, and is no retention candidate any more.
+func (s suite) testTombstoneOddTenants(t *testing.T) {
+	ctx := testContext(t)
+	st, rs := capability[strata.RetentionStore](t, s)
+	tenants := []string{"plain-tenant", `quote"back\\slash`, "<a>&b", "line\u2028sep", "é", "nul\x00here", "🔏"}
+	for i, tenant := range tenants {
+		mustAppend(t, ctx, st, certStream(i), strata.Any, strata.EventData{Type: "T", Data: []byte(`{"n":1}`), Meta: strata.Metadata{Tenant: tenant, Principal: "p"}})
+	}
+	all := allEvents(t, ctx, st)
+	var ts []strata.Tombstone
+	for _, e := range all {
+		ts = append(ts, strata.Tombstone{EventID: e.ID, LeafHash: bytes.Repeat([]byte{7}, 32), Run: uuid.New()})
+	}
+	if n, err := rs.TombstoneEvents(ctx, ts); err != nil || n != len(all) {
+		t.Fatalf("tombstone %d events: %d, %v", len(all), n, err)
+	}
+	for i, e := range allEvents(t, ctx, st) {
+		if want := strata.TombstoneMeta(all[i].Meta); !bytes.Equal(e.Data, strata.TombstoneData) || !e.Meta.Equal(want) {
+			t.Fatalf("tombstoned event of tenant %q holds %s %+v, want %+v", tenants[i], e.Data, e.Meta, want)
+		}
+	}
+	cutoff := all[len(all)-1].RecordedAt.Add(time.Second)
+	if got, err := candidates(ctx, rs, strata.RetentionSelect{AnyTenant: true, RecordedBefore: cutoff, Limit: 100}); err != nil || len(got) != 0 {
+		t.Fatalf("candidates after tombstoning: %s, %v; want none", ids(got), err)
 	}
 }
 
