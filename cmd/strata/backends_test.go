@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -170,6 +171,9 @@ func checkRetentionBench(t *testing.T, out string, baseline bool) {
 	// backend retention events batch strata raw ratio ≥ target verdict writers alone during
 	if len(row) != 13 || (baseline && !strings.HasSuffix(row[6], "x")) || (row[9] != "met" && row[9] != "missed") || row[10] != "2" || row[11] == "-" || row[12] == "-" {
 		t.Errorf("bench retention printed %q:\n%s", row, out)
+	}
+	if !regexp.MustCompile(`\(append latency alone: p50 [0-9.]+ ms, p99 [0-9.]+ ms, max [0-9.]+ ms over [1-9][0-9]* appends; during retention: (p50 [0-9.]+ ms, p99 [0-9.]+ ms, max [0-9.]+ ms over [1-9][0-9]* appends|no appends)\)`).MatchString(out) {
+		t.Errorf("bench retention printed no append latencies:\n%s", out)
 	}
 }
 

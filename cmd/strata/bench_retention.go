@@ -77,9 +77,15 @@ func runRetentionBench(ctx context.Context, out io.Writer, d dsn, o benchOpts) (
 	var wg sync.WaitGroup
 	var writeErr error
 	var once sync.Once
+	// Each writer keeps the latency of its appends that began while the writers ran alone
+	// (phase phaseAlone) or while strata's retention ran (phaseRetention).
+	var phase atomic.Int32
+	phase.Store(phaseNone)
+	latencies := make([][phases][]time.Duration, o.clients)
 	for w := range o.clients {
 		wg.Go(func() {
 			for wctx.Err() == nil {
+				p, start := phase.Load(), time.Now()
 				_, err := env.st.Append(wctx, fmt.Sprintf("bench-writer-%04d", w), strata.Any, strata.EventData{Type: benchType, Data: benchData, Meta: benchMeta})
 				if err != nil {
 					if wctx.Err() == nil {
@@ -88,6 +94,9 @@ func runRetentionBench(ctx context.Context, out io.Writer, d dsn, o benchOpts) (
 					return
 				}
 				appended.Add(1)
+				if p != phaseNone {
+					latencies[w][p] = append(latencies[w][p], time.Since(start))
+				}
 			}
 		})
 	}
@@ -96,9 +105,11 @@ func runRetentionBench(ctx context.Context, out io.Writer, d dsn, o benchOpts) (
 	var alone float64
 	if o.clients > 0 {
 		time.Sleep(200 * time.Millisecond)
+		phase.Store(phaseAlone)
 		a0, t0 := appended.Load(), time.Now()
 		time.Sleep(time.Second)
 		alone = rate(int(appended.Load()-a0), time.Since(t0))
+		phase.Store(phaseNone)
 	}
 	// Each round of strata's retention counts the appends that completed meanwhile.
 	var during int64
@@ -106,7 +117,9 @@ func runRetentionBench(ctx context.Context, out io.Writer, d dsn, o benchOpts) (
 	st := func(ctx context.Context, r int) (time.Duration, error) {
 		ret := &query.Retention{AllowUnsealed: true, Batch: batch, Now: func() time.Time { return cutoffs[r].Add(query.DefaultMaxAge) }}
 		a, start := appended.Load(), time.Now()
+		phase.Store(phaseRetention)
 		rep, err := ret.Run(ctx, env.st)
+		phase.Store(phaseNone)
 		if err != nil {
 			return 0, err
 		}
@@ -125,6 +138,13 @@ func runRetentionBench(ctx context.Context, out io.Writer, d dsn, o benchOpts) (
 		return fmt.Errorf("bench: a writer: %w", err)
 	}
 	res.during = rate(int(during), retaining)
+	for p := range phases {
+		var all []time.Duration
+		for w := range latencies {
+			all = append(all, latencies[w][p]...)
+		}
+		res.latency[p] = latencyOf(all)
+	}
 	printRetentionBench(out, res)
 	return nil
 }
@@ -199,14 +219,47 @@ func quarterCutoffs(ctx context.Context, st strata.Store, n int) ([]time.Time, e
 	return append(cutoffs, last.Add(time.Microsecond)), nil
 }
 
+// The phases of the retention bench in which the writers' append latencies count.
+const (
+	phaseNone      = -1
+	phaseAlone     = 0 // the writers alone, before the rounds
+	phaseRetention = 1 // while strata's retention runs
+	phases         = 2
+)
+
 // retentionResult is the outcome of the retention bench.
 type retentionResult struct {
 	backend                string
 	events, batch, writers int
 	strata, raw            float64   // events/s
 	alone, during          float64   // the writers' appends/s
+	latency                [phases]latencies
 	rounds                 []float64 // strata's rate over the baseline's, per round
 	rawNote                string
+}
+
+// latencies sums up the latencies of a phase's appends.
+type latencies struct {
+	n             int
+	p50, p99, max time.Duration
+}
+
+// latencyOf returns the median, the 99th percentile and the maximum of d, which it sorts.
+func latencyOf(d []time.Duration) latencies {
+	if len(d) == 0 {
+		return latencies{}
+	}
+	slices.Sort(d)
+	return latencies{n: len(d), p50: d[len(d)/2], p99: d[min(len(d)*99/100, len(d)-1)], max: d[len(d)-1]}
+}
+
+// String prints the latencies in milliseconds.
+func (l latencies) String() string {
+	if l.n == 0 {
+		return "no appends"
+	}
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) }
+	return fmt.Sprintf("p50 %s ms, p99 %s ms, max %s ms over %d appends", ms(l.p50), ms(l.p99), ms(l.max), l.n)
 }
 
 // printRetentionBench prints the retention bench's table: both rates, their ratio, the verdict
@@ -236,6 +289,7 @@ func printRetentionBench(out io.Writer, r retentionResult) {
 	fmt.Fprintf(out, "(strata: a retention run per round whose cutoff ends the next quarter of the events, one catch-all policy, AllowUnsealed: it also hashes the leaves of events the ledger has not sealed; raw baseline: one UPDATE per batch that blanks the same rows, data null and metadata the tenant's alone, without finding the events, hashing them or keeping tombstones)\n")
 	if r.writers > 0 {
 		fmt.Fprintf(out, "(the writers append single events to strata's store, to streams of their own, throughout; appends/s during is their rate while retention ran: the verdict is on the rate alone, whether appends went on shows here)\n")
+		fmt.Fprintf(out, "(append latency alone: %s; during retention: %s)\n", r.latency[phaseAlone], r.latency[phaseRetention])
 		if r.backend == backendSQLite {
 			fmt.Fprintf(out, "(SQLite has one writer at a time: the writers wait for strata's retention, not for the baseline's, which has a file of its own; --clients 0 compares the two alone)\n")
 		}
