@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -63,6 +64,8 @@ type Protector struct {
 	kek     KeyProvider
 	cache   *keyCache
 	owners  streamOwners // the tenants of snapshotted streams (tenant.go)
+	// kekChecked is set once kek proved to open the store's data keys (checkKEK).
+	kekChecked atomic.Bool
 
 	plans sync.Map // reflect.Type -> *plan
 
@@ -326,6 +329,9 @@ func (p *Protector) dataKey(ctx context.Context, tenant, subject string, create 
 	k, err := p.keys.SubjectKey(ctx, tenant, subject)
 	switch {
 	case errors.Is(err, strata.ErrNotFound) && create:
+		if err := p.checkKEK(ctx); err != nil {
+			return nil, false, err
+		}
 		dek := make([]byte, 32)
 		if _, err := rand.Read(dek); err != nil {
 			return nil, false, strata.Errorf(strata.Internal, op, "generate data key: %w", err)
@@ -358,6 +364,50 @@ func (p *Protector) dataKey(ctx context.Context, tenant, subject string, create 
 	}
 	p.cache.put(ck, aead, false)
 	return aead, false, nil
+}
+
+// kekCheckKeys bounds the data keys checkKEK reads to find one that is not erased.
+const kekCheckKeys = 1000
+
+// checkKEK makes sure, once per Protector, that its key-encryption key opens the data keys the
+// store holds before it wraps a new one. A wrong or new key file would otherwise wrap the keys
+// of new subjects under a KEK that the right one cannot open, and their personal data would be
+// lost once the configuration is put right. It unwraps the first live key (not erased) that
+// another KEK wrapped; a store with none, or with only erased keys among the first
+// kekCheckKeys, passes.
+func (p *Protector) checkKEK(ctx context.Context) error {
+	const op = "shred key"
+	if p.kekChecked.Load() {
+		return nil
+	}
+	after := strata.SubjectKey{}
+	for read := 0; read < kekCheckKeys; {
+		page, err := p.keys.ListSubjectKeys(ctx, after, 100)
+		if err != nil {
+			return err
+		}
+		for _, k := range page {
+			after = k
+			if k.Erased() {
+				continue
+			}
+			if k.KEK != p.kek.KEK() {
+				dek, err := p.kek.Unwrap(ctx, k.KEK, k.Subject, k.Wrapped)
+				if err != nil {
+					return strata.Errorf(strata.Unavailable, op, "no data key is made under key-encryption key %s: this store's data keys are wrapped by %s, which it cannot open (%w); configure that key (STRATA_KEK, STRATA_KEK_FILE or --kek-file), or hold both in a keyring and rotate (strata keys rotate-kek)", p.kek.KEK(), k.KEK, err)
+				}
+				zero(dek)
+			}
+			p.kekChecked.Store(true)
+			return nil
+		}
+		read += len(page)
+		if len(page) < 100 {
+			break
+		}
+	}
+	p.kekChecked.Store(true)
+	return nil
 }
 
 // Protect encrypts the sensitive fields of an event given as raw JSON, by the schema declared for

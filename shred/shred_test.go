@@ -196,6 +196,37 @@ func TestWrongKEK(t *testing.T) {
 	}
 }
 
+// TestWrongKEKCreatesNoKey: a process with a wrong (or new) key-encryption key must not make
+// keys for new subjects either. They would be wrapped by a KEK the right one cannot open, and
+// their personal data lost once the configuration is put right.
+func TestWrongKEKCreatesNoKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	right := mustKEK(t)
+	e := newEnv(t, right)
+	e.write(t, sample())
+	wrongKEK := mustKEK(t)
+	wrong := envOn(t, e.st, wrongKEK)
+	other := sample()
+	other.SubjectID = "subject-new"
+	if _, err := wrong.reg.Encode(ctx, other, strata.Metadata{}); !errors.Is(err, shred.ErrWrongKEK) || !strings.Contains(err.Error(), right.KEK()) {
+		t.Fatalf("encode for a new subject with the wrong KEK: %v", err)
+	}
+	if _, err := e.st.SubjectKey(ctx, "", "subject-new"); !errors.Is(err, strata.ErrNotFound) {
+		t.Fatalf("the wrong KEK made a data key: %v", err)
+	}
+	// A keyring that still holds the right KEK may wrap new keys with its new one.
+	ring := envOn(t, e.st, shred.NewKeyring(wrongKEK, right))
+	if _, err := ring.reg.Encode(ctx, other, strata.Metadata{}); err != nil {
+		t.Fatalf("encode with a keyring during a rotation: %v", err)
+	}
+	// So may a KEK on a store whose keys are all erased, or that has none.
+	fresh := newEnv(t, wrongKEK)
+	if _, err := fresh.reg.Encode(ctx, other, strata.Metadata{}); err != nil {
+		t.Fatalf("encode on a new store: %v", err)
+	}
+}
+
 func TestTamperedOrMovedCiphertext(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
