@@ -106,6 +106,17 @@ func bodyError(err error) error {
 	return err
 }
 
+// methodLabel is the method as a metric label: the client picks the method, so any but the
+// standard ones is "other", lest each made-up one become a time series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
 // finish records the request in metrics, the span and the access log. The log names the route,
 // the method, the path, the status, the error code, the key ID and the tenant: never the key,
 // a query string (which may hold filters naming people) or a payload.
@@ -115,7 +126,7 @@ func (s *Server) finish(ctx context.Context, rt route, r *http.Request, rec *rec
 	}
 	d := time.Since(start)
 	status := fmt.Sprint(rec.status)
-	s.metrics.requests.WithLabelValues(rt.name, r.Method, status).Inc()
+	s.metrics.requests.WithLabelValues(rt.name, methodLabel(r.Method), status).Inc()
 	if !rt.stream {
 		s.metrics.latency.WithLabelValues(rt.name).Observe(d.Seconds())
 	}
