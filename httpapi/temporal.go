@@ -109,11 +109,10 @@ func (s *Server) visibleStream(r *http.Request, op, stream, tenant string) error
 
 // jsonModel is query.JSONModel, with the valid time read from a payload field when asked.
 func jsonModel(validField string) query.Model[map[string]any] {
-	m := query.JSONModel()
 	if validField != "" {
-		m.ValidTime = query.FieldValidTime(validField)
+		return query.JSONFieldModel(validField)
 	}
-	return m
+	return query.JSONModel()
 }
 
 func (s *Server) handleState(w http.ResponseWriter, r *http.Request, p Principal) error {

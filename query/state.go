@@ -2,6 +2,8 @@ package query
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 
@@ -347,4 +349,16 @@ func FieldValidTime(field string) func(strata.Event) time.Time {
 		}
 		return t
 	}
+}
+
+// JSONFieldModel is JSONModel with its valid time read from the payload field named field (see
+// FieldValidTime). Its name is JSONModel's with the field's digest: its temporal snapshots say
+// up to which valid time their events hold by that field, and serve no other model, nor does a
+// snapshot of JSONModel (whose valid time is OccurredAt) serve it.
+func JSONFieldModel(field string) Model[map[string]any] {
+	m := JSONModel()
+	sum := sha256.Sum256([]byte(field))
+	m.Name += "+valid-field:" + hex.EncodeToString(sum[:8])
+	m.ValidTime = FieldValidTime(field)
+	return m
 }

@@ -68,11 +68,10 @@ func modelOf[S any](m query.Model[S]) stateModel {
 func models(name, validField string) (stateModel, error) {
 	switch name {
 	case "", "json":
-		m := query.JSONModel()
 		if validField != "" {
-			m.ValidTime = query.FieldValidTime(validField)
+			return modelOf(query.JSONFieldModel(validField)), nil
 		}
-		return modelOf(m), nil
+		return modelOf(query.JSONModel()), nil
 	case "certificate":
 		reg, err := pki.NewRegistry()
 		if err != nil {
