@@ -219,8 +219,9 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, env Envelope[C]) (Resu
 			return Result[S]{}, err
 		}
 		events, err := r.decide(state, env.Command)
-		if err != nil && guess {
-			guess, attempt = false, attempt-1 // refused on a guessed state: decide on the real one
+		if (err != nil || len(events) == 0) && guess {
+			// Refused, or nothing to append (no write checks the guess): decide on the real state.
+			guess, attempt = false, attempt-1
 			continue
 		}
 		if err != nil {
