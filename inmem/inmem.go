@@ -261,13 +261,13 @@ func (s *Store) streamPage(ctx context.Context, op, stream string, from int64, b
 			v = from
 		}
 		for ; v >= 1 && len(page) < n; v-- {
-			page = append(page, s.log[info.positions[v-1]])
+			page = append(page, cloneEvent(&s.log[info.positions[v-1]]))
 		}
 		return page, nil
 	}
 	v := max(from, 1)
 	for ; v <= int64(len(info.positions)) && len(page) < n; v++ {
-		page = append(page, s.log[info.positions[v-1]])
+		page = append(page, cloneEvent(&s.log[info.positions[v-1]]))
 	}
 	return page, nil
 }
@@ -332,7 +332,7 @@ func (s *Store) allPage(ctx context.Context, op string, after strata.Position, f
 		}
 		scanned = ev.Position
 		if f.Match(ev) {
-			page = append(page, *ev)
+			page = append(page, cloneEvent(ev))
 		}
 	}
 	return page, scanned, nil
@@ -407,6 +407,14 @@ func (s *Store) Streams(ctx context.Context, opts strata.ListStreamsOptions) ite
 			}
 		}
 	}
+}
+
+// cloneEvent returns a copy of a stored event that shares no memory with it, so that a caller
+// changing what a read returned cannot change the log.
+func cloneEvent(e *strata.Event) strata.Event {
+	c := *e
+	c.Data, c.Meta = slices.Clone(e.Data), cloneMeta(e.Meta)
+	return c
 }
 
 func cloneMeta(m strata.Metadata) strata.Metadata {

@@ -1,6 +1,8 @@
 package inmem_test
 
 import (
+	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/strata-events/strata"
@@ -14,4 +16,42 @@ func TestConformance(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}, storetest.Features{SerialWriters: true, Capabilities: true})
+}
+
+// TestReadsHandOutCopies changes the events that reads return, as a caller may (an upcaster
+// rewriting Data in place, a handler adding a metadata key): the stored events stay as they were
+// appended, as they do on every other backend.
+func TestReadsHandOutCopies(t *testing.T) {
+	ctx := context.Background()
+	s := inmem.New()
+	defer s.Close()
+	in := strata.EventData{Type: "CertificateIssued", Data: json.RawMessage(`{"serial":"7F3A"}`),
+		Meta: strata.Metadata{Tenant: "acme", Extra: map[string]string{"ticket": "T-9"}}}
+	if _, err := s.Append(ctx, "certificate-7F3A", strata.NoStream, in); err != nil {
+		t.Fatal(err)
+	}
+	reads := map[string]func() []strata.Event{
+		"read stream": func() []strata.Event {
+			evs, _ := storetest.Collect(s.ReadStream(ctx, "certificate-7F3A", strata.ReadStreamOptions{}))
+			return evs
+		},
+		"read all": func() []strata.Event {
+			evs, _ := storetest.Collect(s.ReadAll(ctx, strata.ReadAllOptions{}))
+			return evs
+		},
+	}
+	for name, read := range reads {
+		evs := read()
+		if len(evs) != 1 {
+			t.Fatalf("%s: %d events", name, len(evs))
+		}
+		evs[0].Data[2] = 'X'
+		evs[0].Meta.Extra["ticket"] = "changed"
+		for other, reread := range reads {
+			e := reread()[0]
+			if string(e.Data) != `{"serial":"7F3A"}` || e.Meta.Extra["ticket"] != "T-9" {
+				t.Fatalf("changing the event of %s changed the stored one (%s reads %s %v)", name, other, e.Data, e.Meta.Extra)
+			}
+		}
+	}
 }
