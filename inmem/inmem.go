@@ -139,6 +139,10 @@ func (s *Store) appendMulti(ctx context.Context, op string, appends []strata.Str
 		s.rollbackLocked(mark, prepared)
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil { // as the SQL backends: a cancelled append does not commit
+		s.rollbackLocked(mark, prepared)
+		return nil, &strata.Error{Code: strata.Unavailable, Op: op, Err: err}
+	}
 	s.signal.Notify()
 	return results, nil
 }

@@ -3,6 +3,7 @@ package inmem_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/strata-events/strata"
@@ -53,5 +54,27 @@ func TestReadsHandOutCopies(t *testing.T) {
 				t.Fatalf("changing the event of %s changed the stored one (%s reads %s %v)", name, other, e.Data, e.Meta.Extra)
 			}
 		}
+	}
+}
+
+// TestCancelledBeforeCommitRollsBack cancels the context of an append after its events are
+// written and before it commits: like the SQL backends, the append fails with the context's
+// error and writes nothing.
+func TestCancelledBeforeCommitRollsBack(t *testing.T) {
+	ctx := context.Background()
+	s := inmem.New()
+	defer s.Close()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, err := s.Append(strata.WithBeforeCommit(cctx, func(context.Context) error { cancel(); return nil }),
+		"certificate-1", strata.Any, strata.EventData{Type: "CertificateRevoked"})
+	if !errors.Is(err, context.Canceled) || strata.ErrorCode(err) != strata.Unavailable {
+		t.Fatalf("append cancelled before commit: %v, want Unavailable wrapping context.Canceled", err)
+	}
+	if info, _ := s.StreamInfo(ctx, "certificate-1"); info.Exists {
+		t.Fatalf("the cancelled append was committed")
+	}
+	if evs, _ := storetest.Collect(s.ReadAll(ctx, strata.ReadAllOptions{})); len(evs) != 0 {
+		t.Fatalf("the log holds %d events after a cancelled append", len(evs))
 	}
 }
