@@ -52,6 +52,11 @@ func (s *Store) append(ctx context.Context, op string, apps []strata.StreamAppen
 	metas := make([]string, 0, n)
 	for _, a := range apps {
 		for i := range a.Events {
+			// occurred_at holds Unix microseconds in 64 bits; a time beyond them would be stored
+			// as another time.
+			if at := a.Events[i].OccurredAt; !at.IsZero() && !time.UnixMicro(at.UnixMicro()).Equal(at) {
+				return nil, invalidf(op, "stream %q event %d: occurred time %s is outside the range the store can hold", a.Stream, i, at.Format(time.RFC3339))
+			}
 			metas = append(metas, encodeMeta(&a.Events[i].Meta))
 		}
 	}

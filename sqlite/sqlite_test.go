@@ -717,3 +717,33 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		t.Fatalf("%d events after the upgrade, want 1", len(evs))
 	}
 }
+
+// TestOccurredAtOutOfRange appends events whose domain time lies beyond what the file can hold
+// (Unix microseconds in 64 bits): the append is Invalid and writes nothing, instead of storing
+// another time.
+func TestOccurredAtOutOfRange(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st := open(t)
+	for _, at := range []time.Time{
+		time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-300000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		e := event("CertificateRevoked", `{}`)
+		e.OccurredAt = at
+		_, err := st.Append(ctx, "certificate-1", strata.Any, e)
+		wantCode(t, err, strata.Invalid, fmt.Sprintf("append occurred at %v", at))
+	}
+	if evs := collect(t, st.ReadAll(ctx, strata.ReadAllOptions{})); len(evs) != 0 {
+		t.Fatalf("the log holds %v", evs[0].OccurredAt)
+	}
+	// The ends of the range still round-trip.
+	e := event("CertificateRevoked", `{}`)
+	e.OccurredAt = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	if _, err := st.Append(ctx, "certificate-1", strata.NoStream, e); err != nil {
+		t.Fatal(err)
+	}
+	if evs := collect(t, st.ReadAll(ctx, strata.ReadAllOptions{})); !evs[0].OccurredAt.Equal(e.OccurredAt) {
+		t.Fatalf("occurred at %v read back as %v", e.OccurredAt, evs[0].OccurredAt)
+	}
+}
