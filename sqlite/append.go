@@ -168,7 +168,7 @@ func (s *Store) resolve(ctx context.Context, op string, apps []strata.StreamAppe
 	case ce != nil && slices.Contains(notStored, ce.Stream):
 		return nil, ce // a genuine version conflict
 	case replayed > 0:
-		return nil, strata.Errorf(strata.Conflict, op, "the events of some streams of this append were stored before, but not those of stream %q; a retry must resend the same batch", notStored[0])
+		return nil, strata.Errorf(strata.Conflict, op, "the events of some streams of this append were stored before, but not those of stream %q; a retry must resend the same batch: %w", notStored[0], strata.ErrEventIDReused)
 	case ce != nil:
 		return nil, ce
 	}
