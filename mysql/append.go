@@ -290,7 +290,7 @@ func (s *Store) resolveReplay(ctx context.Context, op string, appends []strata.S
 		results[i] = res
 	}
 	if len(fresh) > 0 {
-		return nil, false, strata.Errorf(strata.Conflict, op, "the events for stream %q were stored before, but not those for stream %q; a retry must resend the same batch", replayed[0], fresh[0])
+		return nil, false, strata.Errorf(strata.Conflict, op, "the events for stream %q were stored before, but not those for stream %q; a retry must resend the same batch: %w", replayed[0], fresh[0], strata.ErrEventIDReused)
 	}
 	return results, true, nil
 }

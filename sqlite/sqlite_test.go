@@ -747,33 +747,3 @@ func TestOccurredAtOutOfRange(t *testing.T) {
 		t.Fatalf("occurred at %v read back as %v", e.OccurredAt, evs[0].OccurredAt)
 	}
 }
-
-// TestPartlyStoredMultiAppendReusesIDs sends a multi-stream append one of whose streams holds its
-// events already, from another batch: it is no retry, and the Conflict says so with
-// strata.ErrEventIDReused (as a partly stored one-stream append does, and as the in-memory and
-// PostgreSQL backends do), so that a command handler does not take it for a version conflict
-// and retry a command that was handled.
-func TestPartlyStoredMultiAppendReusesIDs(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	st := open(t)
-	issued := event("CertificateIssued", `{}`)
-	issued.ID = uuid.Must(uuid.NewV7())
-	if _, err := st.Append(ctx, "certificate-1", strata.NoStream, issued); err != nil {
-		t.Fatal(err)
-	}
-	logged := event("CommandSucceeded", `{}`)
-	logged.ID = uuid.Must(uuid.NewV7())
-	for _, exp := range []strata.ExpectedVersion{strata.NoStream, strata.Any} {
-		_, err := st.AppendMulti(ctx,
-			strata.StreamAppend{Stream: "certificate-1", Expected: exp, Events: []strata.EventData{issued}},
-			strata.StreamAppend{Stream: "commands-1", Expected: strata.NoStream, Events: []strata.EventData{logged}})
-		wantCode(t, err, strata.Conflict, "multi-append whose first stream is stored")
-		if !errors.Is(err, strata.ErrEventIDReused) {
-			t.Fatalf("expected %s: %v, want it to wrap strata.ErrEventIDReused", exp, err)
-		}
-	}
-	if info, _ := st.StreamInfo(ctx, "commands-1"); info.Exists {
-		t.Fatalf("the failed multi-append wrote to commands-1")
-	}
-}

@@ -339,6 +339,32 @@ func (s suite) testAppendMulti(t *testing.T) {
 	}
 }
 
+// testPartlyStoredMultiAppend re-sends a multi-append of which one stream's events were stored
+// by another batch and another's were not: a Conflict wrapping strata.ErrEventIDReused (the
+// IDs are stored, so a retry of the same command must not be taken for a version conflict),
+// and nothing written.
+func (s suite) testPartlyStoredMultiAppend(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	issued := ev("CertificateIssued", nil)
+	issued.ID = uuid.Must(uuid.NewV7())
+	mustAppend(t, ctx, st, "certificate-PS", strata.NoStream, issued)
+	logged := ev("CommandSucceeded", nil)
+	logged.ID = uuid.Must(uuid.NewV7())
+	for _, exp := range []strata.ExpectedVersion{strata.NoStream, strata.Any} {
+		_, err := st.AppendMulti(ctx,
+			strata.StreamAppend{Stream: "certificate-PS", Expected: exp, Events: []strata.EventData{issued}},
+			strata.StreamAppend{Stream: "commands-PS", Expected: strata.NoStream, Events: []strata.EventData{logged}})
+		wantCode(t, err, strata.Conflict, "multi-append whose first stream is stored")
+		if !errors.Is(err, strata.ErrEventIDReused) {
+			t.Fatalf("expected %s: %v, want it to wrap strata.ErrEventIDReused", exp, err)
+		}
+	}
+	if info, _ := st.StreamInfo(ctx, "commands-PS"); info.Exists {
+		t.Fatalf("the failed multi-append wrote to commands-PS")
+	}
+}
+
 // testConcurrentMultiConflicts sends many more conflicting multi-appends at once than a backend
 // has connections: each must end with a result or a Conflict, none may wait for ever on the
 // lookups that resolve a failed append.

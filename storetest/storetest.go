@@ -70,6 +70,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"ConcurrentAnyAppendersContiguous", s.testConcurrentAny},
 		{"IdempotentRetry", s.testIdempotentRetry},
 		{"AppendMultiAtomic", s.testAppendMulti},
+		{"PartlyStoredMultiAppend", s.testPartlyStoredMultiAppend},
 		{"ConcurrentMultiAppendConflicts", s.testConcurrentMultiConflicts},
 		{"ReadStreamOrderAndPaging", s.testReadStream},
 		{"ReadAllOrderCursorAndFilters", s.testReadAll},
