@@ -70,7 +70,13 @@ func (s *Store) AppendLedger(ctx context.Context, from strata.LedgerHead, leaves
 		w.abort(ctx)
 		return err
 	}
-	if _, err := w.commit.ExecContext(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
+		w.abort(ctx)
+		return s.failWrite(ctx, op, err)
+	}
+	// Once committing, finish: a commit cut short by the context could succeed and still report
+	// an error.
+	if _, err := w.commit.ExecContext(context.WithoutCancel(ctx)); err != nil {
 		w.abort(ctx)
 		return s.failWrite(ctx, op, err)
 	}

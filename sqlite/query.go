@@ -281,7 +281,13 @@ func (s *Store) tombstoneEvents(ctx context.Context, ts []strata.Tombstone) (_ i
 		w.abort(ctx)
 		return 0, 0, err
 	}
-	if _, err := w.commit.ExecContext(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
+		w.abort(ctx)
+		return 0, 0, s.failWrite(ctx, op, err)
+	}
+	// Once committing, finish: a commit cut short by the context could succeed and still report
+	// an error.
+	if _, err := w.commit.ExecContext(context.WithoutCancel(ctx)); err != nil {
 		w.abort(ctx)
 		return 0, 0, s.failWrite(ctx, op, err)
 	}
