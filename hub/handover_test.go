@@ -206,3 +206,44 @@ func countAll(t *testing.T, st strata.Store) int64 {
 	}
 	return n
 }
+
+// TestStopDuringHandoverTailUnregisters: a consumer that stops while a hand-over that held the
+// dispatcher yields its tail leaves no subscription behind: the hub does not keep queueing
+// events for it (holding them in memory) nor count it as a subscriber.
+func TestStopDuringHandoverTailUnregisters(t *testing.T) {
+	t.Parallel()
+	inner := inmem.New()
+	defer inner.Close()
+	m := &movingStore{Store: inner, t: t, burst: func(pass int) []strata.EventData {
+		if pass > 2 {
+			return nil
+		}
+		return []strata.EventData{{Type: "Tick", Meta: strata.Metadata{Tenant: "acme"}}}
+	}}
+	h := hub.New(m)
+	m.h = h
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Run(ctx)
+	for range 10 {
+		if _, err := inner.Append(ctx, "history", strata.Any, strata.EventData{Type: "Tick", Meta: strata.Metadata{Tenant: "acme"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopped := false
+	for _, err := range h.Subscribe(ctx, hub.Tenant("acme"), hub.From(strata.Start)) {
+		if err != nil {
+			t.Fatalf("subscription ended: %v", err)
+		}
+		if m.gated.Load() > 0 { // an event of the tail the locked pass read
+			stopped = true
+			break
+		}
+	}
+	if !stopped {
+		t.Fatal("the hand-over never held the dispatcher")
+	}
+	if n := h.Subscribers(); n != 0 {
+		t.Fatalf("%d subscribers after the only one stopped", n)
+	}
+}

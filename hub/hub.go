@@ -203,6 +203,12 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, opts ...SubOption) iter.S
 	}
 	return func(yield func(strata.Event, error) bool) {
 		s := &sub{f: f, ch: make(chan *strata.Event, o.buffer), lagged: make(chan struct{})}
+		// Before the catch-up: it may register s and then end while it yields what it read.
+		defer func() {
+			h.mu.Lock()
+			delete(h.subs, s)
+			h.mu.Unlock()
+		}()
 		if o.from == nil {
 			h.mu.Lock()
 			s.skip, s.last = h.head, h.head
@@ -211,11 +217,6 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, opts ...SubOption) iter.S
 		} else if !h.catchUp(ctx, op, s, *o.from, yield) {
 			return
 		}
-		defer func() {
-			h.mu.Lock()
-			delete(h.subs, s)
-			h.mu.Unlock()
-		}()
 		for {
 			select {
 			case e := <-s.ch:
