@@ -127,6 +127,12 @@ func NewRegistry() *Registry {
 // an Invalid error to register a name or a Go type twice, a pointer or interface type, an
 // invalid name, a schema below 1, or a type that an installed [TypeChecker] refuses.
 func Register[E any](r *Registry, name string, schema int) error {
+	return register[E](r, name, schema, false)
+}
+
+// register is Register; with ensure, exactly this registration existing already is no error,
+// decided under the same lock that registers it.
+func register[E any](r *Registry, name string, schema int, ensure bool) error {
 	t := reflect.TypeFor[E]()
 	const op = "codec register"
 	switch {
@@ -148,6 +154,9 @@ func Register[E any](r *Registry, name string, schema int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if have, ok := r.byName[name]; ok {
+		if ensure && have.goType == t && have.schema == schema {
+			return nil // registered by a concurrent Ensure
+		}
 		return strata.Errorf(strata.Duplicate, op, "event type %q is already registered (as %s)", name, have.goType)
 	}
 	if have, ok := r.byGoType[t]; ok {
@@ -169,7 +178,7 @@ func Ensure[E any](r *Registry, name string, schema int) error {
 	if ok && et.goType == reflect.TypeFor[E]() && et.schema == schema {
 		return nil
 	}
-	return Register[E](r, name, schema)
+	return register[E](r, name, schema, true)
 }
 
 // Upcast registers fn to lift records of type name at schema fromSchema. The type need not be

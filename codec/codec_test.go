@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -280,4 +283,50 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("untyped error: %v", err)
 		}
 	})
+}
+
+// meetChecker is a transform whose CheckType waits until n registrations are checking at
+// once (or a second passes), to line up concurrent Register calls deterministically.
+type meetChecker struct {
+	n       int
+	mu      sync.Mutex
+	arrived int
+	all     chan struct{}
+}
+
+func (m *meetChecker) Encode(context.Context, any, *codec.Record) error { return nil }
+func (m *meetChecker) Decode(context.Context, *codec.Record) error      { return nil }
+func (m *meetChecker) CheckType(string, reflect.Type) error {
+	m.mu.Lock()
+	m.arrived++
+	if m.arrived == m.n {
+		close(m.all)
+	}
+	m.mu.Unlock()
+	select {
+	case <-m.all:
+	case <-time.After(time.Second):
+	}
+	return nil
+}
+
+// TestEnsureConcurrent: packages that bring their own event types call Ensure on a shared
+// registry, possibly at once; every call of the same registration must succeed.
+func TestEnsureConcurrent(t *testing.T) {
+	t.Parallel()
+	type ensured struct{ A int }
+	r := codec.NewRegistry()
+	const n = 2
+	r.Use(&meetChecker{n: n, all: make(chan struct{})})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = codec.Ensure[ensured](r, "Ensured", 1) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Ensure %d of the same registration, at once: %v", i, err)
+		}
+	}
 }
