@@ -125,7 +125,7 @@ func NewRegistry() *Registry {
 // Register registers the Go type E under name, at schema version schema (1 for a type that
 // never changed). The name is what is stored: keep it stable when the Go type is renamed. It is
 // an Invalid error to register a name or a Go type twice, a pointer or interface type, an
-// invalid name, a schema below 1, or a type that an installed [TypeChecker] refuses.
+// invalid name, a schema outside 1 to [strata.MaxSchema], or a type that an installed [TypeChecker] refuses.
 func Register[E any](r *Registry, name string, schema int) error {
 	return register[E](r, name, schema, false)
 }
@@ -138,8 +138,8 @@ func register[E any](r *Registry, name string, schema int, ensure bool) error {
 	switch {
 	case t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface:
 		return strata.Errorf(strata.Invalid, op, "register %s as a value type, not a pointer or interface", t)
-	case schema < 1:
-		return strata.Errorf(strata.Invalid, op, "event type %q: schema must be 1 or more, not %d", name, schema)
+	case schema < 1 || schema > strata.MaxSchema:
+		return strata.Errorf(strata.Invalid, op, "event type %q: schema must be 1 to %d, not %d", name, strata.MaxSchema, schema)
 	}
 	if err := strata.ValidateEventType(op, name); err != nil {
 		return err

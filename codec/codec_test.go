@@ -330,3 +330,19 @@ func TestEnsureConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterSchemaOutOfRange: a schema no store can hold is refused when registered, not
+// on every append of the type.
+func TestRegisterSchemaOutOfRange(t *testing.T) {
+	t.Parallel()
+	r := codec.NewRegistry()
+	type big struct{ A int }
+	err := codec.Register[big](r, "Big", strata.MaxSchema+1)
+	if strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("Register at schema MaxSchema+1: %v, want an Invalid error", err)
+	}
+	type most struct{ A int }
+	if err := codec.Register[most](r, "Most", strata.MaxSchema); err != nil {
+		t.Fatalf("Register at schema MaxSchema: %v", err)
+	}
+}
