@@ -84,11 +84,15 @@ func serve(cmd *cobra.Command, g *globals, fl serveFlags) (err error) {
 		addr = defaultAddr
 	}
 	var logger *slog.Logger
+	var hopts *slog.HandlerOptions
+	if fl.traceLog {
+		hopts = &slog.HandlerOptions{Level: slog.LevelDebug} // the spans are logged at debug level
+	}
 	switch fl.logFormat {
 	case "json":
-		logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+		logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), hopts))
 	case "text":
-		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), hopts))
 	default:
 		return invalidf(op, "--log-format %q: want json or text", fl.logFormat)
 	}

@@ -292,3 +292,19 @@ func TestServeTLS(t *testing.T) {
 		t.Fatalf("healthz over TLS: %d", resp.StatusCode)
 	}
 }
+
+// TestServeTraceLog: --trace-log logs every finished span; the access log alone is not that.
+func TestServeTraceLog(t *testing.T) {
+	t.Parallel()
+	url, stop := startServe(t, tempDB(t), "--trace-log")
+	if code, body := httpDo(t, "GET", url+"/healthz", "", ""); code != 200 {
+		t.Fatalf("healthz: %d %s", code, body)
+	}
+	code, log := stop()
+	if code != 0 {
+		t.Fatalf("serve exited %d: %s", code, log)
+	}
+	if !strings.Contains(log, `"msg":"span"`) {
+		t.Errorf("--trace-log logged no span:\n%s", log)
+	}
+}
