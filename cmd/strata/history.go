@@ -34,6 +34,17 @@ search to streams with these prefixes; without it every event of the tenant is s
 		},
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			const op = "history"
+			// The flags of one form do nothing in the other: refuse them rather than print
+			// something other than what was asked for.
+			other, form := []string{"tenant", "field", "prefix"}, "--entity"
+			if entity != "" {
+				other, form = []string{"from", "to", "model"}, "STREAM"
+			}
+			for _, name := range other {
+				if cmd.Flags().Changed(name) {
+					return invalidf(op, "--%s works with %s only", name, form)
+				}
+			}
 			now := time.Now()
 			var opts query.HistoryOptions
 			if from != "" {

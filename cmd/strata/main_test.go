@@ -491,3 +491,34 @@ func TestPlanBatches(t *testing.T) {
 		t.Fatalf("planBatches = %v", plan)
 	}
 }
+
+// TestHistoryFlagsOfTheOtherForm: a flag of one form of history (STREAM, or --entity) given to
+// the other is refused, not silently ignored: the output would not be what was asked for.
+func TestHistoryFlagsOfTheOtherForm(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	mustCLI(t, db, "append", "certificate-1", "E", `{"serial":"1"}`, "--meta", "tenant=acme")
+	for _, c := range []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"entity from", []string{"history", "--entity", "1", "--tenant", "acme", "--from", "2030-01-01"}, "--from"},
+		{"entity to", []string{"history", "--entity", "1", "--tenant", "acme", "--to", "2000-01-01"}, "--to"},
+		{"entity model", []string{"history", "--entity", "1", "--tenant", "acme", "--model", "certificate"}, "--model"},
+		{"stream tenant", []string{"history", "certificate-1", "--tenant", "other"}, "--tenant"},
+		{"stream field", []string{"history", "certificate-1", "--field", "id"}, "--field"},
+		{"stream prefix", []string{"history", "certificate-1", "--prefix", "x-"}, "--prefix"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := cli(t, testContext(t), db, "", c.args...)
+			wantErr(t, r, exitInvalid, c.msg)
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+		})
+	}
+	if out := lines(t, mustCLI(t, db, "history", "--entity", "1", "--tenant", "acme")); len(out) != 1 {
+		t.Errorf("entity history printed %v", out)
+	}
+}
