@@ -522,3 +522,29 @@ func TestHistoryFlagsOfTheOtherForm(t *testing.T) {
 		t.Errorf("entity history printed %v", out)
 	}
 }
+
+// TestStateFlagsThatWouldDoNothing: --valid-field only matters with --known-at, and a negative
+// --take-snapshots takes none; both were parsed and silently ignored.
+func TestStateFlagsThatWouldDoNothing(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	mustCLI(t, db, "append", "s", "E", `{"a":1}`)
+	for _, c := range []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"valid field without known-at", []string{"state", "s", "--valid-field", "invalidSince"}, "--valid-field"},
+		{"valid field with at only", []string{"state", "s", "--at", "now", "--valid-field", "invalidSince"}, "--valid-field"},
+		{"negative snapshots", []string{"state", "s", "--take-snapshots", "-1"}, "--take-snapshots"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := cli(t, testContext(t), db, "", c.args...)
+			wantErr(t, r, exitInvalid, c.msg)
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+		})
+	}
+	mustCLI(t, db, "state", "s", "--at", "now", "--known-at", "now", "--valid-field", "invalidSince")
+}

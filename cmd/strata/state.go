@@ -131,6 +131,12 @@ Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 			if validField != "" && model != "json" {
 				return invalidf(op, "--valid-field works with --model json")
 			}
+			if validField != "" && knownAt == "" {
+				return invalidf(op, "--valid-field works with --known-at (it sets when an event holds, which only --known-at asks)")
+			}
+			if snapEvery < 0 {
+				return invalidf(op, "--take-snapshots must be 1 or more (0: take none)")
+			}
 			m, err := models(model, validField)
 			if err != nil {
 				return err
