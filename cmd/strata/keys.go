@@ -2,7 +2,9 @@ package main
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -36,11 +38,18 @@ With --witness it makes a witness's cosigning key (C2SP tlog-cosignature) instea
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(out+".key", []byte(skey+"\n"), 0o600); err != nil {
-				return fmt.Errorf("keys generate: %w", err)
+			// A key pair in place is never replaced: its secret key would be lost for good, and
+			// the public key that the log's checkpoints verify against with it.
+			for _, p := range []string{out + ".key", out + ".pub"} {
+				if _, err := os.Lstat(p); err == nil {
+					return invalidf("keys generate", "%s exists: move it away or choose another --out", p)
+				}
 			}
-			if err := os.WriteFile(out+".pub", []byte(vkey+"\n"), 0o644); err != nil {
-				return fmt.Errorf("keys generate: %w", err)
+			if err := writeNewFile(out+".key", []byte(skey+"\n"), 0o600); err != nil {
+				return err
+			}
+			if err := writeNewFile(out+".pub", []byte(vkey+"\n"), 0o644); err != nil {
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s.key (keep it secret) and %s.pub:\n%s\n", out, out, vkey)
 			return nil
@@ -51,6 +60,25 @@ With --witness it makes a witness's cosigning key (C2SP tlog-cosignature) instea
 	gen.Flags().BoolVar(&witness, "witness", false, "make a witness cosigning key")
 	c.AddCommand(gen)
 	return c
+}
+
+// writeNewFile writes data to path, which must not exist yet.
+func writeNewFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, fs.ErrExist) {
+		return invalidf("keys generate", "%s exists: move it away or choose another --out", path)
+	}
+	if err != nil {
+		return fmt.Errorf("keys generate: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("keys generate: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keys generate: %w", err)
+	}
+	return nil
 }
 
 // readKey returns a key given as a file name, or literally (a key always contains '+').

@@ -83,3 +83,34 @@ func TestLedgerCommands(t *testing.T) {
 		t.Fatalf("verify after tampering: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestKeysGenerateKeepsExistingKeys: generating a key pair where one exists must not replace
+// the log's signing key (lost for good) or the public key its checkpoints verify against.
+func TestKeysGenerateKeepsExistingKeys(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "log")
+	mustCLI(t, "", "keys", "generate", "--origin", "ca.example/strata", "--out", prefix)
+	key, _ := os.ReadFile(prefix + ".key")
+	pub, _ := os.ReadFile(prefix + ".pub")
+	r := cli(t, testContext(t), "", "", "keys", "generate", "--origin", "ca.example/strata", "--out", prefix)
+	wantErr(t, r, exitInvalid, "exists")
+	if r.stdout != "" {
+		t.Errorf("stdout %q, want nothing", r.stdout)
+	}
+	if k, _ := os.ReadFile(prefix + ".key"); string(k) != string(key) {
+		t.Error("the secret key was replaced")
+	}
+	if p, _ := os.ReadFile(prefix + ".pub"); string(p) != string(pub) {
+		t.Error("the public key was replaced")
+	}
+	// Only the public key left: no new secret key next to it either.
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other+".pub", pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, cli(t, testContext(t), "", "", "keys", "generate", "--origin", "x.example", "--out", other), exitInvalid, "exists")
+	if _, err := os.Stat(other + ".key"); err == nil {
+		t.Error("a secret key was written next to another key's public key")
+	}
+}
