@@ -46,6 +46,9 @@ appends (201) and prints events/s, requests/s and the latency percentiles of the
 			if clients < 1 || batch < 1 || duration <= 0 {
 				return invalidf(op, "--clients, --batch and --duration must be positive")
 			}
+			if payload < 0 {
+				return invalidf(op, "--payload must be 0 or more bytes")
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			r, err := benchHTTP(ctx, strings.TrimRight(url, "/"), key, clients, batch, payload, warm, duration)

@@ -407,6 +407,7 @@ func TestBadInput(t *testing.T) {
 		{"bench retention batch", []string{"bench", "retention", "--batch", "100000"}, exitInvalid, "--batch must be at most"},
 		{"bench zero", []string{"bench", "append", "--clients", "0"}, exitInvalid, "--clients"},
 		{"bench command batch", []string{"bench", "command", "--batch", "3"}, exitInvalid, "--batch must be 1"},
+		{"bench http negative payload", []string{"bench", "http", "--url", "http://127.0.0.1:1", "--key", "k", "--payload", "-1", "--duration", "1s", "--warmup", "0s"}, exitInvalid, "--payload"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := cli(t, testContext(t), db, "", c.args...)
