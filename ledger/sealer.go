@@ -35,7 +35,7 @@ func WithBatch(n int) Option { return func(c *config) { c.batch = n } }
 func WithSigner(s note.Signer) Option { return func(c *config) { c.signer = s } }
 
 // WithCheckpointInterval sets how often [Sealer.Run] signs a checkpoint when the tree has
-// grown; the default is one minute.
+// grown; the default is one minute. It must be more than 0.
 func WithCheckpointInterval(d time.Duration) Option { return func(c *config) { c.interval = d } }
 
 // WithLogger sets the logger of [Sealer.Run]; the default discards.
@@ -67,6 +67,9 @@ func NewSealer(store strata.Store, opts ...Option) (*Sealer, error) {
 	}
 	if cfg.batch < 1 || cfg.batch > strata.MaxLedgerBatch {
 		return nil, strata.Errorf(strata.Invalid, "new sealer", "batch %d outside 1-%d", cfg.batch, strata.MaxLedgerBatch)
+	}
+	if cfg.interval <= 0 {
+		return nil, strata.Errorf(strata.Invalid, "new sealer", "checkpoint interval %s, want more than 0", cfg.interval)
 	}
 	return &Sealer{store: store, ls: ls, cfg: cfg}, nil
 }

@@ -90,3 +90,15 @@ func TestNoLedger(t *testing.T) {
 		t.Fatalf("a store without a ledger: %v", err)
 	}
 }
+
+// TestSealerRefusesNonPositiveInterval: Run's checkpoint ticker panics on an interval of 0 or
+// less (strata serve --checkpoint-every 0s crashed with a stack trace); NewSealer refuses it.
+func TestSealerRefusesNonPositiveInterval(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, -time.Second} {
+		_, err := ledger.NewSealer(inmem.New(), ledger.WithCheckpointInterval(d))
+		if strata.ErrorCode(err) != strata.Invalid {
+			t.Errorf("interval %s: %v, want an Invalid error", d, err)
+		}
+	}
+}

@@ -308,3 +308,20 @@ func TestServeTraceLog(t *testing.T) {
 		t.Errorf("--trace-log logged no span:\n%s", log)
 	}
 }
+
+// TestServeCheckpointEveryZero: --checkpoint-every 0s with --key is a bad flag (exit 2), not a
+// panic of the sealer's goroutine.
+func TestServeCheckpointEveryZero(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	skey, _, err := ledger.GenerateKey(rand.Reader, "test.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "log.key")
+	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, testContext(t), "sqlite:"+filepath.Join(dir, "s.db"), "", "serve", "--addr", "127.0.0.1:0", "--key", keyFile, "--checkpoint-every", "0s")
+	wantErr(t, r, exitInvalid, "checkpoint interval")
+}
