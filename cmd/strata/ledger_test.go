@@ -114,3 +114,34 @@ func TestKeysGenerateKeepsExistingKeys(t *testing.T) {
 		t.Error("a secret key was written next to another key's public key")
 	}
 }
+
+// TestVerifyOfflineRefusesAuditFlags: --event-key requires every event to be signed, which only
+// the audit of a database checks; an offline --bundle or --consistency check that printed OK
+// without checking it would pass off an unsigned event as verified.
+func TestVerifyOfflineRefusesAuditFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "l.db")
+	key := filepath.Join(dir, "log")
+	mustCLI(t, "", "keys", "generate", "--origin", "ca.example/strata", "--out", key)
+	mustCLI(t, db, "append", "certificate-7F3A", "CertificateIssued", `{"serial":"7F3A"}`)
+	mustCLI(t, db, "seal", "--key", key+".key")
+	var ev struct{ ID string }
+	if err := json.Unmarshal([]byte(mustCLI(t, db, "read", "certificate-7F3A")), &ev); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "p")
+	mustCLI(t, db, "proof", ev.ID, "--out", bundle)
+	cons := filepath.Join(dir, "c")
+	mustCLI(t, db, "proof", "--consistency-from", bundle, "--out", cons)
+	for _, args := range [][]string{
+		{"verify", "--bundle", bundle, "--key", key + ".pub", "--event-key", "ra-1=" + key + ".pub"},
+		{"verify", "--consistency", cons, "--old", bundle, "--key", key + ".pub", "--event-key", "ra-1=" + key + ".pub"},
+	} {
+		r := cli(t, testContext(t), "", "", args...)
+		wantErr(t, r, exitInvalid, "--event-key")
+		if r.stdout != "" {
+			t.Errorf("%v: stdout %q, want nothing", args, r.stdout)
+		}
+	}
+}

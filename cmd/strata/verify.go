@@ -44,6 +44,10 @@ index, and the command exits with status 1. Progress goes to stderr.`,
   strata verify --db postgres://... --key ca-log.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if (fl.bundle != "" || fl.consist != "") && len(fl.eventKeys) > 0 {
+				// Only the audit reads the events; an offline OK would not have checked them.
+				return invalidf("verify", "--event-key works with the audit of a database only, not with --bundle or --consistency")
+			}
 			var policy *ledger.Policy
 			if fl.key != "" {
 				vkey, err := readKey(fl.key)
