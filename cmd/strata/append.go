@@ -57,6 +57,9 @@ result with "replayed":true.`,
 				if ev.OccurredAt, err = time.Parse(time.RFC3339Nano, occurred); err != nil {
 					return invalidf(op, "--occurred %q is not an RFC 3339 time such as 2023-03-14T09:00:00Z", occurred)
 				}
+				if ev.OccurredAt.IsZero() { // the store would read it as "not given": now
+					return invalidf(op, "--occurred %q is the zero time, which means no time: leave --occurred out for the time of the append", occurred)
+				}
 			}
 			if schema < 0 {
 				return invalidf(op, "--schema must be 1 or more")

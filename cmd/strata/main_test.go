@@ -549,3 +549,17 @@ func TestStateFlagsThatWouldDoNothing(t *testing.T) {
 	}
 	mustCLI(t, db, "state", "s", "--at", "now", "--known-at", "now", "--valid-field", "invalidSince")
 }
+
+// TestAppendOccurredZeroTime: an --occurred that is Go's zero time was taken for "not given"
+// and recorded as the time of the append, with exit 0.
+func TestAppendOccurredZeroTime(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	for _, occ := range []string{"0001-01-01T00:00:00Z", "0001-01-01T01:00:00+01:00"} {
+		r := cli(t, testContext(t), db, "", "append", "s", "E", `{}`, "--occurred", occ)
+		wantErr(t, r, exitInvalid, "--occurred")
+	}
+	if out := mustCLI(t, db, "read", "s"); out != "" {
+		t.Errorf("an event was written: %s", out)
+	}
+}
