@@ -563,3 +563,34 @@ func TestAppendOccurredZeroTime(t *testing.T) {
 		t.Errorf("an event was written: %s", out)
 	}
 }
+
+// TestStateSnapshotsKeepTheirValidTime: snapshots taken with --valid-field fold by another
+// valid time than those without; the answer to one question must not depend on which
+// snapshots an earlier command took.
+func TestStateSnapshotsKeepTheirValidTime(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	mustCLI(t, db, "append", "s", "E", `{"status":"active"}`, "--occurred", "2023-03-01T00:00:00Z")
+	mustCLI(t, db, "append", "s", "E", `{"status":"revoked","invalidSince":"2023-03-14T00:00:00Z"}`, "--occurred", "2023-03-20T00:00:00Z")
+	status := func(args ...string) any {
+		t.Helper()
+		l := lines(t, mustCLI(t, db, append([]string{"state", "s", "--at", "2023-03-15", "--known-at", "now"}, args...)...))
+		return l[0]["state"].(map[string]any)["status"]
+	}
+	// By occurredAt the revocation (20 March) holds after 15 March; by invalidSince before.
+	if got := status(); got != "active" {
+		t.Fatalf("by occurredAt: %v, want active", got)
+	}
+	if got := status("--valid-field", "invalidSince", "--take-snapshots", "1"); got != "revoked" {
+		t.Fatalf("by invalidSince: %v, want revoked", got)
+	}
+	if got := status(); got != "active" {
+		t.Errorf("by occurredAt, after snapshots by invalidSince: %v, want active", got)
+	}
+	if got := status("--take-snapshots", "1"); got != "active" {
+		t.Errorf("by occurredAt, taking snapshots: %v, want active", got)
+	}
+	if got := status("--valid-field", "invalidSince"); got != "revoked" {
+		t.Errorf("by invalidSince, after snapshots by occurredAt: %v, want revoked", got)
+	}
+}
