@@ -408,6 +408,9 @@ func TestBadInput(t *testing.T) {
 		{"bench zero", []string{"bench", "append", "--clients", "0"}, exitInvalid, "--clients"},
 		{"bench command batch", []string{"bench", "command", "--batch", "3"}, exitInvalid, "--batch must be 1"},
 		{"bench http negative payload", []string{"bench", "http", "--url", "http://127.0.0.1:1", "--key", "k", "--payload", "-1", "--duration", "1s", "--warmup", "0s"}, exitInvalid, "--payload"},
+		{"serve no request timeout", []string{"serve", "--addr", "127.0.0.1:0", "--request-timeout", "0s"}, exitInvalid, "--request-timeout"},
+		{"serve no body", []string{"serve", "--addr", "127.0.0.1:0", "--max-body", "0"}, exitInvalid, "--max-body"},
+		{"dlq negative limit", []string{"transmit", "dlq", "list", "--transmitter", "t", "--limit", "-1"}, exitInvalid, "--limit"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := cli(t, testContext(t), db, "", c.args...)

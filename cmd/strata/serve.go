@@ -76,6 +76,12 @@ func serve(cmd *cobra.Command, g *globals, fl serveFlags) (err error) {
 	if (fl.tlsCert == "") != (fl.tlsKey == "") {
 		return invalidf(op, "--tls-cert and --tls-key go together")
 	}
+	if fl.maxBody <= 0 {
+		return invalidf(op, "--max-body must be 1 byte or more")
+	}
+	if fl.requestTimeout <= 0 {
+		return invalidf(op, "--request-timeout must be more than 0 (it also bounds reading a request)")
+	}
 	addr := fl.addr
 	if addr == "" {
 		addr = g.getenv("STRATA_ADDR")

@@ -299,6 +299,9 @@ func newDLQListCmd(g *globals) *cobra.Command {
 			if name == "" {
 				return invalidf(op, "--transmitter NAME is required")
 			}
+			if limit < 0 {
+				return invalidf(op, "--limit must be 0 (all) or more")
+			}
 			from, err := strata.ParsePosition(after)
 			if err != nil {
 				return err
