@@ -76,6 +76,10 @@ func History[S any](ctx context.Context, store strata.Store, m Model[S], stream 
 			yield(Entry{}, err)
 			return
 		}
+		if !opts.From.IsZero() && !opts.To.IsZero() && !opts.From.Before(opts.To) {
+			yield(Entry{}, strata.Errorf(strata.Invalid, op, "time range %s to %s is empty", opts.From.Format(time.RFC3339Nano), opts.To.Format(time.RFC3339Nano)))
+			return
+		}
 		rs, _ := store.(strata.RetentionStore)
 		state := m.initial()
 		before, err := json.Marshal(state)

@@ -554,3 +554,20 @@ func TestRetentionPurgesDeliveries(t *testing.T) {
 }
 
 func uuidFor(i int) uuid.UUID { return uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprint(i))) }
+
+// TestHistoryEmptyRange: a range whose end is not after its start selects nothing, and says
+// so, as Changes and the event query do, rather than print an empty history.
+func TestHistoryEmptyRange(t *testing.T) {
+	ctx := testCtx(t)
+	st, _ := backends.Open(t, "inmem")
+	mustAppend(t, st, "certificate-E", strata.EventData{Type: "E", Data: []byte(`{}`)})
+	for _, r := range [][2]time.Time{{day(2, 0), day(1, 0)}, {day(1, 0), day(1, 0)}} {
+		var err error
+		for _, err = range query.History(ctx, st, query.JSONModel(), "certificate-E", query.HistoryOptions{From: r[0], To: r[1]}) {
+			break
+		}
+		if strata.ErrorCode(err) != strata.Invalid {
+			t.Errorf("history from %s to %s: %v, want Invalid", r[0], r[1], err)
+		}
+	}
+}
