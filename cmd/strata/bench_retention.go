@@ -231,8 +231,8 @@ const (
 type retentionResult struct {
 	backend                string
 	events, batch, writers int
-	strata, raw            float64   // events/s
-	alone, during          float64   // the writers' appends/s
+	strata, raw            float64 // events/s
+	alone, during          float64 // the writers' appends/s
 	latency                [phases]latencies
 	rounds                 []float64 // strata's rate over the baseline's, per round
 	rawNote                string
@@ -258,7 +258,9 @@ func (l latencies) String() string {
 	if l.n == 0 {
 		return "no appends"
 	}
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) }
+	ms := func(d time.Duration) string {
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64)
+	}
 	return fmt.Sprintf("p50 %s ms, p99 %s ms, max %s ms over %d appends", ms(l.p50), ms(l.p99), ms(l.max), l.n)
 }
 
