@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -377,7 +378,8 @@ type ProjectionJSON struct {
 	Processed  int64   `json:"processed"`
 	LagEvents  int64   `json:"lagEvents"`
 	LagSeconds float64 `json:"lagSeconds"`
-	Error      string  `json:"error,omitempty"`
+	// Error says where a failed partition stopped, not why (see handleProjections).
+	Error string `json:"error,omitempty"`
 }
 
 func (s *Server) handleProjections(w http.ResponseWriter, r *http.Request, _ Principal) error {
@@ -396,8 +398,10 @@ func (s *Server) handleProjections(w http.ResponseWriter, r *http.Request, _ Pri
 			State: string(st.State), Active: st.Active, Checkpoint: st.Checkpoint.String(), Processed: st.Processed,
 			LagEvents: st.LagEvents, LagSeconds: st.LagSeconds,
 		}
-		if st.Failure != nil {
-			pj.Error = st.Failure.Error
+		if f := st.Failure; f != nil {
+			// A projection serves every tenant: its error may quote any tenant's event, so a
+			// tenant's key learns where and how often it failed, not why.
+			pj.Error = fmt.Sprintf("failed at event %s after %d attempt(s); its error is in the log of the worker that ran it and in strata projections status", f.Position, f.Attempts)
 		}
 		out = append(out, pj)
 	}
