@@ -79,6 +79,11 @@ func migrate(ctx context.Context, db *sql.DB, op string, fail func(context.Conte
 	if appID != 0 && appID != applicationID {
 		return strata.Errorf(strata.Invalid, op, "the file is not a strata database (application_id %#x)", appID)
 	}
+	if appID == 0 && version != 0 {
+		// strata stamps application_id in the transaction that first sets user_version: a
+		// versioned file without it belongs to another application.
+		return strata.Errorf(strata.Invalid, op, "the file is not a strata database (user_version %d without strata's application_id)", version)
+	}
 	if version > len(ms) {
 		return strata.Errorf(strata.Internal, op, "the database schema is at version %d, newer than this strata knows (%d): upgrade strata", version, len(ms))
 	}

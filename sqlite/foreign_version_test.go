@@ -1,0 +1,42 @@
+package sqlite_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/sqlite"
+)
+
+// TestOpenRejectsForeignFileWithUserVersion opens databases of other applications that number
+// their own schema with PRAGMA user_version (strata has stamped application_id along with
+// user_version since its first schema, so no strata file has one without the other): Open
+// refuses them as Invalid and leaves them as they were, instead of running strata's later
+// migrations on them or stamping strata's application_id on a file whose tables it never made.
+func TestOpenRejectsForeignFileWithUserVersion(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	for _, v := range []int{1, len(migrationFiles(t))} {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("other-v%d.db", v))
+		db := rawConn(t, path)
+		if _, err := db.Exec(fmt.Sprintf("CREATE TABLE accounts (id INTEGER PRIMARY KEY); PRAGMA user_version = %d", v)); err != nil {
+			t.Fatal(err)
+		}
+		st, err := sqlite.Open(ctx, path)
+		if err == nil {
+			st.Close()
+		}
+		wantCode(t, err, strata.Invalid, fmt.Sprintf("open a foreign file at user_version %d", v))
+		var appID, tables int
+		if err := db.QueryRow("PRAGMA application_id").Scan(&appID); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRow("SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
+			t.Fatal(err)
+		}
+		if appID != 0 || tables != 1 {
+			t.Fatalf("user_version %d: after Open the file has application_id %#x and %d schema objects, want 0 and 1", v, appID, tables)
+		}
+	}
+}
