@@ -40,3 +40,30 @@ func TestOpenRejectsForeignFileWithUserVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenLeavesForeignJournalMode opens another application's database, which is in rollback
+// journal mode: Open refuses it without switching it to WAL mode first, a change of the file
+// that the other application would be left with.
+func TestOpenLeavesForeignJournalMode(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "other.db")
+	db := rawConn(t, path)
+	if _, err := db.Exec("PRAGMA journal_mode = DELETE; CREATE TABLE accounts (id INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st, err := sqlite.Open(ctx, path)
+	if err == nil {
+		st.Close()
+	}
+	wantCode(t, err, strata.Invalid, "open a foreign file")
+	db = rawConn(t, path)
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "delete" {
+		t.Fatalf("journal mode after a refused Open: %q, want delete", mode)
+	}
+}

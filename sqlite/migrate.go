@@ -69,35 +69,12 @@ func migrate(ctx context.Context, db *sql.DB, op string, fail func(context.Conte
 		return fail(ctx, op, err)
 	}
 	defer tx.Rollback()
-	var version, appID int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fail(ctx, op, err)
-	}
-	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
-		return fail(ctx, op, err)
-	}
-	if appID != 0 && appID != applicationID {
-		return strata.Errorf(strata.Invalid, op, "the file is not a strata database (application_id %#x)", appID)
-	}
-	if appID == 0 && version != 0 {
-		// strata stamps application_id in the transaction that first sets user_version: a
-		// versioned file without it belongs to another application.
-		return strata.Errorf(strata.Invalid, op, "the file is not a strata database (user_version %d without strata's application_id)", version)
-	}
-	if version > len(ms) {
-		return strata.Errorf(strata.Internal, op, "the database schema is at version %d, newer than this strata knows (%d): upgrade strata", version, len(ms))
+	version, appID, err := checkFile(ctx, tx, op, len(ms), fail)
+	if err != nil {
+		return err
 	}
 	if version == len(ms) && appID == applicationID {
 		return nil
-	}
-	if version == 0 {
-		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
-			return fail(ctx, op, err)
-		}
-		if n > 0 {
-			return strata.Errorf(strata.Invalid, op, "the file holds %d tables or indexes that strata did not create; refusing to add its schema", n)
-		}
 	}
 	for _, m := range ms[version:] {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
@@ -112,4 +89,40 @@ func migrate(ctx context.Context, db *sql.DB, op string, fail func(context.Conte
 		return fail(ctx, op, err)
 	}
 	return nil
+}
+
+// checkFile reads the file's schema version and application_id and refuses a file that is
+// another application's, or of a newer strata than one that knows known migrations. It only
+// reads, so setup runs it before switching the file to WAL mode, and migrate again in its
+// transaction.
+func checkFile(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, op string, known int, fail func(context.Context, string, error) error) (version, appID int, err error) {
+	if err := q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return 0, 0, fail(ctx, op, err)
+	}
+	if err := q.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return 0, 0, fail(ctx, op, err)
+	}
+	if appID != 0 && appID != applicationID {
+		return 0, 0, strata.Errorf(strata.Invalid, op, "the file is not a strata database (application_id %#x)", appID)
+	}
+	if appID == 0 && version != 0 {
+		// strata stamps application_id in the transaction that first sets user_version: a
+		// versioned file without it belongs to another application.
+		return 0, 0, strata.Errorf(strata.Invalid, op, "the file is not a strata database (user_version %d without strata's application_id)", version)
+	}
+	if version > known {
+		return 0, 0, strata.Errorf(strata.Internal, op, "the database schema is at version %d, newer than this strata knows (%d): upgrade strata", version, known)
+	}
+	if version == 0 {
+		var n int
+		if err := q.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
+			return 0, 0, fail(ctx, op, err)
+		}
+		if n > 0 {
+			return 0, 0, strata.Errorf(strata.Invalid, op, "the file holds %d tables or indexes that strata did not create; refusing to add its schema", n)
+		}
+	}
+	return version, appID, nil
 }

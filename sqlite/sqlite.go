@@ -152,6 +152,14 @@ func fileURI(abs string) string {
 
 // setup switches the file to WAL mode and applies the migrations.
 func (s *Store) setup(ctx context.Context, op string) error {
+	// Refuse another application's file, or a newer strata's, before anything changes it.
+	ms, err := migrations()
+	if err != nil {
+		return strata.Errorf(strata.Internal, op, "embedded migrations: %w", err)
+	}
+	if _, _, err := checkFile(ctx, s.w, op, len(ms), s.fail); err != nil {
+		return err
+	}
 	// WAL mode is a property of the file: set it once, here. Changing it takes an exclusive lock
 	// that another process opening the file at the same moment may hold, so retry on busy.
 	for attempt := 0; ; attempt++ {
