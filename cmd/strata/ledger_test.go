@@ -145,3 +145,28 @@ func TestVerifyOfflineRefusesAuditFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyVouchesForSomething: an audit of a database path that is not there must not create
+// an empty store and find it sound, and --key over a log without a checkpoint has checked no
+// signature: neither prints OK.
+func TestVerifyVouchesForSomething(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "log")
+	mustCLI(t, "", "keys", "generate", "--origin", "ca.example/strata", "--out", key)
+	typo := filepath.Join(dir, "typo.db")
+	wantErr(t, cli(t, testContext(t), "sqlite:"+typo, "", "verify", "--key", key+".pub", "--quiet"), exitNotFound, "no database at")
+	if _, err := os.Stat(typo); err == nil {
+		t.Errorf("verify created %s", typo)
+	}
+	db := "sqlite:" + filepath.Join(dir, "l.db")
+	mustCLI(t, db, "append", "certificate-7F3A", "CertificateIssued", `{"serial":"7F3A"}`)
+	r := cli(t, testContext(t), db, "", "verify", "--key", key+".pub", "--quiet")
+	if r.code == 0 || !strings.Contains(r.stdout, "PROBLEM no checkpoint to check with --key") || strings.Contains(r.stdout, "\nOK") {
+		t.Fatalf("verify --key of an unsealed log: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	mustCLI(t, db, "seal", "--key", key+".key")
+	if out := mustCLI(t, db, "verify", "--key", key+".pub", "--quiet"); !strings.HasSuffix(out, "OK\n") {
+		t.Fatalf("verify after seal: %s", out)
+	}
+}

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/eventsig"
 	"github.com/strata-events/strata/ledger"
 )
@@ -164,6 +167,12 @@ func verifyConsistency(cmd *cobra.Command, path, oldPath string, p ledger.Policy
 
 func audit(cmd *cobra.Command, g *globals, policy *ledger.Policy, quiet bool, eventKeys []eventsig.Verifier) (err error) {
 	ctx := cmd.Context()
+	// An audit of a file that is not there would create an empty store and find it sound.
+	if d, err := parseDSN(g.dsn()); err == nil && d.backend == backendSQLite {
+		if _, err := os.Stat(d.target); errors.Is(err, fs.ErrNotExist) {
+			return strata.Errorf(strata.NotFound, "verify", "no database at %s: an audit reads an existing store (check --db)", d.target)
+		}
+	}
 	st, _, err := g.open(ctx)
 	if err != nil {
 		return err
@@ -202,6 +211,12 @@ func audit(cmd *cobra.Command, g *globals, policy *ledger.Policy, quiet bool, ev
 		fmt.Fprintf(out, "%d events hold tombstones: retention removed their payloads, their sealed leaf hashes match\n", rep.Tombstoned)
 	}
 	problems := len(rep.Problems) + rep.Dropped
+	if rep.Signed && rep.Checkpoints == 0 {
+		// --key asks whether the log's key vouches for this log: with no checkpoint it vouches
+		// for nothing (a new or emptied log, or the wrong database).
+		fmt.Fprintln(out, "PROBLEM no checkpoint to check with --key: the log's key vouches for none of this store (strata seal signs one)")
+		problems++
+	}
 	if len(eventKeys) > 0 {
 		checked, bad, err := verifyEventSignatures(ctx, st, eventKeys, out)
 		if err != nil {
