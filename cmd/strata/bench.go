@@ -29,7 +29,6 @@ type benchOpts struct {
 }
 
 func newBenchCmd(g *globals, wrap func(*cobra.Command) *cobra.Command) *cobra.Command {
-	var o benchOpts
 	c := &cobra.Command{
 		Use:   "bench append|read|command|protect|retention",
 		Short: "Measure strata against raw SQL on the same database",
@@ -78,6 +77,7 @@ runs (there is no SQL to compare with).
 		},
 	}
 	for _, w := range []string{"append", "read", "command", "protect", "retention"} {
+		var o benchOpts // each workload its own: their flags' defaults differ
 		wc := &cobra.Command{
 			Use:   w,
 			Short: "Benchmark " + w + "s (see strata bench --help)",
@@ -99,12 +99,6 @@ runs (there is no SQL to compare with).
 					o.batch = 1
 				}
 				if w == "retention" {
-					if !cmd.Flags().Changed("batch") {
-						o.batch = query.DefaultBatch
-					}
-					if !cmd.Flags().Changed("clients") {
-						o.clients = 2
-					}
 					if o.batch > strata.MaxTombstoneBatch {
 						return invalidf("bench", "--batch must be at most %d for retention", strata.MaxTombstoneBatch)
 					}
@@ -139,8 +133,17 @@ runs (there is no SQL to compare with).
 		}
 		// The flags of the SQL workloads only: bench http has flags of its own.
 		f := wc.Flags()
-		f.IntVar(&o.clients, "clients", 4, "concurrent clients (goroutines, each with its own stream)")
-		f.IntVar(&o.batch, "batch", 10, "events per append (one transaction)")
+		switch w {
+		case "retention":
+			f.IntVar(&o.clients, "clients", 2, "writers appending single events to other streams during retention (0: none)")
+			f.IntVar(&o.batch, "batch", query.DefaultBatch, "events per retention batch (one transaction)")
+		case "command":
+			f.IntVar(&o.clients, "clients", 4, "concurrent clients (goroutines, each with its own stream)")
+			f.IntVar(&o.batch, "batch", 1, "events per command (must be 1)")
+		default:
+			f.IntVar(&o.clients, "clients", 4, "concurrent clients (goroutines, each with its own stream)")
+			f.IntVar(&o.batch, "batch", 10, "events per append (one transaction)")
+		}
 		f.IntVar(&o.events, "events", 10000, "events in all")
 		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (strata, baseline and set-up) to this file, for go tool pprof")
 		c.AddCommand(wrap(wc))

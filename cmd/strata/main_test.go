@@ -597,3 +597,26 @@ func TestStateSnapshotsKeepTheirValidTime(t *testing.T) {
 		t.Errorf("by invalidSince, after snapshots by occurredAt: %v, want revoked", got)
 	}
 }
+
+// TestBenchFlagDefaults checks that each workload's --help shows the defaults it runs with:
+// retention's batch and writers differ from the append workloads', command's batch is 1.
+func TestBenchFlagDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		workload string
+		want     []string
+	}{
+		{"retention", []string{"--batch int ", "(default 2000)", "--clients int ", "(default 2)"}},
+		{"command", []string{"events per command (must be 1) (default 1)"}},
+		{"append", []string{"events per append (one transaction) (default 10)", "(default 4)"}},
+	} {
+		r := cli(t, testContext(t), "", "", "bench", tc.workload, "--help")
+		if r.code != 0 {
+			t.Fatalf("bench %s --help: exit %d: %s", tc.workload, r.code, r.stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("bench %s --help lacks %q:\n%s", tc.workload, w, r.stdout)
+			}
+		}
+	}
+}
