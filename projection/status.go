@@ -139,9 +139,13 @@ func setPause(ctx context.Context, store strata.Store, name string, version int,
 }
 
 // Reset moves every partition of name at version back to the start of the log in rebuild
-// mode (up to the end of the log now), ending every lease: running workers stop committing,
-// claim again and replay history into the read model, calling the projection's Clear first
-// and emitting nothing until they pass the end of the log as it was at the reset.
+// mode, ending every lease: running workers stop committing, claim again and replay history
+// into the read model, calling the projection's Clear first and emitting nothing for the
+// history that was emitted before: the events up to the checkpoint of the partition that is
+// furthest behind (or, for one still rebuilding, its rebuild target). Events no partition had
+// handled at the reset (appended while the workers were down or behind, or after a failure)
+// are emitted as they are replayed; the others of partitions further ahead are emitted again
+// under the same IDs, which the store appends once.
 func Reset(ctx context.Context, store strata.Store, name string, version int) error {
 	const op = "projection reset"
 	ps, err := projectionStore(op, store)
@@ -152,21 +156,27 @@ func Reset(ctx context.Context, store strata.Store, name string, version int) er
 	if err != nil {
 		return err
 	}
-	var filter *strata.Filter
+	found := false
+	var target strata.Position
 	for _, st := range sts {
-		if st.Key.Version == version {
-			filter = &st.Filter
-			break
+		if st.Key.Version != version {
+			continue
 		}
+		// The partition has emitted for the events up to its checkpoint, and a rebuilding one
+		// counts the events up to its target as emitted before.
+		done := st.Position
+		if st.Rebuilding && done.Less(st.RebuildTarget) {
+			done = st.RebuildTarget
+		}
+		if !found || done.Less(target) {
+			target = done
+		}
+		found = true
 	}
-	if filter == nil {
+	if !found {
 		return strata.ProjectionNotFound(op, name, version)
 	}
-	lag, err := ps.ProjectionLag(ctx, strata.Start, *filter)
-	if err != nil {
-		return err
-	}
-	return ps.ControlProjection(ctx, name, version, strata.ProjectionControl{Reset: true, RebuildTarget: lag.Last})
+	return ps.ControlProjection(ctx, name, version, strata.ProjectionControl{Reset: true, RebuildTarget: target})
 }
 
 // Activate makes version the one readers of name use (blue-green switch): one atomic update.
