@@ -507,3 +507,44 @@ func TestResetEmitsForUnhandledEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestBlueGreenEmitHistory: a new version built WithEmitHistory replays history without rebuild
+// mode, and still must not be activated for readers before it has caught up.
+func TestBlueGreenEmitHistory(t *testing.T) {
+	for _, kind := range backends.All {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			s, _ := backends.Open(t, kind)
+			n := appendCerts(t, ctx, s, "e", 20)
+			m1, m2 := newModel(s, 1), newModel(s, 2)
+			w1, _ := projection.NewWorker(s, m1.def("certificate_status", 1, 1), fastOpts()...)
+			if err := w1.Catchup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := projection.Active(ctx, s, "certificate_status"); v != 1 {
+				t.Fatalf("active after v1's catch-up: %d", v)
+			}
+			var v2Batches atomic.Int32
+			gate := make(chan struct{})
+			w2, _ := projection.NewWorker(s, m2.def("certificate_status", 2, 1), fastOpts(projection.WithEmitHistory(), projection.WithBatchSize(3), projection.WithBatchHook(func(strata.ProjectionKey, int) {
+				if v2Batches.Add(1) == 1 {
+					<-gate // hold version 2 mid-build
+				}
+			}))...)
+			stop2 := start(t, ctx, w2)
+			waitFor(t, "v2 building", func() bool { return v2Batches.Load() == 1 })
+			time.Sleep(time.Second) // several balance rounds (every 200ms)
+			v, _ := projection.Active(ctx, s, "certificate_status")
+			close(gate)
+			if v != 1 {
+				t.Fatalf("version %d active while version 2 has %d of %d events", v, len(m2.rows(t, ctx, s)), n)
+			}
+			waitFor(t, "v2 caught up and active", func() bool {
+				v, _ := projection.Active(ctx, s, "certificate_status")
+				return v == 2 && len(m2.rows(t, ctx, s)) == n
+			})
+			stop2()
+		})
+	}
+}

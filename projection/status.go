@@ -227,7 +227,9 @@ func (w *Worker) promote(ctx context.Context) error {
 		return nil
 	}
 	for _, st := range sts {
-		if st.Rebuilding || st.Failure != nil {
+		// Position short of RebuildTarget: a first build WithEmitHistory, which replays history
+		// without rebuild mode, has not caught up yet.
+		if st.Rebuilding || st.Failure != nil || st.Position.Less(st.RebuildTarget) {
 			return nil
 		}
 	}

@@ -150,16 +150,15 @@ func NewWorker(store strata.Store, p Projection, opts ...Option) (*Worker, error
 func (w *Worker) Owner() string { return w.o.owner }
 
 // init creates the version's partitions if needed. A new version starts as a rebuild up to the
-// current end of the log unless WithEmitHistory.
+// current end of the log unless WithEmitHistory; either way that end is its RebuildTarget, which
+// promote waits for.
 func (w *Worker) init(ctx context.Context) error {
 	in := strata.ProjectionInit{Name: w.p.Name, Version: w.p.Version, Partitions: w.p.Partitions, Filter: w.f}
-	if !w.o.emitHistory {
-		lag, err := w.ps.ProjectionLag(ctx, strata.Start, w.f)
-		if err != nil {
-			return err
-		}
-		in.Rebuilding, in.RebuildTarget = !lag.Last.IsZero(), lag.Last
+	lag, err := w.ps.ProjectionLag(ctx, strata.Start, w.f)
+	if err != nil {
+		return err
 	}
+	in.Rebuilding, in.RebuildTarget = !w.o.emitHistory && !lag.Last.IsZero(), lag.Last
 	return w.ps.InitProjection(ctx, in)
 }
 
