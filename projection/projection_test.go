@@ -548,3 +548,64 @@ func TestBlueGreenEmitHistory(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinHandsOverOnce: when a second worker joins, the first gives up the partitions that now
+// belong to the newcomer and leaves them to it, instead of claiming them back at once (each claim
+// restarts the partition, and the newcomer would get its share only by luck).
+func TestJoinHandsOverOnce(t *testing.T) {
+	for _, kind := range backends.SQL {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			s, open := backends.Open(t, kind)
+			appendCerts(t, ctx, s, "j", 150)
+			s2 := open(t)
+			ma, mb := newModel(s, 1), newModel(s2, 1)
+			slow := func(m *model) projection.Projection {
+				d := m.def("joined", 1, 4)
+				for typ, h := range d.Handlers {
+					d.Handlers[typ] = func(ctx context.Context, c *projection.Context, e strata.Event) error {
+						time.Sleep(5 * time.Millisecond)
+						return h(ctx, c, e)
+					}
+				}
+				return d
+			}
+			wa, _ := projection.NewWorker(s, slow(ma), fastOpts(projection.WithOwner("a"), projection.WithBatchSize(5))...)
+			wb, _ := projection.NewWorker(s2, slow(mb), fastOpts(projection.WithOwner("b"), projection.WithBatchSize(5))...)
+			start(t, ctx, wa)
+			waitFor(t, "a holding every partition", func() bool {
+				sts, _ := projection.Statuses(ctx, s, "joined")
+				n := 0
+				for _, st := range sts {
+					if st.Owner == "a" {
+						n++
+					}
+				}
+				return n == 4
+			})
+			start(t, ctx, wb)
+			deadline := time.Now().Add(3 * time.Second)
+			for {
+				sts, _ := s.(strata.ProjectionStore).ProjectionStates(ctx, "joined")
+				owners := map[string]int{}
+				var maxEpoch int64
+				for _, st := range sts {
+					owners[st.Owner]++
+					maxEpoch = max(maxEpoch, st.Epoch)
+				}
+				// a's claim, then b's; one more round each if b's balance missed a's hand-over.
+				if maxEpoch > 4 {
+					t.Fatalf("a partition was claimed %d times while b joined (owners %v)", maxEpoch, owners)
+				}
+				if owners["a"] == 2 && owners["b"] == 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("b never got its share: %v", owners)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -190,7 +190,8 @@ func (w *Worker) run(ctx context.Context, catchup bool) error {
 	var (
 		mu       sync.Mutex
 		running  = map[int]*held{}
-		finished = map[int]bool{} // caught up (Catchup) or failed: not claimed again
+		finished = map[int]bool{}      // caught up (Catchup) or failed: not claimed again
+		handed   = map[int]time.Time{} // given up for another live worker to claim, and when
 		wake     = make(chan struct{}, 1)
 		failure  error
 	)
@@ -263,7 +264,7 @@ func (w *Worker) run(ctx context.Context, catchup bool) error {
 			}
 			return nil
 		}
-		if err := w.balance(ctx, catchup, stopAt, &mu, running, finished, wake, stop); err != nil {
+		if err := w.balance(ctx, catchup, stopAt, &mu, running, finished, handed, wake, stop); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -334,7 +335,7 @@ func (w *Worker) leaveHeartbeat() error {
 
 // balance renews the worker's heartbeat and leases, stops partitions it should no longer run
 // (paused, lost, or given to another worker) and claims the ones it should.
-func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Position, mu *sync.Mutex, running map[int]*held, finished map[int]bool, wake chan struct{}, stop func(int, *held)) error {
+func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Position, mu *sync.Mutex, running map[int]*held, finished map[int]bool, handed map[int]time.Time, wake chan struct{}, stop func(int, *held)) error {
 	live, err := w.ps.ProjectionHeartbeat(ctx, w.p.Name, w.p.Version, w.o.owner, w.o.ttl)
 	if err != nil {
 		return err
@@ -373,6 +374,9 @@ func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Positi
 		}
 		if st.Paused || (!desired(p) && !catchup) {
 			stop(p, h)
+			if !st.Paused {
+				handed[p] = time.Now()
+			}
 		}
 	}
 	sts, err := w.states(ctx)
@@ -394,6 +398,11 @@ func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Positi
 			// owner is gone (in Catchup, take every free partition).
 			free := st.Owner == "" || !st.LeaseUntil.After(now)
 			if !catchup && !(free && !contains(live, st.Owner)) {
+				continue
+			}
+			// Just given up for the worker it belongs to: leave that worker a lease's time to
+			// claim it before taking it back (it may be at its limit, or have finished it).
+			if t, ok := handed[p]; ok && !catchup && now.Sub(t) < w.o.ttl {
 				continue
 			}
 			if !free {
