@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/strata-events/strata"
 )
 
 //go:embed migrations/*.sql
@@ -73,6 +75,9 @@ func splitSQL(script string) []string {
 	return stmts
 }
 
+// migrationLockWait is how long migrate waits for another process's migration.
+var migrationLockWait = 2 * time.Minute
+
 // migrate applies the embedded migrations that the database lacks. It holds a named lock
 // (GET_LOCK) for the whole run, so that processes opening the store at once apply each
 // migration once. MySQL commits DDL implicitly, so the migrations are idempotent and a run that
@@ -91,11 +96,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	// Lock names are at most 64 characters and server-wide: name the lock after the database.
 	const lockName = "LEFT(CONCAT('strata-migrate:', DATABASE()), 64)"
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK("+lockName+", ?)", int((2 * time.Minute).Seconds())).Scan(&got); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK("+lockName+", ?)", int(migrationLockWait.Seconds())).Scan(&got); err != nil {
 		return err
 	}
 	if !got.Valid || got.Int64 != 1 {
-		return fmt.Errorf("migrate: could not take the migration lock within 2 minutes")
+		return strata.Errorf(strata.Unavailable, "migrate", "could not take the migration lock within %s: another process holds it (migrating this database, or stuck)", migrationLockWait)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK("+lockName+")")
 
