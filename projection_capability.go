@@ -116,8 +116,9 @@ type ProjectionControl struct {
 	// Pause, when not nil, sets the pause flag.
 	Pause *bool
 	// Reset moves every partition back to Start in rebuild mode up to RebuildTarget, clears
-	// failures, outboxes and counters, and ends every lease (raising the epoch), so that running
-	// workers stop committing and claim again.
+	// failures and counters, and ends every lease (raising the epoch), so that running workers
+	// stop committing and claim again. It keeps outboxes: their events were emitted by handled
+	// events and are appended still, whatever the rebuild replays.
 	Reset         bool
 	RebuildTarget Position
 }
