@@ -170,7 +170,8 @@ func (w *Worker) Run(ctx context.Context) error { return w.run(ctx, false) }
 
 // Catchup claims every partition it can, runs them until each has reached the end of the log as
 // it was when Catchup started, and returns: a projection run as a one-shot job (a rebuild, a
-// backfill, a test). Partitions held by other live workers are left to them.
+// backfill, a test). Partitions held by other live workers are left to them; those whose
+// holder is gone are taken over once its lease expires.
 func (w *Worker) Catchup(ctx context.Context) error { return w.run(ctx, true) }
 
 type held struct {
@@ -264,7 +265,8 @@ func (w *Worker) run(ctx context.Context, catchup bool) error {
 			}
 			return nil
 		}
-		if err := w.balance(ctx, catchup, stopAt, &mu, running, finished, handed, wake, stop); err != nil {
+		live, err := w.balance(ctx, catchup, stopAt, &mu, running, finished, handed, wake, stop)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -283,7 +285,7 @@ func (w *Worker) run(ctx context.Context, catchup bool) error {
 			mu.Lock()
 			idle := len(running) == 0
 			mu.Unlock()
-			if idle && !w.othersHold(ctx, finished) {
+			if idle && !w.othersHold(ctx, finished, live) {
 				return nil
 			}
 		}
@@ -296,15 +298,17 @@ func (w *Worker) run(ctx context.Context, catchup bool) error {
 	}
 }
 
-// othersHold reports whether live workers hold partitions this one has not finished.
-func (w *Worker) othersHold(ctx context.Context, finished map[int]bool) bool {
+// othersHold reports whether workers that are gone still hold leases on partitions this one
+// has not finished: Catchup waits for those leases to expire and takes the partitions over.
+// Partitions that live workers hold are left to them.
+func (w *Worker) othersHold(ctx context.Context, finished map[int]bool, live []string) bool {
 	sts, err := w.states(ctx)
 	if err != nil {
 		return true
 	}
 	now := time.Now()
 	for _, st := range sts {
-		if !finished[st.Key.Partition] && st.Owner != "" && st.Owner != w.o.owner && st.LeaseUntil.After(now) {
+		if !finished[st.Key.Partition] && st.Owner != "" && st.Owner != w.o.owner && st.LeaseUntil.After(now) && !contains(live, st.Owner) {
 			return true
 		}
 	}
@@ -335,10 +339,10 @@ func (w *Worker) leaveHeartbeat() error {
 
 // balance renews the worker's heartbeat and leases, stops partitions it should no longer run
 // (paused, lost, or given to another worker) and claims the ones it should.
-func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Position, mu *sync.Mutex, running map[int]*held, finished map[int]bool, handed map[int]time.Time, wake chan struct{}, stop func(int, *held)) error {
+func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Position, mu *sync.Mutex, running map[int]*held, finished map[int]bool, handed map[int]time.Time, wake chan struct{}, stop func(int, *held)) (live []string, _ error) {
 	live, err := w.ps.ProjectionHeartbeat(ctx, w.p.Name, w.p.Version, w.o.owner, w.o.ttl)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	idx := 0
 	for i, o := range live {
@@ -370,7 +374,7 @@ func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Positi
 			mu.Unlock()
 			continue
 		case err != nil:
-			return err
+			return nil, err
 		}
 		if st.Paused || (!desired(p) && !catchup) {
 			stop(p, h)
@@ -381,7 +385,7 @@ func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Positi
 	}
 	sts, err := w.states(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := time.Now()
 	for _, st := range sts {
@@ -417,7 +421,7 @@ func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Positi
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if st.Owner != "" && st.Owner != w.o.owner {
 			w.o.log.Info("projection partition taken over", "projection", w.p.Name, "partition", p, "from", st.Owner, "at", cst.Position.String())
@@ -437,7 +441,7 @@ func (w *Worker) balance(ctx context.Context, catchup bool, stopAt strata.Positi
 			}
 		}()
 	}
-	return nil
+	return live, nil
 }
 
 func contains(list []string, s string) bool {
