@@ -171,6 +171,10 @@ func (s *Sealer) Checkpoint(ctx context.Context) (strata.LedgerCheckpoint, error
 	}
 	latest, err := s.ls.LatestLedgerCheckpoint(ctx)
 	switch {
+	case err == nil && !signedBy(latest.Note, s.cfg.signer):
+		// Signing on would mix two logs' checkpoints in one, or replace the other key's
+		// checkpoint (and its cosignatures) at the same size.
+		return strata.LedgerCheckpoint{}, strata.Errorf(strata.Invalid, op, "the log's checkpoints are signed by another key than %s (the latest, at %d leaves, is not signed by it): a log keeps one signing key; use that one", s.cfg.signer.Name(), latest.Size)
 	case err == nil && latest.Size >= head.Size:
 		return latest, nil
 	case err != nil && !errors.Is(err, strata.ErrNotFound):
@@ -296,4 +300,21 @@ func (s *Sealer) run(ctx context.Context) error {
 			return subErr
 		}
 	}
+}
+
+// signedBy reports whether the signed note msg carries a signature line of signer (its name
+// and key hash). It does not verify the signature: it tells which key signed a checkpoint
+// this log stored, and ledger.Audit verifies them.
+func signedBy(msg []byte, signer note.Signer) bool {
+	_, err := note.Open(msg, note.VerifierList())
+	var unk *note.UnverifiedNoteError
+	if !errors.As(err, &unk) {
+		return false
+	}
+	for _, sig := range unk.Note.UnverifiedSigs {
+		if sig.Name == signer.Name() && sig.Hash == signer.KeyHash() {
+			return true
+		}
+	}
+	return false
 }
