@@ -378,8 +378,35 @@ func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inp
 				return err
 			}
 		}
-		return r.effects(ctx, stream, step, react.Timers, dispatches)
+		timers := react.Timers
+		if h.handled && len(step.Timers) > 0 {
+			// The step was done before: its timers may have fired, or later steps replaced or
+			// cancelled them. Schedule again only those the stream still holds pending.
+			if step, timers, err = r.stillPending(ctx, stream, step, timers); err != nil {
+				return err
+			}
+		}
+		return r.effects(ctx, stream, step, timers, dispatches)
 	}
+}
+
+// stillPending keeps of step's timers (and the matching timers) those that are pending after the
+// whole of the instance's stream.
+func (r *Runner[S, E]) stillPending(ctx context.Context, stream string, step Step, timers []Timer) (Step, []Timer, error) {
+	all, err := r.history(ctx, stream, "")
+	if err != nil {
+		return step, timers, err
+	}
+	var keepSteps []StepTimer
+	var keep []Timer
+	for i, t := range step.Timers {
+		if p, ok := all.pending[t.Name]; ok && p.ID == t.ID {
+			keepSteps = append(keepSteps, t)
+			keep = append(keep, timers[i])
+		}
+	}
+	step.Timers = keepSteps
+	return step, keep, nil
 }
 
 // effects schedules and cancels the step's timers and dispatches its commands. Every effect is
