@@ -371,10 +371,12 @@ func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inp
 			}
 			data = append(data, d)
 			_, err = r.store.Append(ctx, stream, strata.Exact(h.version), data...)
-			if aggregate.IsVersionConflict(err) && attempt < stepRetries {
+			// Taken IDs mean another runner recorded this step first, decided on another state:
+			// its record counts, and the next attempt finds it.
+			if (aggregate.IsVersionConflict(err) || errors.Is(err, strata.ErrEventIDReused)) && attempt < stepRetries {
 				continue
 			}
-			if err != nil && !errors.Is(err, strata.ErrEventIDReused) {
+			if err != nil {
 				return err
 			}
 		}
