@@ -225,6 +225,13 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, env Envelope[C]) (Resu
 			continue
 		}
 		if err != nil {
+			// A resent command that was handled is a duplicate, even when the state it led to
+			// refuses it.
+			if dup, herr := r.handled(ctx, env.Stream, env.ID); herr != nil {
+				return Result[S]{}, herr
+			} else if dup {
+				return Result[S]{State: state, Version: version, Duplicate: true}, nil
+			}
 			r.cfg.log.failed(ctx, r.codec, r.store, env.ID, env.Stream, name, meta, version, start, err)
 			return Result[S]{State: state, Version: version}, err
 		}
@@ -284,6 +291,21 @@ func (r *Repository[S, C, E]) duplicate(ctx context.Context, stream string) (Res
 		return Result[S]{}, err
 	}
 	return Result[S]{State: state, Version: version, Duplicate: true}, nil
+}
+
+// handled reports whether stream holds an event that command id caused. It reads the stream from
+// its end, where a retried command's events usually are.
+func (r *Repository[S, C, E]) handled(ctx context.Context, stream string, id uuid.UUID) (bool, error) {
+	first := EventID(id, stream, 0)
+	for e, err := range r.store.ReadStream(ctx, stream, strata.ReadStreamOptions{Backward: true}) {
+		if err != nil {
+			return false, err
+		}
+		if e.ID == first {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // IsVersionConflict reports whether err is a failed expected-version check (another writer
