@@ -192,6 +192,9 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, env Envelope[C]) (Resu
 	if err := strata.ValidateStreamName(op, env.Stream); err != nil {
 		return Result[S]{}, err
 	}
+	if any(env.Command) == nil {
+		return Result[S]{}, strata.Errorf(strata.Invalid, op, "stream %q: the envelope has no command", env.Stream)
+	}
 	if env.ID == uuid.Nil {
 		id, err := uuid.NewV7()
 		if err != nil {
