@@ -473,7 +473,7 @@ func deriveID(base uuid.UUID, parts ...string) uuid.UUID {
 func (r *Runner[S, E]) react(s S, in Input) (out Reaction[E], err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("react panicked: %v", p)
+			err = strata.Errorf(strata.Internal, "saga react", "react panicked: %v", p)
 		}
 	}()
 	return r.def.React(s, in)

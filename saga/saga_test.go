@@ -305,6 +305,8 @@ func TestReactErrorsAndPanicsStopTheRunner(t *testing.T) {
 	appendEvent(t, st, reg, "order-1", orderPlaced{Order: "1"})
 	if err := r.Catchup(ctx); err == nil {
 		t.Fatal("a panicking React did not stop the runner")
+	} else if !errors.Is(err, strata.ErrInternal) {
+		t.Fatalf("a panicking React: %v; want an Internal *strata.Error", err)
 	}
 	if pos, _ := st.LoadCheckpoint(ctx, "saga:reminder"); !pos.IsZero() {
 		t.Fatalf("the checkpoint moved past the failed step to %s", pos)
