@@ -180,7 +180,7 @@ func BenchmarkQuery10M(b *testing.B) {
 			q := f.q()
 			q.Tenant, q.Limit = "tenant-3", 100
 			q, _, _, _ = strata.PrepareEventQuery("explain", q)
-			where, args := st.queryWhere(&q)
+			where, args, _ := st.queryWhere(&q)
 			args = append(args, q.Limit+1)
 			sql := st.sq(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT ` + eventColumns + ` FROM {schema}.events WHERE ` + where +
 				fmt.Sprintf(` ORDER BY recorded_at, tx, seq LIMIT $%d`, len(args)))
