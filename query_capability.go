@@ -146,12 +146,23 @@ func PrepareEventQuery(op string, q EventQuery) (EventQuery, QueryCursor, bool, 
 			return q, QueryCursor{}, false, Errorf(Invalid, op, "time %s outside the years %d-%d", t.Format(time.RFC3339), MinTimerYear, MaxTimerYear)
 		}
 	}
-	q.RecordedFrom, q.RecordedTo = Timestamp(q.RecordedFrom), Timestamp(q.RecordedTo)
+	// Stored times are whole microseconds, so From <= RecordedAt < To holds exactly when it
+	// holds of the ends rounded up to the microsecond (truncating them would keep an event
+	// recorded just before From and drop one recorded just before To).
+	q.RecordedFrom, q.RecordedTo = ceilMicro(q.RecordedFrom), ceilMicro(q.RecordedTo)
 	c, ok, err := DecodeQueryCursor(q.Cursor)
 	if err != nil {
 		return q, QueryCursor{}, false, Errorf(Invalid, op, "cursor: %w", err)
 	}
 	return q, c, ok, nil
+}
+
+// ceilMicro returns t in UTC rounded up to the microsecond; the zero time stays zero.
+func ceilMicro(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return Timestamp(t.Add(time.Microsecond - 1))
 }
 
 // Match reports whether e passes every filter of q (the cursor aside). Backends whose indexes
