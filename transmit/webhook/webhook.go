@@ -6,8 +6,8 @@
 //	webhook-signature: "v1," + base64(HMAC-SHA256(key, id + "." + timestamp + "." + body))
 //
 // where key is the secret "whsec_" + base64(key). The body is the structured CloudEvent (or,
-// in binary mode, the payload with ce- headers). A 2xx answer is delivery; any other 4xx but
-// 408 and 429 is a rejection (counted toward the retry limit, then dead-lettered); 408, 429, 5xx
+// in binary mode, the payload with ce- headers). A 2xx answer is delivery; redirects are not
+// followed; a 3xx and any 4xx but 408 and 429 is a rejection (counted toward the retry limit, then dead-lettered); 408, 429, 5xx
 // and network failures are retried without limit. Events of one stream are posted one after
 // another, in order; different streams in parallel.
 //
@@ -132,7 +132,11 @@ func Open(_ context.Context, o Options) (*Sink, error) {
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = o.Concurrency
-		client = &http.Client{Transport: tr, Timeout: time.Duration(o.Timeout)}
+		// A redirect is not delivery: following it would re-post the signed event (and the
+		// configured headers) to another URL, or turn it into a GET whose 2xx would count as
+		// sent. The 3xx answer itself is returned, and rejected.
+		client = &http.Client{Transport: tr, Timeout: time.Duration(o.Timeout),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	return &Sink{o: o, key: key, client: client}, nil
 }

@@ -394,3 +394,36 @@ func waitUntil(t testing.TB, what string, ok func() bool) {
 func BenchmarkDeliverFromPostgres(b *testing.B) {
 	transmittest.BenchFromPostgres(b, newReceiver(b).target())
 }
+
+// TestRedirectNotFollowed checks that a redirect is not delivery: a 302 to another host would
+// turn the POST into a GET there (whose 2xx must not count), and a 307 would re-post the signed
+// event, with its headers, to a host nobody configured.
+func TestRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		elsewhere.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer other.Close()
+	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect} {
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			http.Redirect(w, req, other.URL+"/elsewhere", code)
+		}))
+		defer hook.Close()
+		sink, err := webhook.Open(context.Background(), webhook.Options{URL: hook.URL, Secret: webhook.GenerateSecret(),
+			Headers: map[string]string{"X-Api-Key": "s3cret"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sink.Close()
+		e := strata.Event{ID: uuid.New(), Stream: "certificate-7F3A", Version: 1, Type: "CertificateIssued", Data: []byte(`{}`)}
+		err = sink.Send(context.Background(), []*transmit.Message{transmit.NewMessage("strata", e)})
+		if err == nil {
+			t.Errorf("HTTP %d to another host counted as delivered", code)
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the redirect target got %d request(s)", n)
+	}
+}
