@@ -19,6 +19,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/transmit"
 )
 
@@ -78,6 +79,9 @@ func Factory(ctx context.Context, sc transmit.SinkConfig) (transmit.Sink, error)
 func Open(_ context.Context, o Options) (*Sink, error) {
 	if o.URLEnv != "" {
 		o.URL = getenv(o.URLEnv)
+		if o.URL == "" {
+			return nil, strata.Errorf(strata.Invalid, "amqp open", "environment variable %s holds no URL", o.URLEnv)
+		}
 	}
 	if o.URL == "" {
 		o.URL = "amqp://guest:guest@127.0.0.1:5672/"

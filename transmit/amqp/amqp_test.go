@@ -193,3 +193,18 @@ func BenchmarkRawPublishConfirm(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "events/s")
 }
+
+// TestURLEnvUnset: a urlEnv naming an empty variable is a configuration error, not a reason to
+// publish to the default broker (guest on 127.0.0.1) instead of the one meant.
+func TestURLEnvUnset(t *testing.T) {
+	testenv.RabbitMQ(t) // the default broker is up: it must not be used
+	t.Setenv("STRATA_TEST_AMQP_URL_UNSET", "")
+	s, err := tamqp.Open(context.Background(), tamqp.Options{URLEnv: "STRATA_TEST_AMQP_URL_UNSET", Exchange: "strata-test-unused"})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open connected to the default broker although urlEnv names an empty variable")
+	}
+	if strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("Open = %v, want Invalid", err)
+	}
+}
