@@ -33,6 +33,10 @@ type Options struct {
 	Key string `json:"key,omitempty"`
 	// Timeout bounds the delivery of one batch; default 30s.
 	Timeout transmit.Duration `json:"timeout,omitempty"`
+	// MaxMessageBytes bounds the record batches sent to a partition, and so the largest event:
+	// at most the broker's (or topic's) max.message.bytes, which refuses a larger batch whole;
+	// default 1000012, within the broker's default.
+	MaxMessageBytes int32 `json:"maxMessageBytes,omitempty"`
 	// Mode is set from the transmitter's mode by Factory.
 	Mode transmit.Mode `json:"-"`
 }
@@ -70,12 +74,17 @@ func Open(_ context.Context, o Options, extra ...kgo.Opt) (*Sink, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = transmit.Duration(30 * time.Second)
 	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 1000012 // franz-go's default, under the broker's default 1048588
+	}
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(o.Brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // required by the idempotent producer (the default)
 		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(time.Duration(o.Timeout)),
-		kgo.ProducerBatchMaxBytes(4 << 20),
+		// Many small records of a partition go out in one batch: a batch larger than the
+		// broker's max.message.bytes would be refused whole, each of its records as too large.
+		kgo.ProducerBatchMaxBytes(o.MaxMessageBytes),
 		kgo.MaxBufferedRecords(2 * transmit.MaxBatchSize),
 	}, extra...)
 	cl, err := kgo.NewClient(opts...)

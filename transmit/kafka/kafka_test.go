@@ -2,6 +2,8 @@ package kafka_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -149,4 +151,40 @@ func TestBinaryMode(t *testing.T) {
 
 func BenchmarkDeliverFromPostgres(b *testing.B) {
 	transmittest.BenchFromPostgres(b, newEnv(b).target())
+}
+
+// TestSmallEventsInLargeBatch: a batch of small events of one stream (one partition) must not
+// be packed into produce batches larger than the broker's max.message.bytes (1 MiB by default),
+// which the broker refuses as too large: every event fits, so none may be rejected. The broker
+// answers produce requests after 50ms, like one across a network, so that records pile up
+// behind the request in flight; the payloads are random (like ciphertext), so they do not
+// compress.
+func TestSmallEventsInLargeBatch(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "strata-events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		time.Sleep(50 * time.Millisecond)
+		return nil, nil, false
+	})
+	s, err := tkafka.Open(context.Background(), tkafka.Options{Brokers: c.ListenAddrs(), Topic: "strata-events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	batch := make([]*transmit.Message, 5000)
+	for i := range batch {
+		b := make([]byte, 750)
+		rand.Read(b)
+		ev := strata.Event{ID: uuid.New(), Stream: "certificate-7F3A", Version: int64(i + 1), Type: "CertificateIssued",
+			Data: []byte(`{"subjectDN":"` + base64.StdEncoding.EncodeToString(b) + `"}`), RecordedAt: time.Now()}
+		batch[i] = transmit.NewMessage("urn:test", ev)
+	}
+	if err := s.Send(context.Background(), batch); err != nil {
+		t.Fatalf("5000 events of 1 KB: %v", err)
+	}
 }
