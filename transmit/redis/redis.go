@@ -24,7 +24,8 @@ import (
 
 // Options configure the adapter.
 type Options struct {
-	// Addr is host:port; default 127.0.0.1:6379. URL (redis://...) overrides it.
+	// Addr is host:port; default 127.0.0.1:6379. URL (redis://...) overrides it; Password and
+	// DB, when set, override the URL's.
 	Addr     string `json:"addr,omitempty"`
 	URL      string `json:"url,omitempty"`
 	Password string `json:"password,omitempty"`
@@ -66,6 +67,13 @@ func Open(_ context.Context, o Options) (*Sink, error) {
 		var err error
 		if opts, err = goredis.ParseURL(o.URL); err != nil {
 			return nil, strata.Errorf(strata.Invalid, "redis open", "url: %w", err)
+		}
+		// The url replaces addr; the password and db options still apply.
+		if o.Password != "" {
+			opts.Password = o.Password
+		}
+		if o.DB != 0 {
+			opts.DB = o.DB
 		}
 	} else {
 		if o.Addr == "" {

@@ -110,3 +110,27 @@ func TestWrongTypeRejected(t *testing.T) {
 func BenchmarkDeliverFromPostgres(b *testing.B) {
 	transmittest.BenchFromPostgres(b, newEnv(b).target())
 }
+
+// TestURLKeepsDBAndPassword: with a url, the db option (and password) still applies (as
+// passwordEnv does), rather than being accepted and ignored.
+func TestURLKeepsDBAndPassword(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	s, err := tredis.Open(ctx, tredis.Options{URL: "redis://" + e.addr, DB: 7, Stream: e.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db7 := goredis.NewClient(&goredis.Options{Addr: e.addr, DB: 7})
+	defer db7.Close()
+	defer db7.Del(ctx, e.key)
+	ev := strata.Event{ID: uuid.New(), Stream: "certificate-1", Version: 1, Position: strata.Position{Commit: 1, Event: 1}, Type: "CertificateIssued"}
+	if err := s.Send(ctx, []*transmit.Message{transmit.NewMessage("", ev)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db7.XLen(ctx, e.key).Result(); n != 1 {
+		n0, _ := e.c.XLen(ctx, e.key).Result()
+		t.Fatalf("db 7 holds %d entries (db 0: %d), want the entry in db 7", n, n0)
+	}
+}
