@@ -6,10 +6,11 @@
 //	webhook-signature: "v1," + base64(HMAC-SHA256(key, id + "." + timestamp + "." + body))
 //
 // where key is the secret "whsec_" + base64(key). The body is the structured CloudEvent (or,
-// in binary mode, the payload with ce- headers). A 2xx answer is delivery; redirects are not
-// followed; a 3xx and any 4xx but 408 and 429 is a rejection (counted toward the retry limit, then dead-lettered); 408, 429, 5xx
-// and network failures are retried without limit. Events of one stream are posted one after
-// another, in order; different streams in parallel.
+// in binary mode, the payload with percent-encoded ce- headers). A 2xx answer is delivery;
+// redirects are not followed; a 3xx and any 4xx but 408 and 429 is a rejection (counted toward
+// the retry limit, then dead-lettered); 408, 429, 5xx and network failures are retried without
+// limit. Events of one stream are posted one after another, in order; different streams in
+// parallel.
 //
 // Options (the "options" object of a transmitter of type "webhook"):
 //
@@ -215,7 +216,7 @@ func (s *Sink) post(ctx context.Context, m *transmit.Message) error {
 	req.Header.Set("webhook-signature", Sign(s.key, m.ID(), ts, body))
 	if s.o.Mode == transmit.Binary {
 		for _, h := range m.Headers("ce-") {
-			req.Header.Set(h.Name, h.Value)
+			req.Header.Set(h.Name, headerValue(h.Value))
 		}
 	}
 	resp, err := s.client.Do(req)
@@ -233,6 +234,31 @@ func (s *Sink) post(ctx context.Context, m *transmit.Message) error {
 	default:
 		return transmit.Reject(fmt.Errorf("HTTP %d: %s", code, oneLine(snippet)))
 	}
+}
+
+// headerValue percent-encodes an attribute value for a binary-mode header, as the CloudEvents
+// HTTP binding requires: space, '"', '%' and every byte outside printable ASCII. Metadata may hold
+// control characters, which Go's HTTP client refuses to send (and a retry would not change).
+func headerValue(v string) string {
+	const hex = "0123456789ABCDEF"
+	var b []byte
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c > 0x20 && c < 0x7f && c != '"' && c != '%' {
+			if b != nil {
+				b = append(b, c)
+			}
+			continue
+		}
+		if b == nil {
+			b = append(make([]byte, 0, len(v)+16), v[:i]...)
+		}
+		b = append(b, '%', hex[c>>4], hex[c&0xf])
+	}
+	if b == nil {
+		return v
+	}
+	return string(b)
 }
 
 func oneLine(b []byte) string {

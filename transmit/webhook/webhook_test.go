@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -425,5 +426,41 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}
 	if n := elsewhere.Load(); n != 0 {
 		t.Errorf("the redirect target got %d request(s)", n)
+	}
+}
+
+// TestBinaryHeaderValues: in binary mode the attributes are HTTP headers, percent-encoded as
+// the CloudEvents HTTP binding requires. Metadata may hold any valid UTF-8, control characters
+// included: such an event is still posted (a value Go's HTTP client refuses to send would be
+// retried for ever, holding up the transmitter), and the receiver decodes the original value.
+func TestBinaryHeaderValues(t *testing.T) {
+	t.Parallel()
+	got := make(chan http.Header, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case got <- req.Header.Clone():
+		default:
+		}
+	}))
+	defer srv.Close()
+	sink, err := webhook.Open(context.Background(), webhook.Options{URL: srv.URL, Secret: webhook.GenerateSecret(), Mode: transmit.Binary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	e := strata.Event{ID: uuid.New(), Stream: "certificate-7F3A", Version: 1, Type: "CertificateIssued", Data: []byte(`{}`),
+		Meta: strata.Metadata{Correlation: "req-1\r\nX-Injected: yes", Principal: "Zoë 100%"}}
+	if err := sink.Send(context.Background(), []*transmit.Message{transmit.NewMessage("strata", e)}); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	h := <-got
+	if h.Get("X-Injected") != "" {
+		t.Fatal("a metadata value injected a header")
+	}
+	for name, want := range map[string]string{"ce-stratacorrelation": e.Meta.Correlation, "ce-strataprincipal": e.Meta.Principal, "ce-id": e.ID.String()} {
+		v, err := url.PathUnescape(h.Get(name))
+		if err != nil || v != want {
+			t.Errorf("%s: %q decodes to %q (%v), want %q", name, h.Get(name), v, err, want)
+		}
 	}
 }
