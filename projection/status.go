@@ -216,9 +216,20 @@ func Drop(ctx context.Context, store strata.Store, p Projection) error {
 	return ps.DropProjection(ctx, p.Name, p.Version, apply)
 }
 
+// promoteMark is the end of the log that promote noted once the version's partitions looked
+// caught up, and their epochs then.
+type promoteMark struct {
+	end    strata.Position
+	epochs map[int]int64 // nil: end is given (Catchup's), not noted
+}
+
 // promote activates the worker's version when every partition has caught up, unless a newer
-// version is active.
-func (w *Worker) promote(ctx context.Context) error {
+// version is active. Past its rebuild target is not enough: a Reset sets that target to the
+// checkpoint of the partition that was furthest behind, short of the end of the log. So once
+// the partitions look caught up, promote notes the end of the log (and the partitions' epochs,
+// which a Reset or a claim raises) in mark, and activates the version when every partition has
+// reached it with no epoch changed meanwhile.
+func (w *Worker) promote(ctx context.Context, mark *promoteMark) error {
 	sts, err := w.states(ctx)
 	if err != nil {
 		return err
@@ -230,9 +241,43 @@ func (w *Worker) promote(ctx context.Context) error {
 		// Position short of RebuildTarget: a first build WithEmitHistory, which replays history
 		// without rebuild mode, has not caught up yet.
 		if st.Rebuilding || st.Failure != nil || st.Position.Less(st.RebuildTarget) {
+			if mark.epochs != nil {
+				*mark = promoteMark{}
+			}
+			return nil
+		}
+	}
+	if mark.epochs == nil && mark.end.IsZero() || mark.epochs != nil && !sameEpochs(mark.epochs, sts) {
+		// Counted after the partition furthest behind: only what the version has still to read.
+		least := sts[0].Position
+		for _, st := range sts[1:] {
+			if st.Position.Less(least) {
+				least = st.Position
+			}
+		}
+		lag, err := w.ps.ProjectionLag(ctx, least, w.f)
+		if err != nil {
+			return err
+		}
+		*mark = promoteMark{end: lag.Last, epochs: make(map[int]int64, len(sts))}
+		for _, st := range sts {
+			mark.epochs[st.Key.Partition] = st.Epoch
+		}
+	}
+	for _, st := range sts {
+		if st.Position.Less(mark.end) {
 			return nil
 		}
 	}
 	_, err = w.ps.ActivateProjection(ctx, w.p.Name, w.p.Version, true)
 	return err
+}
+
+func sameEpochs(epochs map[int]int64, sts []strata.ProjectionState) bool {
+	for _, st := range sts {
+		if e, ok := epochs[st.Key.Partition]; !ok || e != st.Epoch {
+			return false
+		}
+	}
+	return true
 }

@@ -195,6 +195,7 @@ func (w *Worker) run(ctx context.Context, catchup bool) error {
 		handed   = map[int]time.Time{} // given up for another live worker to claim, and when
 		wake     = make(chan struct{}, 1)
 		failure  error
+		mark     promoteMark // promote's
 	)
 	var stopAt strata.Position
 	if catchup {
@@ -261,7 +262,8 @@ func (w *Worker) run(ctx context.Context, catchup bool) error {
 		}
 		if catchup && len(finished) == w.p.Partitions {
 			if w.o.promote {
-				return w.promote(ctx)
+				// Every partition reached the end of the log as it was when Catchup started.
+				return w.promote(ctx, &promoteMark{end: stopAt})
 			}
 			return nil
 		}
@@ -277,7 +279,7 @@ func (w *Worker) run(ctx context.Context, catchup bool) error {
 			w.o.log.Warn("projection worker", "projection", w.p.Name, "err", err)
 		}
 		if w.o.promote {
-			if err := w.promote(ctx); err != nil && ctx.Err() == nil {
+			if err := w.promote(ctx, &mark); err != nil && ctx.Err() == nil {
 				w.o.log.Warn("projection promotion", "projection", w.p.Name, "err", err)
 			}
 		}
