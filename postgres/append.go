@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -45,6 +46,15 @@ func (s *Store) append(ctx context.Context, op string, appends []strata.StreamAp
 	prepared, err := strata.PrepareAppend(op, appends)
 	if err != nil {
 		return nil, err
+	}
+	for _, a := range prepared {
+		for i, e := range a.Events {
+			// pgx encodes a timestamptz as microseconds in 64 bits; a time beyond them would be
+			// stored as another time.
+			if at := e.OccurredAt; !at.IsZero() && !time.UnixMicro(at.UnixMicro()).Equal(at) {
+				return nil, strata.Errorf(strata.Invalid, op, "stream %q event %d: occurred time %s is outside the range the store can hold", a.Stream, i, at.Format(time.RFC3339))
+			}
+		}
 	}
 	if s.closed.Load() {
 		return nil, strata.ClosedError(op)
