@@ -34,7 +34,6 @@ const (
 // Run it with -benchtime=200x.
 func BenchmarkReadSplit(b *testing.B) {
 	ctx := context.Background()
-	from := time.Date(2023, 3, 14, 0, 0, 0, 0, time.UTC)
 	for _, kind := range benchBackends {
 		b.Run(kind, func(b *testing.B) {
 			st, _ := backends.Open(b, kind)
@@ -54,25 +53,9 @@ func BenchmarkReadSplit(b *testing.B) {
 				}
 			}
 			regs[1].Use(p)
-			n := 0
 			for k := range 2 {
-				for range 10 {
-					batch := make([]strata.EventData, 100)
-					for j := range batch {
-						v := certPlain{Serial: fmt.Sprintf("%08X", n), SubjectID: fmt.Sprintf("subject-%d", n%50),
-							SubjectDN: "CN=host-0001.example.com,O=Example GmbH,C=DE", SubjectEmail: "pki@example.com", ValidFrom: from, ValidTo: from.AddDate(1, 0, 0)}
-						var value any = v
-						if k == 1 {
-							value = certIssued(v)
-						}
-						d, err := regs[k].Encode(ctx, value, strata.Metadata{Tenant: "bench"})
-						if err != nil {
-							b.Fatal(err)
-						}
-						batch[j] = d
-						n++
-					}
-					if _, err := st.Append(ctx, fmt.Sprintf("split-%d", k), strata.Any, batch...); err != nil {
+				for i := range 10 {
+					if _, err := st.Append(ctx, fmt.Sprintf("split-%d", k), strata.Any, encodeBatch(b, ctx, regs[k], k == 1, 100*i)...); err != nil {
 						b.Fatal(err)
 					}
 				}
