@@ -23,7 +23,9 @@ const DefaultRetries = 3
 type Envelope[C Command] struct {
 	// ID identifies the command. Handling a command whose ID was handled before appends nothing
 	// new and returns a Result with Duplicate set; resend the same ID when retrying a call whose
-	// outcome is unknown. A zero ID gets a fresh UUIDv7 (no idempotency across calls).
+	// outcome is unknown. A resent command that the state now refuses is told apart from a new
+	// one within the stream's last DuplicateWindow events. A zero ID gets a fresh UUIDv7 (no
+	// idempotency across calls).
 	ID uuid.UUID
 	// Stream is the aggregate's stream, e.g. "certificate-7F3A".
 	Stream string
@@ -296,11 +298,17 @@ func (r *Repository[S, C, E]) duplicate(ctx context.Context, stream string) (Res
 	return Result[S]{State: state, Version: version, Duplicate: true}, nil
 }
 
-// handled reports whether stream holds an event that command id caused. It reads the stream from
-// its end, where a retried command's events usually are.
+// DuplicateWindow is how many of a stream's last events Handle reads, when the state refuses a
+// command, to tell a resent command that was handled before (a Duplicate) from a refusal. It
+// bounds what every refusal costs: a command resent after more than this many later events of
+// its stream is refused as the state says.
+const DuplicateWindow = 1000
+
+// handled reports whether the last DuplicateWindow events of stream hold one that command id
+// caused: a retried command's events are near the end.
 func (r *Repository[S, C, E]) handled(ctx context.Context, stream string, id uuid.UUID) (bool, error) {
 	first := EventID(id, stream, 0)
-	for e, err := range r.store.ReadStream(ctx, stream, strata.ReadStreamOptions{Backward: true}) {
+	for e, err := range r.store.ReadStream(ctx, stream, strata.ReadStreamOptions{Backward: true, Limit: DuplicateWindow}) {
 		if err != nil {
 			return false, err
 		}
