@@ -303,9 +303,10 @@ func (st *runState) finish(ctx context.Context, audit string, dry bool) (*Report
 		st.rep.Finished = strata.Timestamp(st.r.Now())
 	}
 	rep := st.finishReport()
-	if dry || rep.Removed == 0 {
+	if dry {
 		return rep, nil
 	}
+	// Started was recorded: the run is completed even if a hold placed since left it nothing.
 	return rep, st.record(ctx, audit, TypeRetentionCompleted)
 }
 
@@ -475,8 +476,23 @@ func (st *runState) removeEvents(ctx context.Context, audit string, batch int, d
 				started = true
 			}
 			if !dry && len(r.ts) > 0 {
-				if _, err := rs.TombstoneEvents(ctx, r.ts); err != nil {
+				n, err := rs.TombstoneEvents(ctx, r.ts)
+				if err != nil {
 					return started, err
+				}
+				if n < len(r.ts) {
+					// Some were left alone (a hold placed since the page was read, or another
+					// run): count only the events this run's tombstones removed.
+					due := r.due[:0]
+					for _, e := range r.due {
+						tomb, err := rs.Tombstone(ctx, e.ID)
+						if err == nil && tomb.Run == run {
+							due = append(due, e)
+						} else if err != nil && !errors.Is(err, strata.ErrNotFound) {
+							return started, err
+						}
+					}
+					r.due = due
 				}
 			}
 			for _, e := range r.due {
