@@ -277,7 +277,7 @@ func TestStateAtUsesSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One append: every event has the same recording time, so the whole stream is known then.
-	if got.Version != 1000 || got.FromSnapshot != 1000 || got.Events != 0 || got.State["n"] != float64(1000) {
+	if got.Version != 1000 || got.FromSnapshot != 1000 || got.Events != 0 || got.State["n"] != json.Number("1000") {
 		t.Fatalf("state: %+v", got)
 	}
 }

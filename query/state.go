@@ -1,11 +1,13 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 
 	"time"
 
@@ -67,15 +69,15 @@ func (m Model[S]) evolve(ctx context.Context, s S, e strata.Event) (out S, err e
 
 // JSONModel is the model of any stream whose events carry JSON objects: the state is the
 // objects merged in order (RFC 7396 merge patch: a field set to null is removed). Tombstoned
-// events (whose payload retention removed) change nothing. It is what the CLI shows for a stream
-// without a registered model.
+// events (whose payload retention removed) change nothing. Numbers are json.Number, their text
+// as written. It is what the CLI shows for a stream without a registered model.
 func JSONModel() Model[map[string]any] {
 	return Model[map[string]any]{
 		Name:    "strata.json-merge/1",
 		Initial: func() map[string]any { return map[string]any{} },
 		Evolve: func(_ context.Context, s map[string]any, e strata.Event) (map[string]any, error) {
 			var patch any
-			if err := json.Unmarshal(e.Data, &patch); err != nil {
+			if err := unmarshalJSONNumber(e.Data, &patch); err != nil {
 				return s, strata.Errorf(strata.Invalid, "json model", "%s v%d: data is not JSON: %w", e.Stream, e.Version, err)
 			}
 			obj, ok := patch.(map[string]any)
@@ -90,6 +92,29 @@ func JSONModel() Model[map[string]any] {
 			return out, nil
 		},
 	}
+}
+
+// unmarshalJSONNumber is json.Unmarshal into v, numbers kept as json.Number (their text): a
+// float64 would change an integer beyond 2^53, in the state and in the history's diffs.
+func unmarshalJSONNumber(data []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("invalid data after the JSON value")
+	}
+	return nil
+}
+
+// decodeSnapshot decodes a snapshot's state as the fold makes it: the JSON model's numbers
+// stay json.Number, so that a state from a snapshot is the state of a replay.
+func decodeSnapshot[S any](data []byte, s *S) error {
+	if _, ok := any(s).(*map[string]any); ok {
+		return unmarshalJSONNumber(data, s)
+	}
+	return json.Unmarshal(data, s)
 }
 
 func mergePatch(dst, patch map[string]any) {
@@ -195,7 +220,7 @@ func StateAt[S any](ctx context.Context, store strata.Store, m Model[S], stream 
 		switch {
 		case err == nil:
 			s := m.initial()
-			if err := json.Unmarshal(snap.Data, &s); err == nil {
+			if err := decodeSnapshot(snap.Data, &s); err == nil {
 				res.State, res.Version, res.FromSnapshot, res.LastRecordedAt = s, snap.Version, snap.Version, snap.RecordedUpTo
 				from = snap.Version
 			} // a snapshot that no longer decodes costs a full replay
@@ -256,7 +281,7 @@ func TakeSnapshots[S any](ctx context.Context, store strata.Store, m Model[S], s
 	var recUpTo, occUpTo time.Time
 	far := time.Date(strata.MaxTimerYear, 12, 31, 0, 0, 0, 0, time.UTC)
 	if snap, err := ts.TemporalSnapshotAt(ctx, stream, m.Name, far, time.Time{}); err == nil {
-		if json.Unmarshal(snap.Data, &state) == nil {
+		if decodeSnapshot(snap.Data, &state) == nil {
 			version, recUpTo, occUpTo = snap.Version, snap.RecordedUpTo, snap.OccurredUpTo
 		} else {
 			state = m.initial()
