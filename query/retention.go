@@ -86,7 +86,7 @@ type Retention struct {
 	// only sealed events are removed, so that every removed event's leaf hash is in the tree.
 	AllowUnsealed bool
 	// Purgers run after the events, with the cutoff of the catch-all policy (DefaultMaxAge
-	// when there is none).
+	// when there is none); a catch-all that keeps runs none.
 	Purgers []Purger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -241,13 +241,20 @@ func (r *Retention) run(ctx context.Context, store strata.Store, dry bool) (*Rep
 	if err != nil {
 		return st.rep, err
 	}
-	purgeBefore := now.Add(-DefaultMaxAge)
+	// The catch-all that governs the events (the first: ps is sorted stably) sets the
+	// purgers' cutoff; one that keeps for ever keeps the other records too.
+	purgeBefore, keepAll := now.Add(-DefaultMaxAge), false
 	for _, p := range ps {
 		if p.specificity() == 0 {
-			purgeBefore = now.Add(-p.age())
+			purgeBefore, keepAll = now.Add(-p.age()), p.Keep
+			break
 		}
 	}
 	for _, pg := range r.Purgers {
+		if keepAll {
+			st.rep.Purged[pg.Name()] = 0
+			continue
+		}
 		n, err := pg.Purge(ctx, purgeBefore, dry)
 		if err != nil {
 			return st.rep, fmt.Errorf("retention: purge %s: %w", pg.Name(), err)
