@@ -337,8 +337,9 @@ type RetentionStore interface {
 	// TombstoneEvents replaces the data of the given events with TombstoneData and their
 	// metadata with their tenant alone, and stores the tombstones, in one short transaction
 	// that takes no lock an append waits for. Events already tombstoned or whose stream is
-	// under legal hold when the transaction runs are left alone. It returns how many were
-	// removed. At most MaxTombstoneBatch per call; a leaf hash must be 32 bytes.
+	// under legal hold when the transaction runs are left alone. The temporal snapshots of
+	// the streams of the removed events are deleted with them (they hold states folded from
+	// the removed payloads). It returns how many were removed. At most MaxTombstoneBatch per call; a leaf hash must be 32 bytes.
 	TombstoneEvents(ctx context.Context, ts []Tombstone) (int, error)
 	// Tombstone returns the tombstone of an event, or a NotFound error when it has none.
 	Tombstone(ctx context.Context, eventID uuid.UUID) (Tombstone, error)

@@ -201,6 +201,12 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 		t.LeafHash, t.RemovedAt = bytes.Clone(t.LeafHash), now
 		s.qd.tombstones[t.EventID] = t
 		e.Data, e.Meta = slices.Clone(strata.TombstoneData), strata.TombstoneMeta(e.Meta)
+		// The stream's temporal snapshots hold a state folded from the removed payload.
+		for k := range s.qd.snaps {
+			if k.stream == e.Stream {
+				delete(s.qd.snaps, k)
+			}
+		}
 		n++
 	}
 	return n, nil

@@ -292,7 +292,7 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 	}
 	n := 0
 	err := s.inTx(ctx, func(c *sql.Conn) error {
-		rows, err := c.QueryContext(ctx, `SELECT id, meta FROM events e WHERE id IN (?`+strings.Repeat(`, ?`, len(args)-1)+`)
+		rows, err := c.QueryContext(ctx, `SELECT id, meta, stream FROM events e WHERE id IN (?`+strings.Repeat(`, ?`, len(args)-1)+`)
 			AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.event_id = e.id)
 			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream) FOR UPDATE`, args...)
 		if err != nil {
@@ -302,11 +302,17 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 		ins := make([]any, 0, 4*len(args))
 		byMeta := map[string][]any{}
 		var metas []string // in first-seen order, for a stable statement order
+		streams := map[string]bool{}
+		var del []any
 		for rows.Next() {
-			var id, meta []byte
-			if err := rows.Scan(&id, &meta); err != nil {
+			var id, meta, stream []byte
+			if err := rows.Scan(&id, &meta, &stream); err != nil {
 				rows.Close()
 				return err
+			}
+			if !streams[string(stream)] {
+				streams[string(stream)] = true
+				del = append(del, stream)
 			}
 			var m strata.Metadata
 			if err := m.UnmarshalJSON(meta); err != nil {
@@ -330,6 +336,10 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 		k := len(ins) / 4
 		if _, err := c.ExecContext(ctx, "INSERT INTO tombstones (event_id, leaf_hash, run, removed_at) VALUES (?, ?, ?, ?)"+
 			strings.Repeat(", (?, ?, ?, ?)", k-1), ins...); err != nil {
+			return err
+		}
+		// The streams' temporal snapshots hold states folded from the removed payloads.
+		if _, err := c.ExecContext(ctx, "DELETE FROM temporal_snapshots WHERE stream IN (?"+strings.Repeat(", ?", len(del)-1)+")", del...); err != nil {
 			return err
 		}
 		// The rows are locked: each is blanked (RowsAffected would not count a row that held

@@ -383,6 +383,10 @@ const tombstoneEvents = `WITH ins AS (
 	WHERE NOT EXISTS (SELECT FROM {schema}.legal_holds h WHERE h.stream = e.stream)
 	ON CONFLICT (event_id) DO NOTHING
 	RETURNING event_id
+), snaps AS (
+	-- The streams' temporal snapshots hold states folded from the removed payloads.
+	DELETE FROM {schema}.temporal_snapshots s USING {schema}.events se
+	WHERE se.id IN (SELECT event_id FROM ins) AND s.stream = se.stream
 )
 UPDATE {schema}.events e SET data = $4::bytea,
 	meta = CASE WHEN e.tenant IS NULL THEN NULL ELSE ($6::bytea[])[array_position($5::bytea[], e.tenant)] END

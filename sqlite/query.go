@@ -325,19 +325,21 @@ func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []st
 			WHERE id IN (?`+strings.Repeat(`, ?`, len(chunk)-1)+`)
 			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream)
 			AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.event_id = e.id)
-			RETURNING id, tenant`, args...)
+			RETURNING id, tenant, stream`, args...)
 		if err != nil {
 			return 0, s.failWrite(ctx, op, err)
 		}
 		var ins []any
 		escaped := map[string][]any{}
+		streams := map[string]bool{}
 		for rows.Next() {
 			var id []byte
-			var tenant string
-			if err := rows.Scan(&id, &tenant); err != nil {
+			var tenant, stream string
+			if err := rows.Scan(&id, &tenant, &stream); err != nil {
 				rows.Close()
 				return 0, s.failWrite(ctx, op, err)
 			}
+			streams[stream] = true
 			t := byID[uuid.UUID(id)]
 			ins = append(ins, t.EventID[:], t.LeafHash, t.Run[:], now)
 			if !plainJSON(tenant) {
@@ -353,6 +355,14 @@ func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []st
 		k := len(ins) / 4
 		if _, err := c.ExecContext(ctx, `INSERT INTO tombstones (event_id, leaf_hash, run, removed_at) VALUES (?, ?, ?, ?)`+
 			strings.Repeat(`, (?, ?, ?, ?)`, k-1), ins...); err != nil {
+			return 0, s.failWrite(ctx, op, err)
+		}
+		// The streams' temporal snapshots hold states folded from the removed payloads.
+		del := make([]any, 0, len(streams))
+		for st := range streams {
+			del = append(del, st)
+		}
+		if _, err := c.ExecContext(ctx, `DELETE FROM temporal_snapshots WHERE stream IN (?`+strings.Repeat(`, ?`, len(del)-1)+`)`, del...); err != nil {
 			return 0, s.failWrite(ctx, op, err)
 		}
 		for tenant, tids := range escaped {
