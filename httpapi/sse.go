@@ -93,6 +93,10 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Princ
 	last := after
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
+	// The key is checked again every KeyCacheTTL, so that a revocation ends an open
+	// subscription within the time it takes for every other request.
+	recheck := time.NewTicker(s.cfg.KeyCacheTTL)
+	defer recheck.Stop()
 	end := func(d ErrorDetail) {
 		d.Cursor = last.String()
 		write(func() error {
@@ -146,6 +150,11 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Princ
 		case <-hb.C:
 			if !write(func() error { _, err := bw.WriteString(": heartbeat\n\n"); return err }) || !flush() {
 				s.metrics.sseDropped.Inc()
+				return nil
+			}
+		case <-recheck.C:
+			if _, err := s.auth.authenticate(r); strata.ErrorCode(err) == strata.Unauthorized {
+				end(errorDetail(err))
 				return nil
 			}
 		case <-s.closing:
