@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/httpapi"
 	"github.com/strata-events/strata/ledger"
 )
@@ -164,6 +165,17 @@ func serve(cmd *cobra.Command, g *globals, fl serveFlags) (err error) {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		scheme = "https"
 	}
+	var sealer *ledger.Sealer
+	if signKey != "" {
+		if sealer, err = ledger.NewSealer(st, sealOpts...); err != nil {
+			return err
+		}
+		// A key that is not the one the log's checkpoints are signed with would fail every
+		// checkpoint for as long as the server runs: refuse it now, as strata seal does.
+		if _, err := sealer.Checkpoint(ctx); strata.ErrorCode(err) == strata.Invalid {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", addr, err)
@@ -185,12 +197,7 @@ func serve(cmd *cobra.Command, g *globals, fl serveFlags) (err error) {
 		}
 		wg.Go(func() { m.Run(bg) }) // each transmitter restarts itself; Run ends with bg
 	}
-	if signKey != "" {
-		sealer, err := ledger.NewSealer(st, sealOpts...)
-		if err != nil {
-			ln.Close()
-			return err
-		}
+	if sealer != nil {
 		wg.Go(func() {
 			// The sealer resumes from the stored head: restarting it after a failure is safe.
 			for bg.Err() == nil {

@@ -325,3 +325,29 @@ func TestServeCheckpointEveryZero(t *testing.T) {
 	r := cli(t, testContext(t), "sqlite:"+filepath.Join(dir, "s.db"), "", "serve", "--addr", "127.0.0.1:0", "--key", keyFile, "--checkpoint-every", "0s")
 	wantErr(t, r, exitInvalid, "checkpoint interval")
 }
+
+// TestServeRefusesAnotherLogsKey: serve --key with a key other than the one the log's
+// checkpoints are signed with is a bad flag (exit 2, as for strata seal), not a server whose
+// sealer fails to sign, and restarts, for as long as it runs.
+func TestServeRefusesAnotherLogsKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "s.db")
+	keyFile := func(name string) string {
+		skey, _, err := ledger.GenerateKey(rand.Reader, "test.example/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, name+".key")
+		if err := os.WriteFile(f, []byte(skey), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	mustCLI(t, dsn, "append", "certificate-7F3A", "CertificateIssued", `{"serial":"7F3A"}`)
+	mustCLI(t, dsn, "seal", "--key", keyFile("log"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r := cli(t, ctx, dsn, "", "serve", "--addr", "127.0.0.1:0", "--key", keyFile("other"))
+	wantErr(t, r, exitInvalid, "signed by another key")
+}
