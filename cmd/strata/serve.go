@@ -26,6 +26,10 @@ import (
 // defaultAddr is where strata serve listens unless --addr or STRATA_ADDR say otherwise.
 const defaultAddr = "127.0.0.1:8080"
 
+// schemaReloadEvery is how often strata serve reads the declared event schemas again, so that
+// a declaration (strata schema set) made while it runs applies to its appends within that time.
+const schemaReloadEvery = 5 * time.Second
+
 type serveFlags struct {
 	addr            string
 	tlsCert, tlsKey string
@@ -197,6 +201,22 @@ func serve(cmd *cobra.Command, g *globals, fl serveFlags) (err error) {
 		}
 		wg.Go(func() { m.Run(bg) }) // each transmitter restarts itself; Run ends with bg
 	}
+	// strata schema set declares personal data in the database, for every writer: the appends
+	// of this server must protect what was declared after it started too.
+	wg.Go(func() {
+		t := time.NewTicker(schemaReloadEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				if err := p.Reload(bg); err != nil && bg.Err() == nil {
+					logger.Warn("reloading the declared event schemas", "error", err.Error())
+				}
+			}
+		}
+	})
 	if sealer != nil {
 		wg.Go(func() {
 			// The sealer resumes from the stored head: restarting it after a failure is safe.

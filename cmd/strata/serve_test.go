@@ -27,6 +27,7 @@ import (
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/ledger"
+	"github.com/strata-events/strata/shred"
 )
 
 // startServe runs `strata serve` on a free port and returns its base URL and a function that
@@ -350,4 +351,42 @@ func TestServeRefusesAnotherLogsKey(t *testing.T) {
 	defer cancel()
 	r := cli(t, ctx, dsn, "", "serve", "--addr", "127.0.0.1:0", "--key", keyFile("other"))
 	wantErr(t, r, exitInvalid, "signed by another key")
+}
+
+// TestServeProtectsSchemasDeclaredWhileRunning: a declaration of personal data made with
+// strata schema set while the server runs applies to the server's appends (within
+// schemaReloadEvery): the declared field is stored encrypted, not in clear.
+func TestServeProtectsSchemasDeclaredWhileRunning(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "s.db")
+	kek, err := shred.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kekFile := filepath.Join(dir, "kek")
+	if err := os.WriteFile(kekFile, []byte(kek+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(mustCLI(t, dsn, "apikey", "create", "--role", "writer", "--tenant", "acme-ca"))
+	url, stop := startServe(t, dsn, "--kek-file", kekFile)
+	defer stop()
+	mustCLI(t, dsn, "schema", "set", "CertificateIssued", "--sensitive", "subjectDN", "--subject", "subjectId", "--kek-file", kekFile)
+	deadline := time.Now().Add(schemaReloadEvery + 10*time.Second)
+	for i := 0; ; i++ {
+		stream := fmt.Sprintf("certificate-%d", i)
+		code, body := httpDo(t, "POST", url+"/v1/streams/"+stream+"/events", key,
+			`{"events":[{"type":"CertificateIssued","data":{"subjectId":"subject-4711","subjectDN":"CN=Alice Example"}}]}`)
+		if code != 201 {
+			t.Fatalf("append: %d %s", code, body)
+		}
+		stored := mustCLI(t, dsn, "read", stream)
+		if !strings.Contains(stored, "CN=Alice Example") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s after strata schema set, the server still stores the declared field in clear: %s", schemaReloadEvery+10*time.Second, stored)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
