@@ -126,6 +126,33 @@ func (s suite) testOutOfOrderCommit(t *testing.T) {
 		// Give the live subscriber a chance to read in this window too; what it sees is checked below.
 		time.Sleep(50 * time.Millisecond)
 	}
+	// With serial writers B waits for A, and a read may wait for A too (it must not return A
+	// before A commits). A read that returns while A is still open must show neither.
+	type probe struct {
+		evs []strata.Event
+		err error
+	}
+	var serialProbe chan probe
+	if s.f.SerialWriters {
+		serialProbe = make(chan probe, 1)
+		go func() {
+			evs, err := Collect(st.ReadAll(ctx, strata.ReadAllOptions{After: probeCursor}))
+			serialProbe <- probe{evs, err}
+		}()
+		select {
+		case p := <-serialProbe:
+			if p.err != nil {
+				t.Fatalf("read while the revocation was open: %v", p.err)
+			}
+			for _, e := range p.evs {
+				if e.ID == revocation.ID || e.ID == issuance.ID {
+					t.Fatalf("a read that returned while the revocation was open saw %s, which cannot have committed yet", e.Type)
+				}
+			}
+			serialProbe <- p
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	close(release)
 	if err := <-aDone; err != nil {
 		t.Fatalf("writer A: %v", err)
@@ -133,6 +160,14 @@ func (s suite) testOutOfOrderCommit(t *testing.T) {
 	if s.f.SerialWriters {
 		if err := <-bDone; err != nil {
 			t.Fatalf("writer B: %v", err)
+		}
+		p := <-serialProbe
+		if p.err != nil {
+			t.Fatalf("read while the revocation was open: %v", p.err)
+		}
+		probed = p.evs
+		for _, e := range probed {
+			probeCursor = e.Position
 		}
 	}
 
