@@ -52,6 +52,14 @@ func (s *Store) readAll(ctx context.Context, op string, opts strata.ReadAllOptio
 			hint              *int64 // a horizon found by writersHorizon
 			tightened, raised bool
 		)
+		// A horizon once found stays valid, and a read must not fall back below it: the
+		// writers of a horizon found later may include a transaction that held an ID before
+		// and only now holds a lock on the events table (one that read it), which would put
+		// a read behind what an earlier one returned, and the hub's handover trusts that a
+		// read reaches every event it has dispatched.
+		if f := s.floor.Load(); f > 0 {
+			hint = &f
+		}
 		for {
 			n := pageSize
 			if left > 0 && left < n {
@@ -96,6 +104,8 @@ func (s *Store) readAll(ctx context.Context, op string, opts strata.ReadAllOptio
 				}
 				if h <= p.horizon {
 					return // this store's own writers hold the horizon
+				}
+				for f := s.floor.Load(); f < h && !s.floor.CompareAndSwap(f, h); f = s.floor.Load() {
 				}
 				hint = &h
 			default:

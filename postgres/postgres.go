@@ -174,6 +174,9 @@ type Store struct {
 	kq      keyQueries   // of keys.go
 	// eventsOID identifies the events table in pg_locks.
 	eventsOID uint32
+	// floor is the highest horizon writersHorizon has found, 0 before the first: every row
+	// below it is final, for good, so every read starts from it (see readAll).
+	floor atomic.Int64
 
 	sig    follow.Signal
 	kick   chan struct{} // wakes the notifier; capacity one, so kicks coalesce
