@@ -193,8 +193,13 @@ func wantProblem(t testing.TB, rep *ledger.AuditReport, kind ledger.ProblemKind,
 	t.Fatalf("no %s problem at leaf %d (%s v%d) among:\n%s", kind, leaf, stream, version, strings.Join(got, "\n"))
 }
 
-// Run checks sealing, proofs and a clean audit on the backend.
+// Run checks sealing, proofs and a clean audit on the backend, and that sealing never passes
+// an append that commits after one with a higher position.
 func Run(t *testing.T, newStore NewStore) {
+	t.Run("SealerWaitsForLateCommit", func(t *testing.T) {
+		t.Parallel()
+		testLateCommit(t, newStore)
+	})
 	t.Run("SealProveAudit", func(t *testing.T) {
 		t.Parallel()
 		ctx := testContext(t)
@@ -241,6 +246,91 @@ func Run(t *testing.T, newStore NewStore) {
 			t.Fatalf("seal again: %d, %v", n, err)
 		}
 	})
+}
+
+// testLateCommit seals while the append with the lower position is still open (the lost
+// revocation of DESIGN §3): the sealer must not pass it, and once it commits it gets its leaf,
+// in log order, with the ledger holding every event once.
+func testLateCommit(t *testing.T, newStore NewStore) {
+	ctx := testContext(t)
+	st := newStore(t)
+	if _, err := st.Append(ctx, "certificate-0000", strata.NoStream, strata.EventData{Type: "CertificateIssued"}); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := ledger.NewSealer(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := sealer.SealOnce(ctx); err != nil || n != 1 {
+		t.Fatalf("first seal: %d, %v", n, err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	revocation := uuid.New()
+	aDone := make(chan error, 1)
+	go func() {
+		hold := strata.WithBeforeCommit(ctx, func(context.Context) error {
+			close(held)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+		_, err := st.Append(hold, "certificate-7F3A", strata.NoStream, strata.EventData{ID: revocation, Type: "CertificateRevoked"})
+		aDone <- err
+	}()
+	<-held
+	bDone := make(chan error, 1)
+	go func() {
+		_, err := st.Append(ctx, "certificate-0B1C", strata.NoStream, strata.EventData{Type: "CertificateIssued"})
+		bDone <- err
+	}()
+	select {
+	case err := <-bDone: // parallel writers: the issuance commits first
+		if err != nil {
+			t.Fatal(err)
+		}
+		bDone <- nil
+	case <-time.After(200 * time.Millisecond): // serial writers: the issuance waits
+	}
+	sealed := make(chan error, 1) // a seal while the revocation is open (it may wait for it)
+	go func() { _, _, err := sealer.SealOnce(ctx); sealed <- err }()
+	select {
+	case err := <-sealed:
+		sealed <- err
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	for _, c := range []chan error{aDone, bDone, sealed} {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := sealer.SealOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var log []strata.Event
+	for e, err := range st.ReadAll(ctx, strata.ReadAllOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = append(log, e)
+	}
+	var leaves []strata.LedgerLeaf
+	for l, err := range st.(strata.LedgerStore).LedgerLeaves(ctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, l)
+	}
+	if len(leaves) != len(log) {
+		t.Fatalf("the ledger holds %d leaves, the log %d events: the sealer passed the revocation while it was open (the lost revocation)", len(leaves), len(log))
+	}
+	for i := range log {
+		if leaves[i].EventID != log[i].ID {
+			t.Fatalf("leaf %d is of event %s at %s, the log's event %d is %s at %s", i, leaves[i].EventID, leaves[i].Position, i, log[i].ID, log[i].Position)
+		}
+	}
 }
 
 // RunTamper checks that an audit reports each kind of tampering on the backend.
