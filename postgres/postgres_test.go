@@ -209,6 +209,8 @@ func TestOutOfOrderCommit(t *testing.T) {
 	}()
 
 	inserted, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	defer releaseOnce.Do(func() { close(release) }) // a failure below must not leave the store's Close waiting on the hook
 	aDone := make(chan error, 1)
 	go func() {
 		hold := strata.WithBeforeCommit(ctx, func(context.Context) error {
@@ -231,7 +233,7 @@ func TestOutOfOrderCommit(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 
-	close(release)
+	releaseOnce.Do(func() { close(release) })
 	if err := <-aDone; err != nil {
 		t.Fatal(err)
 	}
