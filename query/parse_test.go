@@ -155,3 +155,24 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseAge(f *testing.F) {
+	for _, s := range []string{"90d", "36h", " 15m ", "0d", "-1h", "100000d", "1.5h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := query.ParseAge(s)
+		if err != nil {
+			if !errors.Is(err, strata.ErrInvalid) {
+				t.Fatalf("%q: %v is not Invalid", s, err)
+			}
+			return
+		}
+		if d <= 0 {
+			t.Fatalf("%q: age %s", s, d)
+		}
+		if back, err := query.ParseAge(d.String()); err != nil || back != d {
+			t.Fatalf("%q → %s → %s, %v", s, d, back, err)
+		}
+	})
+}

@@ -368,3 +368,25 @@ func TestNewManagerRejects(t *testing.T) {
 }
 
 func transmitQuietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// FuzzDuration checks the durations of a transmitters file: an error, or a duration that
+// reads back from its JSON form.
+func FuzzDuration(f *testing.F) {
+	for _, s := range []string{`"1s"`, `"250ms"`, `"7d"`, `"-1s"`, `30`, `1.5`, `-1`, `1e10`, `"d"`, `null`, `"100001d"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d transmit.Duration
+		if err := json.Unmarshal(b, &d); err != nil {
+			return
+		}
+		out, err := json.Marshal(d)
+		if err != nil {
+			t.Fatalf("%s: marshal %v", b, err)
+		}
+		var back transmit.Duration
+		if err := json.Unmarshal(out, &back); err != nil || back != d {
+			t.Fatalf("%s → %s → %s, %v", b, out, time.Duration(back), err)
+		}
+	})
+}
