@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -40,6 +41,9 @@ func parseEventKeys(flags []string) ([]eventsig.Verifier, error) {
 		case ed25519.PublicKey:
 			vs = append(vs, eventsig.Ed25519Verifier(kid, k))
 		case *ecdsa.PublicKey:
+			if k.Curve != elliptic.P256() {
+				return nil, invalidf("verify", "--event-key %s: an ECDSA key on %s; ES256 signatures need P-256", kid, k.Curve.Params().Name)
+			}
 			vs = append(vs, eventsig.ES256Verifier(kid, k))
 		default:
 			return nil, invalidf("verify", "--event-key %s: a %T; want Ed25519 or ECDSA P-256", kid, pub)
