@@ -120,6 +120,14 @@ func Open(_ context.Context, o Options) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	for k, v := range o.Headers {
+		if !validHeaderName(k) {
+			return nil, strata.Errorf(strata.Invalid, op, "header name %q is not an HTTP token", k)
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			return nil, strata.Errorf(strata.Invalid, op, "the value of header %s holds a control character", k)
+		}
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = transmit.Duration(10 * time.Second)
 	}
@@ -140,6 +148,14 @@ func Open(_ context.Context, o Options) (*Sink, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	return &Sink{o: o, key: key, client: client}, nil
+}
+
+// validHeaderName reports whether k is an HTTP header name (an RFC 9110 token), which
+// net/http requires of every request header.
+func validHeaderName(k string) bool {
+	return k != "" && !strings.ContainsFunc(k, func(r rune) bool {
+		return r > 0x7e || r <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r)
+	})
 }
 
 // Sign returns the webhook-signature value of one message: "v1," + base64 of the HMAC.
