@@ -91,8 +91,9 @@ func DecodeQueryCursor(s string) (QueryCursor, bool, error) {
 	if s == "" {
 		return QueryCursor{}, false, nil
 	}
+	// The length check also refuses "\r" and "\n", which the base64 decoder skips.
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	if err != nil || len(b) != 25 || b[0] != cursorVersion {
+	if err != nil || len(s) != base64.RawURLEncoding.EncodedLen(25) || len(b) != 25 || b[0] != cursorVersion {
 		return QueryCursor{}, false, Errorf(Invalid, "decode cursor", "not a query cursor")
 	}
 	return QueryCursor{
