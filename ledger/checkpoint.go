@@ -62,7 +62,7 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 		return Checkpoint{}, strata.Errorf(strata.Invalid, op, "tree size %q is not a decimal number without leading zeros", lines[1])
 	}
 	c.Size = size
-	root, err := base64.StdEncoding.Strict().DecodeString(lines[2])
+	root, err := decodeBase64(lines[2])
 	if err != nil || len(root) != hsize {
 		return Checkpoint{}, strata.Errorf(strata.Invalid, op, "root hash %q is not %d bytes of base64", lines[2], hsize)
 	}
@@ -198,6 +198,15 @@ func GenerateWitnessKey(rand io.Reader, name string) (skey, vkey string, err err
 	return skey, vkey, nil
 }
 
+// decodeBase64 decodes standard, padded base64 strictly, refusing also the "\r" and "\n" that
+// the decoder would skip, so that one value has one text form.
+func decodeBase64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("line break in base64")
+	}
+	return base64.StdEncoding.Strict().DecodeString(s)
+}
+
 func validKeyName(name string) bool {
 	return name != "" && !strings.ContainsAny(name, "+ \t\n\r") && strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0
 }
@@ -227,7 +236,7 @@ func parseKey(key string, private bool) (name string, hash uint32, alg byte, raw
 	if err != nil {
 		return "", 0, 0, nil, fmt.Errorf("malformed key hash")
 	}
-	b, err := base64.StdEncoding.Strict().DecodeString(parts[2])
+	b, err := decodeBase64(parts[2])
 	if err != nil || len(b) != 1+ed25519.SeedSize {
 		return "", 0, 0, nil, fmt.Errorf("malformed key data")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -40,7 +41,8 @@ func FuzzWitnessKeys(f *testing.F) {
 			}
 		} else {
 			w := v.(*witness)
-			if !validKeyName(w.name) || cosigKeyHash(w.name, w.pub) != w.hash {
+			canon := "+" + base64.StdEncoding.EncodeToString(append([]byte{algCosignatureV1}, w.pub...))
+			if !validKeyName(w.name) || cosigKeyHash(w.name, w.pub) != w.hash || !strings.HasSuffix(vkey, canon) {
 				t.Fatalf("verifier %q accepted as %+v", vkey, w)
 			}
 			_ = v.Verify([]byte(skey), []byte(vkey)) // must not panic

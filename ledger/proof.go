@@ -70,7 +70,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	lines = lines[1:]
 	b := &Bundle{Checkpoint: bytes.Clone(cp)}
 	if len(lines) > 0 && strings.HasPrefix(lines[0], "extra ") {
-		leaf, err := base64.StdEncoding.Strict().DecodeString(lines[0][len("extra "):])
+		leaf, err := decodeBase64(lines[0][len("extra "):])
 		if err != nil {
 			return bad("extra: %v", err)
 		}
@@ -108,7 +108,7 @@ func parseHashes(lines []string, most int) ([]Hash, error) {
 	}
 	var hs []Hash
 	for i, l := range lines {
-		h, err := base64.StdEncoding.Strict().DecodeString(l)
+		h, err := decodeBase64(l)
 		if err != nil || len(h) != hsize {
 			return nil, fmt.Errorf("proof line %d is not a base64 hash", i+1)
 		}
