@@ -210,3 +210,50 @@ func FuzzTiles(f *testing.F) {
 		typed("resume", err)
 	})
 }
+
+// FuzzVerifyConsistency checks consistency bundles against an older checkpoint (either the
+// note or a bundle carrying it): an Invalid error, or a proof from a smaller tree of the same
+// log whose older size is the bundle's.
+func FuzzVerifyConsistency(f *testing.F) {
+	skey, vkey, _ := GenerateKey(fixedRand(6), "ca.example/strata")
+	p, err := NewPolicy(vkey, nil, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, _ := NewSigner(skey)
+	l0, l1 := LeafHash([]byte("a")), LeafHash([]byte("b"))
+	old, _ := SignCheckpoint(Checkpoint{Origin: "ca.example/strata", Size: 1, Root: l0}, s)
+	cur, _ := SignCheckpoint(Checkpoint{Origin: "ca.example/strata", Size: 2, Root: nodeHash(l0[:], l1[:])}, s)
+	good := (&ConsistencyBundle{OldSize: 1, Proof: []Hash{l1}, Checkpoint: cur}).Marshal()
+	bd, _ := ParseConsistencyBundle(good)
+	if _, err := bd.Verify(p, old); err != nil {
+		f.Fatalf("seed: %v", err)
+	}
+	f.Add(good, old)
+	f.Add(good, good)
+	f.Add((&ConsistencyBundle{OldSize: 2, Checkpoint: cur}).Marshal(), cur)
+	f.Add((&ConsistencyBundle{OldSize: 2, Checkpoint: old}).Marshal(), cur)
+	f.Fuzz(func(t *testing.T, data, prev []byte) {
+		b, err := ParseConsistencyBundle(data)
+		if err != nil {
+			return
+		}
+		note, err := CheckpointNote(prev)
+		if err != nil {
+			if strata.ErrorCode(err) != strata.Invalid {
+				t.Fatalf("checkpoint note: %v is not Invalid", err)
+			}
+			return
+		}
+		v, err := b.Verify(p, note)
+		if err != nil {
+			if strata.ErrorCode(err) != strata.Invalid {
+				t.Fatalf("verify: %v is not Invalid", err)
+			}
+			return
+		}
+		if v.Old.Origin != v.New.Origin || v.Old.Size != b.OldSize || v.Old.Size > v.New.Size {
+			t.Fatalf("verified %+v", v)
+		}
+	})
+}
