@@ -410,6 +410,7 @@ func TestBadInput(t *testing.T) {
 		{"bench http negative payload", []string{"bench", "http", "--url", "http://127.0.0.1:1", "--key", "k", "--payload", "-1", "--duration", "1s", "--warmup", "0s"}, exitInvalid, "--payload"},
 		{"serve no request timeout", []string{"serve", "--addr", "127.0.0.1:0", "--request-timeout", "0s"}, exitInvalid, "--request-timeout"},
 		{"serve no body", []string{"serve", "--addr", "127.0.0.1:0", "--max-body", "0"}, exitInvalid, "--max-body"},
+		{"serve no shutdown time", []string{"serve", "--addr", "127.0.0.1:0", "--shutdown-timeout", "0s"}, exitInvalid, "--shutdown-timeout"},
 		{"dlq negative limit", []string{"transmit", "dlq", "list", "--transmitter", "t", "--limit", "-1"}, exitInvalid, "--limit"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

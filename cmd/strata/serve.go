@@ -84,6 +84,9 @@ func serve(cmd *cobra.Command, g *globals, fl serveFlags) (err error) {
 	if fl.maxBody <= 0 {
 		return invalidf(op, "--max-body must be 1 byte or more")
 	}
+	if fl.shutdownTimeout <= 0 {
+		return invalidf(op, "--shutdown-timeout must be more than 0")
+	}
 	if fl.requestTimeout <= 0 {
 		return invalidf(op, "--request-timeout must be more than 0 (it also bounds reading a request)")
 	}
