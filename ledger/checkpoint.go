@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,6 +111,13 @@ func NewPolicy(vkey string, witnesses []string, quorum int) (Policy, error) {
 		if err != nil {
 			return Policy{}, err
 		}
+		// A quorum counts witnesses by name: two keys under one name would let one witness
+		// count twice.
+		for _, o := range p.Witnesses {
+			if o.Name() == wv.Name() {
+				return Policy{}, strata.Errorf(strata.Invalid, op, "two witness keys named %q: a quorum counts each witness once, by one key", wv.Name())
+			}
+		}
 		p.Witnesses = append(p.Witnesses, wv)
 	}
 	if quorum < 0 || quorum > len(p.Witnesses) {
@@ -141,7 +149,9 @@ func OpenCheckpoint(msg []byte, p Policy) (Checkpoint, []string, error) {
 			logSigned = true
 			continue
 		}
-		witnessed = append(witnessed, s.Name)
+		if !slices.Contains(witnessed, s.Name) {
+			witnessed = append(witnessed, s.Name)
+		}
 	}
 	if !logSigned {
 		return Checkpoint{}, nil, strata.Errorf(strata.Invalid, op, "the checkpoint is not signed by the log key %q", p.Log.Name())

@@ -218,3 +218,24 @@ func FuzzDecodeLeaf(f *testing.F) {
 		}
 	})
 }
+
+// TestQuorumCountsEachWitnessOnce: a quorum counts witnesses, by name: two keys under one
+// name in a policy are refused, so that one witness cannot count twice.
+func TestQuorumCountsEachWitnessOnce(t *testing.T) {
+	_, _, vkey := testKeys(t)
+	_, w1, err := GenerateWitnessKey(rand.Reader, "witness.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, w2, err := GenerateWitnessKey(rand.Reader, "witness.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewPolicy(vkey, []string{w1, w2}, 2); strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("two witness keys under one name: %v, want Invalid", err)
+	}
+	_, w3, _ := GenerateWitnessKey(rand.Reader, "other-witness.example")
+	if _, err := NewPolicy(vkey, []string{w1, w3}, 2); err != nil {
+		t.Fatalf("two witnesses: %v", err)
+	}
+}
