@@ -252,12 +252,14 @@ func serve(cmd *cobra.Command, g *globals, fl serveFlags) (err error) {
 	case <-ctx.Done():
 		logger.Info("shutting down: finishing requests in flight")
 		sctx, cancel := context.WithTimeout(context.Background(), fl.shutdownTimeout)
+		err = nil
 		if serr := srv.Shutdown(sctx); serr != nil {
 			logger.Error("shutdown", "error", serr.Error())
 			srv.Close()
+			// The operator learns that the stop was not clean: requests were cut.
+			err = strata.Errorf(strata.Unavailable, op, "requests still in flight after --shutdown-timeout %s were cut: %w", fl.shutdownTimeout, serr)
 		}
 		cancel()
-		err = nil
 	}
 	cancelBG()
 	wg.Wait()

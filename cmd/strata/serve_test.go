@@ -390,3 +390,23 @@ func TestServeProtectsSchemasDeclaredWhileRunning(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestServeShutdownTimeoutIsNotClean: a request still in flight when --shutdown-timeout ends is
+// cut, and serve says so with its exit code rather than exit 0.
+func TestServeShutdownTimeoutIsNotClean(t *testing.T) {
+	t.Parallel()
+	url, stop := startServe(t, tempDB(t), "--shutdown-timeout", "100ms")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A request whose body never finishes keeps its handler, and the shutdown, waiting.
+	if _, err := fmt.Fprintf(conn, "POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"events\":"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server reads the headers (no duration is asserted)
+	if code, stderr := stop(); code != exitUnavailable || !strings.Contains(stderr, "--shutdown-timeout") {
+		t.Fatalf("serve exited %d: %s", code, stderr)
+	}
+}
