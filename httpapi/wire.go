@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -142,7 +143,14 @@ func decodeJSON(r *http.Request, op string, v any) error {
 		}
 		return invalidf(op, "the body is not valid JSON for this request: %s", jsonMessage(err))
 	}
-	if dec.More() {
+	// More would report false for a stray '}' or ']' after the value: read the next token.
+	if _, err := dec.Token(); err != io.EOF {
+		if err != nil {
+			if e := bodyError(err); e != err {
+				return e
+			}
+			return invalidf(op, "the body is not valid JSON for this request: %s", jsonMessage(err))
+		}
 		return invalidf(op, "the body holds more than one JSON value")
 	}
 	return nil
