@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,7 @@ func (s *Server) handleAppend(w http.ResponseWriter, r *http.Request, p Principa
 		return strata.Errorf(strata.Forbidden, op, "stream %q: the streams erasure-… and erasure@… record erasures and are written by them only", stream)
 	}
 	evs := make([]strata.EventData, len(req.Events))
+	plain := make([]json.RawMessage, len(req.Events)) // the data before Protect encrypts it
 	for i, ne := range req.Events {
 		e := strata.EventData{Type: ne.Type, Schema: ne.Schema, Data: ne.Data, Meta: ne.Meta}
 		if ne.ID != nil {
@@ -59,6 +61,7 @@ func (s *Server) handleAppend(w http.ResponseWriter, r *http.Request, p Principa
 		default:
 			return strata.Errorf(strata.Forbidden, op, "event %d names tenant %q; this key writes for its own tenant only", i, e.Meta.Tenant)
 		}
+		plain[i] = e.Data
 		if s.cfg.Protector != nil {
 			if err := s.cfg.Protector.Protect(r.Context(), &e); err != nil {
 				return err
@@ -67,6 +70,15 @@ func (s *Server) handleAppend(w http.ResponseWriter, r *http.Request, p Principa
 		evs[i] = e
 	}
 	res, err := s.appendOwned(r.Context(), op, stream, exp, p.Tenant, evs)
+	if errors.Is(err, strata.ErrEventIDReused) && s.cfg.Protector != nil {
+		// Encryption draws a fresh nonce each time, so the store sees a retry of a protected
+		// append as other content: compare the stored events decrypted.
+		if rep, ok, rerr := s.protectedReplay(r.Context(), stream, p.Tenant, evs, plain); rerr != nil {
+			err = rerr
+		} else if ok {
+			res, err = rep, nil
+		}
+	}
 	if err != nil {
 		s.metrics.appendErrors.WithLabelValues(string(strata.ErrorCode(err))).Inc()
 		if errors.Is(err, strata.ErrEventIDReused) {
@@ -117,6 +129,53 @@ func (s *Server) appendOwned(ctx context.Context, op, stream string, exp strata.
 		}
 		return res, err
 	}
+}
+
+// protectedReplay reports whether evs, whose clear data is plain, are stored in order in the
+// tenant's stream with the same IDs, types, schemas and, decrypted, the same data: a retry of
+// an append that Protect encrypted.
+func (s *Server) protectedReplay(ctx context.Context, stream, tenant string, evs []strata.EventData, plain []json.RawMessage) (strata.AppendResult, bool, error) {
+	var first int64
+	for e, err := range s.store.ReadStream(ctx, stream, strata.ReadStreamOptions{Backward: true}) {
+		if err != nil {
+			return strata.AppendResult{}, false, err
+		}
+		if e.ID == evs[0].ID {
+			first = e.Version
+			break
+		}
+	}
+	if first == 0 {
+		return strata.AppendResult{}, false, nil
+	}
+	i := 0
+	for e, err := range s.store.ReadStream(ctx, stream, strata.ReadStreamOptions{From: first, Limit: len(evs)}) {
+		if err != nil {
+			return strata.AppendResult{}, false, err
+		}
+		want := evs[i]
+		schema, data := want.Schema, plain[i]
+		if schema == 0 {
+			schema = 1
+		}
+		if len(data) == 0 {
+			data = json.RawMessage("{}")
+		}
+		if e.ID != want.ID || e.Version != first+int64(i) || e.Meta.Tenant != tenant || e.Type != want.Type || e.Schema != schema {
+			return strata.AppendResult{}, false, nil
+		}
+		if err := s.cfg.Protector.Reveal(ctx, &e); err != nil {
+			return strata.AppendResult{}, false, err
+		}
+		if !bytes.Equal(e.Data, data) {
+			return strata.AppendResult{}, false, nil
+		}
+		i++
+	}
+	if i != len(evs) {
+		return strata.AppendResult{}, false, nil
+	}
+	return strata.AppendResult{Stream: stream, FirstVersion: first, LastVersion: first + int64(len(evs)) - 1, Replayed: true}, true, nil
 }
 
 func (s *Server) reveal(ctx context.Context, e *strata.Event) error {
