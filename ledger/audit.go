@@ -125,8 +125,9 @@ type auditor struct {
 	rep    *AuditReport
 	head   strata.LedgerHead
 
-	b  *builder // fed with the stored leaf hashes
-	tr *tileReader
+	b    *builder        // fed with the stored leaf hashes
+	last strata.Position // the position of the last leaf row
+	tr   *tileReader
 
 	tile0    []byte // the stored level-0 tile of the current leaves
 	tile0Idx uint64
@@ -295,6 +296,7 @@ func (a *auditor) sealLeaf(l strata.LedgerLeaf) error {
 	if err := a.b.add(h); err != nil {
 		return strata.Errorf(strata.Internal, "audit", "%w", err)
 	}
+	a.last = l.Position
 	a.rep.Leaves++
 	for _, t := range a.b.full {
 		if t.Level > 0 {
@@ -393,6 +395,8 @@ func (a *auditor) finish() error {
 	n := a.b.size()
 	if n != a.head.Size {
 		a.problem(Problem{Kind: BadHash, Leaf: -1, Msg: fmt.Sprintf("the ledger head says %d leaves, the store holds %d", a.head.Size, n)})
+	} else if a.head.Last != a.last {
+		a.problem(Problem{Kind: BadHash, Leaf: -1, Msg: fmt.Sprintf("the ledger head's last position is %s, the last leaf's %s: the sealer would read on from the wrong place", a.head.Last, a.last)})
 	}
 	for l := 1; l < len(a.b.edge); l++ {
 		if len(a.b.edge[l]) > 0 {

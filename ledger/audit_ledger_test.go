@@ -1,0 +1,111 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/inmem"
+)
+
+// viewStore shows an audit an in-memory store whose ledger tables were edited behind its back:
+// the head through head, and tiles through tiles (nil data: the tile is gone).
+type viewStore struct {
+	*inmem.Store
+	head  func(strata.LedgerHead) strata.LedgerHead
+	tiles map[strata.LedgerTileID][]byte
+}
+
+func (s *viewStore) LedgerHead(ctx context.Context) (strata.LedgerHead, error) {
+	h, err := s.Store.LedgerHead(ctx)
+	if err == nil && s.head != nil {
+		h = s.head(h)
+	}
+	return h, err
+}
+
+func (s *viewStore) LedgerTiles(ctx context.Context, ids []strata.LedgerTileID) ([]strata.LedgerTile, error) {
+	ts, err := s.Store.LedgerTiles(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.DeleteFunc(ts, func(t strata.LedgerTile) bool { _, ok := s.tiles[t.LedgerTileID]; return ok })
+	for _, id := range ids {
+		if d := s.tiles[id]; d != nil {
+			out = append(out, strata.LedgerTile{LedgerTileID: id, Data: slices.Clone(d)})
+		}
+	}
+	return out, nil
+}
+
+// sealedView returns a store of n events, sealed and checkpointed at n by a key of origin
+// "ca.example/strata", with the log's policy and events.
+func sealedView(t *testing.T, n int) (*viewStore, Policy, []strata.Event) {
+	t.Helper()
+	ctx := context.Background()
+	st := inmem.New()
+	t.Cleanup(func() { st.Close() })
+	for i := range n {
+		if _, err := st.Append(ctx, fmt.Sprintf("certificate-%02d", i%7), strata.Any, strata.EventData{Type: "CertificateIssued", Data: fmt.Appendf(nil, `{"n":%d}`, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	skey, vkey, err := GenerateKey(rand.Reader, "ca.example/strata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := NewSigner(skey)
+	policy, err := NewPolicy(vkey, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSealer(st, WithBatch(100), WithSigner(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SealOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var evs []strata.Event
+	for e, err := range st.ReadAll(ctx, strata.ReadAllOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	return &viewStore{Store: st}, policy, evs
+}
+
+// wantAuditProblem fails unless an audit of st (with policy p, if set) reports a problem of kind.
+func wantAuditProblem(t *testing.T, st strata.Store, p *Policy, kind ProblemKind) {
+	t.Helper()
+	rep, err := Audit(context.Background(), st, AuditOptions{Policy: p})
+	if err != nil {
+		t.Fatalf("audit: %v", err)
+	}
+	for _, pr := range rep.Problems {
+		if pr.Kind == kind {
+			return
+		}
+	}
+	t.Fatalf("the audit reports no %s problem: OK %v, problems %v", kind, rep.OK(), rep.Problems)
+}
+
+// TestAuditHeadLast: the head's last position is what the sealer reads on from. Moved back
+// onto a sealed event, every later sealing run fails (its events already have leaves) and
+// Sealer.Run retries the Conflict forever; the audit must report it.
+func TestAuditHeadLast(t *testing.T) {
+	t.Parallel()
+	st, policy, evs := sealedView(t, 600)
+	if rep, err := Audit(context.Background(), st, AuditOptions{Policy: &policy}); err != nil || !rep.OK() {
+		t.Fatalf("audit before tampering: %+v, %v", rep, err)
+	}
+	st.head = func(h strata.LedgerHead) strata.LedgerHead { h.Last = evs[500].Position; return h }
+	wantAuditProblem(t, st, &policy, BadHash)
+}
