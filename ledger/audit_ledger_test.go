@@ -109,3 +109,40 @@ func TestAuditHeadLast(t *testing.T) {
 	st.head = func(h strata.LedgerHead) strata.LedgerHead { h.Last = evs[500].Position; return h }
 	wantAuditProblem(t, st, &policy, BadHash)
 }
+
+// TestAuditPartialTiles: a stored partial tile holds exactly the hashes of the sealed tree
+// (the sealer writes it with the head it moves). One with hashes beyond the tree, at level 0
+// or above, or a tile wholly beyond it, serves hashes no leaf backs; the audit must report it.
+func TestAuditPartialTiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	junk := make([]byte, hsize)
+	for _, c := range []struct {
+		name   string
+		n      int
+		id     strata.LedgerTileID
+		extend bool // append a hash to the stored tile, else store one hash there
+	}{
+		{"Level0Longer", 600, strata.LedgerTileID{Level: 0, Index: 2}, true},
+		{"Level1Longer", 600, strata.LedgerTileID{Level: 1, Index: 0}, true},
+		{"Level0BeyondTree", 512, strata.LedgerTileID{Level: 0, Index: 2}, false},
+		{"Level2BeyondTree", 600, strata.LedgerTileID{Level: 2, Index: 0}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, policy, _ := sealedView(t, c.n)
+			if rep, err := Audit(ctx, st, AuditOptions{Policy: &policy}); err != nil || !rep.OK() {
+				t.Fatalf("audit before tampering: %+v, %v", rep, err)
+			}
+			data := junk
+			if c.extend {
+				ts, err := st.Store.LedgerTiles(ctx, []strata.LedgerTileID{c.id})
+				if err != nil || len(ts) != 1 {
+					t.Fatalf("tile %v: %v, %v", c.id, ts, err)
+				}
+				data = append(ts[0].Data, junk...)
+			}
+			st.tiles = map[strata.LedgerTileID][]byte{c.id: data}
+			wantAuditProblem(t, st, &policy, BadHash)
+		})
+	}
+}
