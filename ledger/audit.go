@@ -378,6 +378,9 @@ func (a *auditor) checkCheckpoint(sc strata.LedgerCheckpoint) {
 		a.problem(cpProblem(sc.Size, "the signed root %x… is not the root of the stored tree (%x…): sealed events or hashes were changed", c.Root[:6], root[:6]))
 		return
 	}
+	if a.prev != nil && c.Origin != a.prev.Origin {
+		a.problem(cpProblem(sc.Size, "its origin %q is not %q, that of the checkpoint of size %d: a log's checkpoints all carry its origin", c.Origin, a.prev.Origin, a.prev.Size))
+	}
 	if a.prev != nil {
 		p, err := consistency(a.ctx, a.tr, a.prev.Size, c.Size)
 		if err == nil {

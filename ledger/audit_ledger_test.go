@@ -146,3 +146,41 @@ func TestAuditPartialTiles(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditCheckpointOrigins: without a key the audit cannot tell whose checkpoints a store
+// holds, but one log's checkpoints all carry its origin; a store mixing two logs' checkpoints
+// (each with the right root) must not pass as OK.
+func TestAuditCheckpointOrigins(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, _, _ := sealedView(t, 300)
+	for i := range 300 {
+		if _, err := st.Append(ctx, "certificate-more", strata.Any, strata.EventData{Type: "CertificateIssued", Data: fmt.Appendf(nil, `{"n":%d}`, 300+i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	skey, _, err := GenerateKey(rand.Reader, "other.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewSigner(skey)
+	s, err := NewSealer(st.Store, WithBatch(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SealOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root, err := rootAt(ctx, newTileReader(st.Store), 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := SignCheckpoint(Checkpoint{Origin: "other.example/log", Size: 600, Root: root}, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Store.SaveLedgerCheckpoint(ctx, strata.LedgerCheckpoint{Size: 600, Note: msg}); err != nil {
+		t.Fatal(err)
+	}
+	wantAuditProblem(t, st, nil, BadCheckpoint)
+}
