@@ -477,6 +477,11 @@ func (p *Protector) Erase(ctx context.Context, subject string, meta strata.Metad
 	if err := strata.ValidateStreamName(op, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}
+	if meta.Tenant != "" {
+		// Recorded as that tenant's, the erasure would make projections drop that tenant's
+		// rows only, though every tenant's key is gone.
+		return strata.SubjectKey{}, strata.Errorf(strata.Invalid, op, "the erasure in every tenant is recorded without a tenant, not as tenant %q's; erase one tenant's subject with EraseTenant (strata erase --tenant)", meta.Tenant)
+	}
 	if err := p.eraseTenants(ctx, subject); err != nil {
 		return strata.SubjectKey{}, err
 	}

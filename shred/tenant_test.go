@@ -218,3 +218,31 @@ func TestTenantErasureStream(t *testing.T) {
 		t.Errorf("IsErasureStream takes other streams")
 	}
 }
+
+// TestEraseEveryTenantRecordsNoTenant: the erasure in every tenant is recorded without a
+// tenant, so that projections drop the subject's rows of every tenant. Metadata naming a tenant
+// (strata erase SUBJECT --meta tenant=acme) would record it as acme's erasure, and the
+// projections would keep beta's copy of the personal data in clear, though beta's key is gone.
+func TestEraseEveryTenantRecordsNoTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	e.writeIn(t, "acme", "certificate-a", sample())
+	beta := e.writeIn(t, "beta", "certificate-b", sample())
+	if _, err := e.p.Erase(ctx, "subject-42", strata.Metadata{Tenant: "acme"}); strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("an erasure in every tenant recorded as acme's: %v, want Invalid", err)
+	}
+	if got := e.dn(t, beta); got != dn {
+		t.Fatalf("beta's data after a refused erasure reads %q", got)
+	}
+	if info, _ := e.st.StreamInfo(ctx, shred.ErasureStream("subject-42")); info.Exists {
+		t.Fatalf("a refused erasure was recorded")
+	}
+	if _, err := e.p.Erase(ctx, "subject-42", strata.Metadata{Principal: "operator"}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := storetest.Collect(e.st.ReadStream(ctx, shred.ErasureStream("subject-42"), strata.ReadStreamOptions{}))
+	if err != nil || len(rec) != 1 || rec[0].Meta.Tenant != "" {
+		t.Fatalf("the erasure in every tenant: %+v %v", rec, err)
+	}
+}

@@ -64,10 +64,10 @@ func (d *demo) erasure(ctx context.Context, svc *pki.Service, protector *shred.P
 		return err
 	}
 	say("read through the domain:  subjectDN %q, subjectEmail %q", v.SubjectDN, v.SubjectEmail)
-	if _, err := protector.Erase(ctx, subject, strata.Metadata{Tenant: demoTenant, Principal: "dpo:akeller", Extra: map[string]string{"ticket": "GDPR-2023-17"}}); err != nil {
+	if _, err := protector.EraseTenant(ctx, demoTenant, subject, strata.Metadata{Principal: "dpo:akeller", Extra: map[string]string{"ticket": "GDPR-2023-17"}}); err != nil {
 		return fmt.Errorf("demo: erase %s: %w", subject, err)
 	}
-	say("dpo:akeller  strata erase %s -> its key is destroyed; SubjectErased recorded in %s", subject, shred.ErasureStream(subject))
+	say("dpo:akeller  strata erase %s --tenant %s -> its key is destroyed; SubjectErased recorded in %s", subject, demoTenant, shred.TenantErasureStream(demoTenant, subject))
 	if v, err = view(); err != nil {
 		return err
 	}
