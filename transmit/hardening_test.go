@@ -143,3 +143,43 @@ func TestLeaseRenewalEndsWithTheLease(t *testing.T) {
 		t.Errorf("%d renewals, late: %v", hs.calls, hs.late)
 	}
 }
+
+// TestRetryTransformsAgain: every retry round makes the message through the transform again,
+// so that a retry sends what the payload is now: a subject erased between two tries goes out
+// redacted, not in the clear text of the first try.
+func TestRetryTransformsAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := inmem.New()
+	defer st.Close()
+	if _, err := st.Append(ctx, "certificate-1", strata.NoStream, strata.EventData{Type: "CertificateIssued", Data: []byte(`{"subjectDN":"sealed"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var erased atomic.Bool
+	xform := func(_ context.Context, e *strata.Event) error { // a revealing transform
+		e.Data = []byte(`{"subjectDN":"CN=Alice"}`)
+		if erased.Load() {
+			e.Data = []byte(`{"subjectDN":"[redacted]"}`)
+		}
+		return nil
+	}
+	var tries atomic.Int32
+	sink := &memSink{fail: func(*transmit.Message) error {
+		if tries.Add(1) == 1 {
+			erased.Store(true) // the subject is erased while the first try fails
+			return errors.New("broker unavailable")
+		}
+		return nil
+	}}
+	tr, err := transmit.New(st, "x", sink, transmit.WithTransform(xform),
+		transmit.WithRetry(3, time.Millisecond, 2*time.Millisecond, true), transmittest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	transmittest.Start(t, tr)
+	transmittest.WaitState(t, st, "x", "sent", func(s strata.TransmitterState) bool { return s.Sent == 1 })
+	got := sink.received()
+	if len(got) != 1 || string(got[0].Event.Data) != `{"subjectDN":"[redacted]"}` {
+		t.Fatalf("the retry sent %d message(s), the last %s; want the redacted payload", len(got), got[len(got)-1].Event.Data)
+	}
+}

@@ -625,8 +625,9 @@ type track struct {
 // the events are sent again.
 func (t *Transmitter) deliver(ctx context.Context, lease *strata.TransmitLease, evs []strata.Event, prior []strata.Delivery) ([]strata.Delivery, error) {
 	tr := make([]track, len(evs))
-	// prepare makes event i's message, through the transform; a failed transform is run again
-	// in every retry round, like a failed send.
+	// prepare makes event i's message, through the transform. Every retry round makes it
+	// again: a failed transform is run again like a failed send, and a payload revealed in
+	// one round may be redacted in the next (its subject erased meanwhile).
 	prepare := func(i int) {
 		out := evs[i]
 		tr[i].xerr = nil
@@ -663,7 +664,7 @@ func (t *Transmitter) deliver(ctx context.Context, lease *strata.TransmitLease, 
 		send, sentIdx = send[:0], sentIdx[:0]
 		if round > 1 {
 			for _, i := range live {
-				if tr[i].xerr != nil {
+				if tr[i].xerr != nil || t.xform != nil {
 					prepare(i)
 				}
 			}
