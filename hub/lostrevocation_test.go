@@ -10,6 +10,7 @@ import (
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/hub"
 	"github.com/strata-events/strata/internal/backends"
+	"github.com/strata-events/strata/storetest"
 )
 
 // TestLostRevocation runs the hub on every backend while the append with the lower position
@@ -46,45 +47,11 @@ func TestLostRevocation(t *testing.T) {
 				t.Fatal("the hub did not deliver the first issuance")
 			}
 
-			written, release := make(chan struct{}), make(chan struct{})
-			revID := uuid.New()
-			revErr := make(chan error, 1)
-			go func() {
-				hook := strata.WithBeforeCommit(ctx, func(context.Context) error {
-					close(written)
-					select {
-					case <-release:
-					case <-ctx.Done():
-					}
-					return nil
-				})
-				_, err := s.Append(hook, "certificate-A", strata.Exact(1), strata.EventData{ID: revID, Type: "CertificateRevoked"})
-				revErr <- err
-			}()
-			<-written
-			issErr := make(chan error, 1)
-			go func() {
-				_, err := s.Append(ctx, "certificate-B", strata.NoStream, strata.EventData{Type: "CertificateIssued"})
-				issErr <- err
-			}()
-			select {
-			case err := <-issErr: // parallel writers: the issuance commits first
-				if err != nil {
-					t.Fatal(err)
-				}
-				issErr <- nil
-				time.Sleep(200 * time.Millisecond) // let the hub run past the issuance if it would
-			case <-time.After(200 * time.Millisecond): // serial writers: the issuance waits
-			}
-			late := follow() // catches up while the revocation is open
-			time.Sleep(100 * time.Millisecond)
-			close(release)
-			if err := <-revErr; err != nil {
-				t.Fatal(err)
-			}
-			if err := <-issErr; err != nil {
-				t.Fatal(err)
-			}
+			var late <-chan strata.Event
+			storetest.LostRevocation(t, ctx, s, 200*time.Millisecond, func() {
+				late = follow() // catches up while the revocation is open
+				time.Sleep(100 * time.Millisecond)
+			})
 			end := uuid.New()
 			if _, err := s.Append(ctx, "end", strata.NoStream, strata.EventData{ID: end, Type: "Sentinel"}); err != nil {
 				t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/internal/backends"
 	"github.com/strata-events/strata/projection"
+	"github.com/strata-events/strata/storetest"
 )
 
 func testCtx(t testing.TB) context.Context {
@@ -132,40 +133,7 @@ func TestLostRevocation(t *testing.T) {
 			start(t, ctx, w)
 			waitFor(t, "the first issuance", func() bool { return len(m.rows(t, ctx, s)) == 1 })
 
-			written, release := make(chan struct{}), make(chan struct{})
-			revID := uuid.New()
-			revErr := make(chan error, 1)
-			go func() {
-				hook := strata.WithBeforeCommit(ctx, func(context.Context) error {
-					close(written)
-					<-release
-					return nil
-				})
-				_, err := s.Append(hook, "certificate-A", strata.Exact(1), strata.EventData{ID: revID, Type: "CertificateRevoked"})
-				revErr <- err
-			}()
-			<-written
-			issErr := make(chan error, 1)
-			go func() {
-				_, err := s.Append(ctx, "certificate-B", strata.NoStream, strata.EventData{Type: "CertificateIssued"})
-				issErr <- err
-			}()
-			select {
-			case err := <-issErr: // parallel writers: the issuance commits first
-				if err != nil {
-					t.Fatal(err)
-				}
-				issErr <- nil
-				time.Sleep(200 * time.Millisecond) // let the projection run past the issuance if it would
-			case <-time.After(200 * time.Millisecond): // serial writers: the issuance waits
-			}
-			close(release)
-			if err := <-revErr; err != nil {
-				t.Fatal(err)
-			}
-			if err := <-issErr; err != nil {
-				t.Fatal(err)
-			}
+			revID := storetest.LostRevocation(t, ctx, s, 200*time.Millisecond, nil)
 			waitFor(t, "all three events", func() bool { return len(m.rows(t, ctx, s)) == 3 })
 			if r, ok := m.rows(t, ctx, s)[revID.String()]; !ok || r.Stream != "certificate-A" || r.Version != 2 {
 				t.Fatalf("the revocation is missing from the read model: %+v", m.rows(t, ctx, s))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/internal/backends"
+	"github.com/strata-events/strata/storetest"
 	"github.com/strata-events/strata/transmit"
 	"github.com/strata-events/strata/transmit/transmittest"
 )
@@ -70,42 +71,7 @@ func TestLostRevocation(t *testing.T) {
 			}
 			waitSent("the first issuance", 1)
 
-			written, release := make(chan struct{}), make(chan struct{})
-			revErr := make(chan error, 1)
-			go func() {
-				hook := strata.WithBeforeCommit(ctx, func(context.Context) error {
-					close(written)
-					select {
-					case <-release:
-					case <-ctx.Done():
-					}
-					return nil
-				})
-				_, err := s.Append(hook, "certificate-A", strata.Exact(1), strata.EventData{ID: uuid.New(), Type: "CertificateRevoked"})
-				revErr <- err
-			}()
-			<-written
-			issErr := make(chan error, 1)
-			go func() {
-				_, err := s.Append(ctx, "certificate-B", strata.NoStream, strata.EventData{Type: "CertificateIssued"})
-				issErr <- err
-			}()
-			select {
-			case err := <-issErr: // parallel writers: the issuance commits first
-				if err != nil {
-					t.Fatal(err)
-				}
-				issErr <- nil
-				time.Sleep(300 * time.Millisecond) // let the transmitter run past the issuance if it would
-			case <-time.After(300 * time.Millisecond): // serial writers: the issuance waits
-			}
-			close(release)
-			if err := <-revErr; err != nil {
-				t.Fatal(err)
-			}
-			if err := <-issErr; err != nil {
-				t.Fatal(err)
-			}
+			storetest.LostRevocation(t, ctx, s, 300*time.Millisecond, nil)
 			end := uuid.New()
 			if _, err := s.Append(ctx, "end", strata.NoStream, strata.EventData{ID: end, Type: "Sentinel"}); err != nil {
 				t.Fatal(err)
