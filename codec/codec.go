@@ -39,6 +39,10 @@ var ErrUndecodable = errors.New("undecodable event payload")
 // maxUpcastSteps bounds an upcasting chain, so that upcasters that loop end in an error.
 const maxUpcastSteps = 64
 
+// maxUpcastRecords bounds the records that upcasting one event makes (splits included), so that
+// upcasters that loop while they split end in an error too.
+const maxUpcastRecords = 1 << 16
+
 // Record is a payload between the store and a Go value: the type name, its schema version, the
 // JSON bytes and the event's metadata. Upcasters and transforms work on records.
 type Record struct {
@@ -389,13 +393,14 @@ func (r *Registry) upcaster(name string, schema int) (Upcaster, bool) {
 // upcast follows upcasters until every record has a registered type at its current schema.
 func (r *Registry) upcast(rec Record) ([]Record, error) {
 	pending := []Record{rec}
+	depths := []int{0} // depths[i] is how many upcasters made pending[i]
 	var done []Record
-	for steps := 0; len(pending) > 0; steps++ {
-		if steps > maxUpcastSteps {
+	for made := 1; len(pending) > 0; {
+		rc, depth := pending[0], depths[0]
+		pending, depths = pending[1:], depths[1:]
+		if depth > maxUpcastSteps {
 			return nil, fmt.Errorf("%w: more than %d upcasting steps (do the upcasters loop?)", ErrUndecodable, maxUpcastSteps)
 		}
-		rc := pending[0]
-		pending = pending[1:]
 		et, registered := r.byNameLocked(rc.Type)
 		if registered && rc.Schema == et.schema {
 			done = append(done, rc)
@@ -428,7 +433,11 @@ func (r *Registry) upcast(rec Record) ([]Record, error) {
 				n.Meta = rc.Meta
 			}
 		}
+		if made += len(next); made > maxUpcastRecords {
+			return nil, fmt.Errorf("%w: upcasting made more than %d records (do the upcasters loop?)", ErrUndecodable, maxUpcastRecords)
+		}
 		pending = append(next, pending...)
+		depths = append(slices.Repeat([]int{depth + 1}, len(next)), depths...)
 	}
 	return done, nil
 }

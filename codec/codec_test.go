@@ -346,3 +346,41 @@ func TestRegisterSchemaOutOfRange(t *testing.T) {
 		t.Fatalf("Register at schema MaxSchema: %v", err)
 	}
 }
+
+// TestUpcastSplitIntoMany: an event split into more records than the bound on a chain's
+// length decodes; the bound is on each chain, not on the number of records a split makes.
+func TestUpcastSplitIntoMany(t *testing.T) {
+	t.Parallel()
+	r := newRegistry(t)
+	const n = 100
+	must(t, r.Upcast("NamesImported", 1, func(rec codec.Record) ([]codec.Record, error) {
+		out := make([]codec.Record, n)
+		for i := range out {
+			// Each part is stored at an old schema: a chain of two more steps.
+			out[i] = codec.Record{Type: "PersonRegistered", Schema: 1, Data: fmt.Appendf(nil, `{"Name":"P%d Q"}`, i)}
+		}
+		return out, nil
+	}))
+	ms, err := r.Decode(context.Background(), stored("NamesImported", 1, `{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != n {
+		t.Fatalf("got %d messages, want %d", len(ms), n)
+	}
+	for i, m := range ms {
+		if want := (personRegistered{First: fmt.Sprintf("P%d", i), Last: "Q", Country: "unknown"}); m.Value != want {
+			t.Fatalf("message %d: %#v, want %#v", i, m.Value, want)
+		}
+	}
+	// Upcasters that loop while they split still end in an error.
+	must(t, r.Upcast("BombA", 1, func(rec codec.Record) ([]codec.Record, error) {
+		return []codec.Record{{Type: "BombB", Schema: 1, Data: rec.Data}, {Type: "BombB", Schema: 1, Data: rec.Data}}, nil
+	}))
+	must(t, r.Upcast("BombB", 1, func(rec codec.Record) ([]codec.Record, error) {
+		return []codec.Record{{Type: "BombA", Schema: 1, Data: rec.Data}, {Type: "BombA", Schema: 1, Data: rec.Data}}, nil
+	}))
+	if _, err := r.Decode(context.Background(), stored("BombA", 1, `{}`)); !errors.Is(err, codec.ErrUndecodable) {
+		t.Fatalf("looping split: %v", err)
+	}
+}
