@@ -19,7 +19,10 @@ DEALLOCATE PREPARE strata_add_tenant;
 DROP TEMPORARY TABLE IF EXISTS strata_key_tenants;
 DROP TEMPORARY TABLE IF EXISTS strata_key_moved;
 CREATE TEMPORARY TABLE strata_key_tenants AS
-    SELECT DISTINCT CAST(JSON_UNQUOTE(JSON_EXTRACT(CONVERT(e.meta USING utf8mb4), '$.subject')) AS BINARY) AS subject, e.tenant AS tenant
+    SELECT DISTINCT CAST(JSON_UNQUOTE(JSON_EXTRACT(CONVERT(e.meta USING utf8mb4), '$.subject')) AS BINARY) AS subject,
+        -- events.tenant holds a tenant longer than 200 bytes as its hashed key (tenantKey in
+        -- append.go): such a tenant's name is read from the metadata.
+        IF(LENGTH(e.tenant) <= 200, e.tenant, CAST(JSON_UNQUOTE(JSON_EXTRACT(CONVERT(e.meta USING utf8mb4), '$.tenant')) AS BINARY)) AS tenant
     FROM events e
     WHERE LOCATE('"subject":', e.meta) > 0 AND LOCATE('strata:enc:v1:', e.data) > 0
         AND JSON_VALID(CONVERT(e.meta USING utf8mb4))
