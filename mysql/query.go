@@ -22,7 +22,8 @@ var (
 
 // queryIndexes are the search indexes of CreateQueryIndexes: each leads with the tenant and
 // ends with the query order (recorded_at, position). Metadata filters are checked on the rows
-// these select (a match of the canonical "key":"value" bytes, then q.Match in Go).
+// these select (a match of the canonical "key":"value" bytes after '{' or ',', then q.Match in
+// Go).
 var queryIndexes = []struct{ name, cols string }{
 	{"events_q_time", "tenant, recorded_at, position"},
 	{"events_q_type", "tenant, type, recorded_at, position"},
@@ -70,8 +71,11 @@ func queryWhere(q *strata.EventQuery) (string, []any) {
 		}
 	}
 	for _, f := range q.MetaFilters() {
-		b.WriteString(` AND LOCATE(?, meta) > 0`)
-		args = append(args, metaPattern(f[0], f[1]))
+		// The pair starts the object or follows a comma: a key ending in `"principal`, say,
+		// holds the bytes "principal":"v" too, after an escaping backslash.
+		pat := metaPattern(f[0], f[1])
+		b.WriteString(` AND (LOCATE(?, meta) > 0 OR LOCATE(?, meta) > 0)`)
+		args = append(args, append([]byte{'{'}, pat...), append([]byte{','}, pat...))
 	}
 	if q.StreamPrefix != "" {
 		b.WriteString(` AND stream >= ?`)
