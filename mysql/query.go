@@ -85,11 +85,16 @@ func queryWhere(q *strata.EventQuery) (string, []any) {
 			args = append(args, end)
 		}
 	}
-	if !q.RecordedFrom.IsZero() {
+	// PrepareEventQuery rounds a time in the last microsecond of year 9999 up into year
+	// 10000, past every DATETIME (and the driver's range): no event is recorded at or after it.
+	switch {
+	case q.RecordedFrom.After(latestDue):
+		b.WriteString(` AND FALSE`)
+	case !q.RecordedFrom.IsZero():
 		b.WriteString(` AND recorded_at >= ?`)
 		args = append(args, q.RecordedFrom)
 	}
-	if !q.RecordedTo.IsZero() {
+	if !q.RecordedTo.IsZero() && !q.RecordedTo.After(latestDue) {
 		b.WriteString(` AND recorded_at < ?`)
 		args = append(args, q.RecordedTo)
 	}

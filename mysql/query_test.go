@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"testing"
+	"time"
 
 	"github.com/strata-events/strata"
 )
@@ -32,5 +33,29 @@ func TestCountEventsMetaFilterExact(t *testing.T) {
 		if err != nil || n != int64(len(p.Events)) {
 			t.Errorf("query %+v: count %d, %v; QueryEvents returned %d events", q, n, err, len(p.Events))
 		}
+	}
+}
+
+// TestQueryRecordedToEndOfTime: RecordedTo in the last microsecond of year 9999, which
+// PrepareEventQuery rounds up into year 10000, bounds nothing that DATETIME holds.
+func TestQueryRecordedToEndOfTime(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, newDatabase(t))
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.Append(ctx, "s-1", strata.NoStream, strata.EventData{Type: "T", Meta: strata.Metadata{Tenant: "acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	q := strata.EventQuery{Tenant: "acme", RecordedTo: time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)}
+	p, err := s.QueryEvents(ctx, q)
+	if err != nil || len(p.Events) != 1 {
+		t.Errorf("query: %d events, %v; want 1", len(p.Events), err)
+	}
+	if n, err := s.CountEvents(ctx, q); err != nil || n != 1 {
+		t.Errorf("count: %d, %v; want 1", n, err)
+	}
+	q = strata.EventQuery{Tenant: "acme", RecordedFrom: q.RecordedTo}
+	if p, err := s.QueryEvents(ctx, q); err != nil || len(p.Events) != 0 {
+		t.Errorf("query from the end of time: %d events, %v; want none", len(p.Events), err)
 	}
 }
