@@ -181,6 +181,9 @@ func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, re
 	if rec.After(occ) && occurredBy.IsZero() {
 		occ = rec
 	}
+	// Every stored time is at or before latestDue, which the driver can send; later ones
+	// cannot be.
+	rec, occ = minTime(rec, latestDue), minTime(occ, latestDue)
 	t := strata.TemporalSnapshot{Stream: stream, Model: model}
 	err := s.db.QueryRowContext(ctx, `SELECT version, recorded_upto, occurred_upto, data FROM temporal_snapshots
 		WHERE stream = ? AND model = ? AND recorded_upto <= ? AND occurred_upto <= ? ORDER BY version DESC LIMIT 1`,
@@ -455,4 +458,12 @@ func (s *Store) LegalHolds(ctx context.Context) iter.Seq2[strata.LegalHold, erro
 			}
 		}
 	}
+}
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return b
+	}
+	return a
 }

@@ -59,3 +59,22 @@ func TestQueryRecordedToEndOfTime(t *testing.T) {
 		t.Errorf("query from the end of time: %d events, %v; want none", len(p.Events), err)
 	}
 }
+
+// TestTemporalSnapshotAtAfterYear9999: times after every DATETIME find the latest snapshot,
+// as on the other backends, instead of failing in the driver.
+func TestTemporalSnapshotAtAfterYear9999(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, newDatabase(t))
+	defer s.Close()
+	ctx := t.Context()
+	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := s.SaveTemporalSnapshot(ctx, strata.TemporalSnapshot{Stream: "s-1", Model: "m/1", Version: 1, RecordedUpTo: at, OccurredUpTo: at, Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ rec, occ time.Time }{{far, time.Time{}}, {far, far}, {at, far}} {
+		if got, err := s.TemporalSnapshotAt(ctx, "s-1", "m/1", c.rec, c.occ); err != nil || got.Version != 1 {
+			t.Errorf("snapshot at %v, %v: %+v, %v", c.rec, c.occ, got, err)
+		}
+	}
+}
