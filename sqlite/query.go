@@ -301,7 +301,8 @@ const tombstoneChunk = 2500
 // tombstoneTx works set-wise, a chunk per statement: one UPDATE blanks the batch's events that
 // are neither held nor tombstoned and returns them, and one INSERT keeps their tombstones. The
 // UPDATE writes each row's tombstone metadata ({"tenant":...}, see strata.TombstoneMeta) by
-// itself; the few rows of a tenant whose name JSON would escape get theirs from Go after.
+// itself; the few rows of a tenant whose canonical metadata differs from that (a name JSON
+// escapes) get theirs from Go after.
 func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []strata.Tombstone) (int, error) {
 	now := strata.Timestamp(time.Now()).UnixMicro()
 	byID := make(map[uuid.UUID]strata.Tombstone, len(ts))
@@ -330,7 +331,8 @@ func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []st
 			return 0, s.failWrite(ctx, op, err)
 		}
 		var ins []any
-		escaped := map[string][]any{}
+		escaped := map[string][]any{}    // by tenant: rows whose metadata the UPDATE wrote wrong
+		canonical := map[string]string{} // by tenant: its tombstone metadata, when not the UPDATE's
 		streams := map[string]bool{}
 		for rows.Next() {
 			var id []byte
@@ -342,7 +344,14 @@ func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []st
 			streams[stream] = true
 			t := byID[uuid.UUID(id)]
 			ins = append(ins, t.EventID[:], t.LeafHash, t.Run[:], now)
-			if !plainJSON(tenant) {
+			meta, seen := canonical[tenant]
+			if !seen {
+				if meta = tombstoneMeta(tenant); meta == sqlTombstoneMeta(tenant) {
+					meta = ""
+				}
+				canonical[tenant] = meta
+			}
+			if meta != "" {
 				escaped[tenant] = append(escaped[tenant], t.EventID[:])
 			}
 		}
@@ -366,8 +375,7 @@ func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []st
 			return 0, s.failWrite(ctx, op, err)
 		}
 		for tenant, tids := range escaped {
-			meta := strata.TombstoneMeta(strata.Metadata{Tenant: tenant})
-			a := append([]any{encodeMeta(&meta)}, tids...)
+			a := append([]any{canonical[tenant]}, tids...)
 			if _, err := c.ExecContext(ctx, `UPDATE events SET meta = ? WHERE id IN (?`+strings.Repeat(`, ?`, len(tids)-1)+`)`, a...); err != nil {
 				return 0, s.failWrite(ctx, op, err)
 			}
@@ -377,16 +385,18 @@ func (s *Store) tombstoneTx(ctx context.Context, op string, c *sql.Conn, ts []st
 	return n, nil
 }
 
-// plainJSON reports whether JSON encodes s as itself between quotes: printable ASCII without
-// the characters encoding/json escapes (the quote, the backslash, <, > and &).
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
+// tombstoneMeta is the canonical metadata of a tombstoned event of tenant.
+func tombstoneMeta(tenant string) string {
+	meta := strata.TombstoneMeta(strata.Metadata{Tenant: tenant})
+	return encodeMeta(&meta)
+}
+
+// sqlTombstoneMeta is the metadata tombstoneTx's UPDATE writes for tenant, in SQL.
+func sqlTombstoneMeta(tenant string) string {
+	if tenant == "" {
+		return "{}"
 	}
-	return true
+	return `{"tenant":"` + tenant + `"}`
 }
 
 // Tombstone implements strata.RetentionStore.
