@@ -126,21 +126,7 @@ func BenchmarkProtectionPaired(b *testing.B) {
 	ctx := context.Background()
 	for _, kind := range benchBackends {
 		b.Run(kind, func(b *testing.B) {
-			st, _ := backends.Open(b, kind)
-			kekText, _ := shred.GenerateKEK()
-			kek, _ := shred.ParseKEK(kekText)
-			p, err := shred.New(ctx, st, kek)
-			if err != nil {
-				b.Fatal(err)
-			}
-			regs := [2]*codec.Registry{codec.NewRegistry(), codec.NewRegistry()} // plain, protected
-			if err := codec.Register[certPlain](regs[0], "CertPlain", 1); err != nil {
-				b.Fatal(err)
-			}
-			if err := codec.Register[certIssued](regs[1], "CertIssued", 1); err != nil {
-				b.Fatal(err)
-			}
-			regs[1].Use(p)
+			st, regs := benchRegistries(b, ctx, kind)
 			n := 0
 			appendBatch := func(k int) time.Duration {
 				start := time.Now()
@@ -205,4 +191,26 @@ func encodeBatch(b *testing.B, ctx context.Context, reg *codec.Registry, protect
 		batch[j] = d
 	}
 	return batch
+}
+
+// benchRegistries opens a store of kind and returns it with two registries: one for
+// certPlain, and one for certIssued with a Protector installed (a KEK made for the run).
+func benchRegistries(b *testing.B, ctx context.Context, kind string) (strata.Store, [2]*codec.Registry) {
+	b.Helper()
+	st, _ := backends.Open(b, kind)
+	kekText, _ := shred.GenerateKEK()
+	kek, _ := shred.ParseKEK(kekText)
+	p, err := shred.New(ctx, st, kek)
+	if err != nil {
+		b.Fatal(err)
+	}
+	regs := [2]*codec.Registry{codec.NewRegistry(), codec.NewRegistry()} // plain, protected
+	if err := codec.Register[certPlain](regs[0], "CertPlain", 1); err != nil {
+		b.Fatal(err)
+	}
+	if err := codec.Register[certIssued](regs[1], "CertIssued", 1); err != nil {
+		b.Fatal(err)
+	}
+	regs[1].Use(p)
+	return st, regs
 }

@@ -8,9 +8,6 @@ import (
 	"time"
 
 	"github.com/strata-events/strata"
-	"github.com/strata-events/strata/codec"
-	"github.com/strata-events/strata/internal/backends"
-	"github.com/strata-events/strata/shred"
 )
 
 // The reads of a round of BenchmarkReadSplit: the plain stream and the protected one, each
@@ -36,23 +33,7 @@ func BenchmarkReadSplit(b *testing.B) {
 	ctx := context.Background()
 	for _, kind := range benchBackends {
 		b.Run(kind, func(b *testing.B) {
-			st, _ := backends.Open(b, kind)
-			kekText, _ := shred.GenerateKEK()
-			kek, _ := shred.ParseKEK(kekText)
-			p, err := shred.New(ctx, st, kek)
-			if err != nil {
-				b.Fatal(err)
-			}
-			regs := [2]*codec.Registry{codec.NewRegistry(), codec.NewRegistry()} // plain, protected
-			for i, err := range []error{
-				codec.Register[certPlain](regs[0], "CertPlain", 1),
-				codec.Register[certIssued](regs[1], "CertIssued", 1),
-			} {
-				if err != nil {
-					b.Fatalf("registry %d: %v", i, err)
-				}
-			}
-			regs[1].Use(p)
+			st, regs := benchRegistries(b, ctx, kind)
 			for k := range 2 {
 				for i := range 10 {
 					if _, err := st.Append(ctx, fmt.Sprintf("split-%d", k), strata.Any, encodeBatch(b, ctx, regs[k], k == 1, 100*i)...); err != nil {
