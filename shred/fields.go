@@ -3,7 +3,6 @@ package shred
 import (
 	"context"
 	"crypto/cipher"
-	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"slices"
@@ -27,6 +26,9 @@ type fields struct {
 	// redact (walkSeal) writes the redaction markers instead of envelopes: the subject is
 	// erased (snapshots only; events of an erased subject are refused).
 	redact bool
+	// lookalikes (walkSeal) makes the walk refuse a value in clear that starts like an
+	// envelope, as checkLookalikes does, for a caller that has not checked the document.
+	lookalikes bool
 
 	// walkOpen loads the subject's key at the first envelope, through p.
 	p      *Protector
@@ -74,7 +76,7 @@ func (f *fields) seal(w *walker, keys [][]byte, kind byte, raw []byte) error {
 	full := out[:l+envLen+boxLen+adLen]
 	ad := fieldAD(full[l+envLen+boxLen:l+envLen+boxLen], f.id, f.typ, keys, f.subject)
 	nonce := full[l+envLen : l+envLen+nonceSize]
-	if _, err := rand.Read(nonce); err != nil {
+	if err := nonces.read(nonce); err != nil {
 		return fmt.Errorf("nonce: %w", err)
 	}
 	box := f.aead.Seal(nonce, nonce, raw, ad)

@@ -122,6 +122,55 @@ func TestRefusesEnvelopeLookalikes(t *testing.T) {
 	}
 }
 
+// wrappedExtra seals a whole map: a lookalike inside it is refused too, as it would read back
+// in clear.
+type wrappedExtra struct {
+	SubjectID string            `json:"subjectId" strata:"subject"`
+	Extra     map[string]string `json:"extra" strata:"sensitive"`
+}
+
+// The seal walk refuses lookalikes itself once the subject's key is cached, in clear fields and
+// inside sealed ones, naming the first one's path; a subject without a key yet is checked
+// before its key is made, and gets none.
+func TestRefusesLookalikesOfAKnownSubject(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	if err := codec.Register[wrappedExtra](e.reg, "WrappedExtra", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.Encode(ctx, sample(), strata.Metadata{}); err != nil { // caches the key
+		t.Fatal(err)
+	}
+	fake := "strata:enc:v1:s:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	note, dnToo, sealed := sample(), sample(), sample()
+	note.Note = fake
+	dnToo.DN, dnToo.Note = fake, fake
+	sealed.DN = fake
+	for _, c := range []struct {
+		value any
+		path  string
+	}{
+		{note, `"note"`},
+		{dnToo, `"subjectDN"`},
+		{sealed, `"subjectDN"`},
+		{wrappedExtra{SubjectID: "subject-42", Extra: map[string]string{"k": fake}}, `"extra.k"`},
+	} {
+		_, err := e.reg.Encode(ctx, c.value, strata.Metadata{})
+		if !errors.Is(err, shred.ErrLookalike) || strata.ErrorCode(err) != strata.Invalid || !strings.Contains(err.Error(), c.path) {
+			t.Errorf("%+v: %v, want an Invalid error wrapping ErrLookalike at %s", c.value, err, c.path)
+		}
+	}
+	fresh := sample()
+	fresh.SubjectID, fresh.Note = "subject-new", fake
+	if _, err := e.reg.Encode(ctx, fresh, strata.Metadata{}); !errors.Is(err, shred.ErrLookalike) {
+		t.Fatalf("a new subject's lookalike: %v", err)
+	}
+	if _, err := e.st.SubjectKey(ctx, "", "subject-new"); !errors.Is(err, strata.ErrNotFound) {
+		t.Errorf("a refused event of a new subject made it a key: %v", err)
+	}
+}
+
 // Redact redacts sensitive fields however deep they lie.
 type (
 	deep9 struct{ Secret holder }

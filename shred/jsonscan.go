@@ -171,6 +171,9 @@ func (w *walker) value(depth int, keys [][]byte) error {
 				if err := w.skipValue(depth); err != nil {
 					return err
 				}
+				if w.f.lookalikes && bytes.Contains(w.data[start:w.i], envelopeToken) {
+					return w.lookalike()
+				}
 				w.flush(start, w.i)
 				return w.f.seal(w, keys, kind, w.data[start:w.i])
 			}
@@ -208,12 +211,26 @@ func (w *walker) value(depth int, keys [][]byte) error {
 			w.flush(start, w.i)
 			return w.f.open(w, keys, raw)
 		}
+	case walkSeal:
+		if w.f.lookalikes && isEnvelope(raw) {
+			return w.lookalike()
+		}
 	case walkGeneric:
 		if w.pick(slices.Clone(keys), raw) {
 			return w.replace(start, keys, raw)
 		}
 	}
 	return nil
+}
+
+// lookalike returns the error of checkLookalikes for the document, which holds a value in clear
+// that starts like an envelope: the walk, in document order, met the first one, which that
+// error names.
+func (w *walker) lookalike() error {
+	if err := checkLookalikes(w.data); err != nil {
+		return err
+	}
+	return ErrLookalike // not reached: the walk found one
 }
 
 // replace writes fn's replacement of the value data[start:w.i]. pick and fn get a copy of the
