@@ -147,6 +147,9 @@ type Entity struct {
 	// StreamPrefixes, when set, bound the search to these streams (recommended: it is a scan
 	// of the tenant's events otherwise).
 	StreamPrefixes []string
+	// Reveal, when set, decrypts the personal data of each event before the diffs are made
+	// (see Revealing).
+	Reveal func(context.Context, *strata.Event) error
 }
 
 // MetaEntity is the metadata key that names an event's entity explicitly.
@@ -187,6 +190,9 @@ func EntityHistory(ctx context.Context, store strata.Store, ent Entity) iter.Seq
 		// Diffs against each stream's state just before the event (a fold of its stream up to
 		// there: entity histories are for audits, not hot paths).
 		m := JSONModel()
+		if ent.Reveal != nil {
+			m = Revealing(m, ent.Reveal)
+		}
 		rs, _ := store.(strata.RetentionStore)
 		for _, e := range hits {
 			st := m.initial()

@@ -28,6 +28,26 @@ type Model[S any] struct {
 	// that is not its OccurredAt: a revocation holds from its invalidity date. Nil means
 	// OccurredAt. It must be pure.
 	ValidTime func(e strata.Event) time.Time
+
+	// revealed is set by Revealing: the states hold personal data in clear.
+	revealed bool
+}
+
+// Revealing returns m folding each event after reveal has decrypted its personal data (such as
+// shred.Protector.Reveal does, or replaced it with redaction markers once its subject is
+// erased), for answers shown to a reader who holds the key. Its states hold that data in clear,
+// so it neither reads nor takes temporal snapshots: StateAt folds the stream from its start,
+// and TakeSnapshots refuses it. Take snapshots with m itself; they hold what the store holds.
+func Revealing[S any](m Model[S], reveal func(context.Context, *strata.Event) error) Model[S] {
+	evolve := m.Evolve
+	m.Evolve = func(ctx context.Context, s S, e strata.Event) (S, error) {
+		if err := reveal(ctx, &e); err != nil {
+			return s, err
+		}
+		return evolve(ctx, s, e)
+	}
+	m.revealed = true
+	return m
 }
 
 func (m Model[S]) validTime(e *strata.Event) time.Time {
@@ -215,7 +235,7 @@ func StateAt[S any](ctx context.Context, store strata.Store, m Model[S], stream 
 	occurred := strata.Timestamp(at.Occurred)
 	res := State[S]{State: m.initial()}
 	var from int64
-	if ts, ok := store.(strata.TemporalSnapshotStore); ok {
+	if ts, ok := store.(strata.TemporalSnapshotStore); ok && !m.revealed {
 		snap, err := ts.TemporalSnapshotAt(ctx, stream, m.Name, recorded, occurred)
 		switch {
 		case err == nil:
@@ -275,6 +295,9 @@ func TakeSnapshots[S any](ctx context.Context, store strata.Store, m Model[S], s
 	}
 	if every <= 0 {
 		return 0, strata.Errorf(strata.Invalid, op, "snapshot interval %d, want > 0", every)
+	}
+	if m.revealed {
+		return 0, strata.Errorf(strata.Invalid, op, "model %q reveals personal data, and its states would keep it in clear: take snapshots with the model itself", m.Name)
 	}
 	state := m.initial()
 	var version int64

@@ -63,13 +63,17 @@ search to streams with these prefixes; without it every event of the tenant is s
 				return err
 			}
 			defer closeStore(st, &err)
+			reveal, err := g.revealer(ctx, st)
+			if err != nil {
+				return err
+			}
 			w := newLineWriter(cmd.OutOrStdout())
 			defer w.flush()
 			if entity != "" {
 				if tenant == "" {
 					return invalidf(op, "--entity needs --tenant")
 				}
-				for e, err := range query.EntityHistory(ctx, st, query.Entity{Tenant: tenant, ID: entity, Field: field, StreamPrefixes: prefixes}) {
+				for e, err := range query.EntityHistory(ctx, st, query.Entity{Tenant: tenant, ID: entity, Field: field, StreamPrefixes: prefixes, Reveal: reveal}) {
 					if err != nil {
 						return err
 					}
@@ -83,7 +87,7 @@ search to streams with these prefixes; without it every event of the tenant is s
 			if err != nil {
 				return err
 			}
-			if err := m.history(ctx, st, args[0], opts, func(e query.Entry) error { return w.write(e) }); err != nil {
+			if err := m.history(ctx, st, args[0], opts, reveal, func(e query.Entry) error { return w.write(e) }); err != nil {
 				return err
 			}
 			return w.flush()

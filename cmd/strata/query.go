@@ -66,6 +66,10 @@ events a little, so they are not made by default; see docs/AUDITOR.md).`,
 				return err
 			}
 			defer closeStore(st, &err)
+			reveal, err := g.revealer(ctx, st)
+			if err != nil {
+				return err
+			}
 			w := newLineWriter(cmd.OutOrStdout())
 			if createIndexes {
 				ix, ok := st.(strata.QueryIndexer)
@@ -91,6 +95,12 @@ events a little, so they are not made by default; see docs/AUDITOR.md).`,
 					return err
 				}
 				for _, e := range p.Events {
+					if reveal != nil {
+						if err := reveal(ctx, &e); err != nil {
+							w.flush()
+							return err
+						}
+					}
 					if err := w.write(newEventLine(e)); err != nil {
 						return err
 					}

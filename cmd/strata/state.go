@@ -12,11 +12,24 @@ import (
 	"github.com/strata-events/strata/query"
 )
 
-// stateModel is a model the CLI can fold a stream with, its state as JSON.
+// stateModel is a model the CLI can fold a stream with, its state as JSON. stateAt and history
+// fold with the events' personal data decrypted when reveal is set (a key-encryption key is
+// configured); snapshots always hold what the store holds.
 type stateModel struct {
-	stateAt   func(ctx context.Context, st strata.Store, stream string, at query.At) (stateLine, error)
-	history   func(ctx context.Context, st strata.Store, stream string, opts query.HistoryOptions, fn func(query.Entry) error) error
+	stateAt   func(ctx context.Context, st strata.Store, stream string, at query.At, reveal revealFunc) (stateLine, error)
+	history   func(ctx context.Context, st strata.Store, stream string, opts query.HistoryOptions, reveal revealFunc, fn func(query.Entry) error) error
 	snapshots func(ctx context.Context, st strata.Store, stream string, every int) (int, error)
+}
+
+// revealFunc decrypts the personal data of an event for printing (see globals.revealer).
+type revealFunc = func(context.Context, *strata.Event) error
+
+// revealing is m folding revealed events when reveal is set (see query.Revealing).
+func revealing[S any](m query.Model[S], reveal revealFunc) query.Model[S] {
+	if reveal == nil {
+		return m
+	}
+	return query.Revealing(m, reveal)
 }
 
 // stateLine is the output of `strata state`.
@@ -35,8 +48,8 @@ type stateLine struct {
 
 func modelOf[S any](m query.Model[S]) stateModel {
 	return stateModel{
-		stateAt: func(ctx context.Context, st strata.Store, stream string, at query.At) (stateLine, error) {
-			s, err := query.StateAt(ctx, st, m, stream, at)
+		stateAt: func(ctx context.Context, st strata.Store, stream string, at query.At, reveal revealFunc) (stateLine, error) {
+			s, err := query.StateAt(ctx, st, revealing(m, reveal), stream, at)
 			if err != nil {
 				return stateLine{}, err
 			}
@@ -46,8 +59,8 @@ func modelOf[S any](m query.Model[S]) stateModel {
 			}
 			return stateLine{Stream: stream, Version: s.Version, LastRecordedAt: timeString(s.LastRecordedAt), FromSnapshot: s.FromSnapshot, Folded: s.Events, Skipped: s.Skipped, State: b}, nil
 		},
-		history: func(ctx context.Context, st strata.Store, stream string, opts query.HistoryOptions, fn func(query.Entry) error) error {
-			for e, err := range query.History(ctx, st, m, stream, opts) {
+		history: func(ctx context.Context, st strata.Store, stream string, opts query.HistoryOptions, reveal revealFunc, fn func(query.Entry) error) error {
+			for e, err := range query.History(ctx, st, revealing(m, reveal), stream, opts) {
 				if err != nil {
 					return err
 				}
@@ -101,6 +114,10 @@ func newStateCmd(g *globals) *cobra.Command {
                          one, e.g. a revocation's invalidSince, else from its occurredAt
   --take-snapshots N     first save a temporal snapshot after every N-th version (speeds up later asks)
 
+With a key-encryption key (--kek-file, STRATA_KEK_FILE or STRATA_KEK), personal data prints in
+clear, or as its redaction marker once erased: each event is opened in memory before it is folded,
+from the stream's first event (snapshots keep the stored ciphertext, and serve asks without a key).
+
 Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 		Example: `  strata state certificate-7F3A --at 2023-03-14T09:00 --model certificate
   strata state certificate-7F3A --at 2023-03-15 --known-at 2023-03-21 --model certificate
@@ -147,12 +164,16 @@ Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 				return err
 			}
 			defer closeStore(st, &err)
+			reveal, err := g.revealer(ctx, st)
+			if err != nil {
+				return err
+			}
 			if snapEvery > 0 {
 				if _, err := m.snapshots(ctx, st, args[0], snapEvery); err != nil {
 					return err
 				}
 			}
-			if line, err = m.stateAt(ctx, st, args[0], qa); err != nil {
+			if line, err = m.stateAt(ctx, st, args[0], qa, reveal); err != nil {
 				return err
 			}
 			line.At = timeString(qa.Recorded)
@@ -179,10 +200,16 @@ Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 				}
 				line.Changes = []eventLine{}
 				for _, e := range append(rec, occ...) {
-					if !seen[e.ID.String()] {
-						seen[e.ID.String()] = true
-						line.Changes = append(line.Changes, newEventLine(e))
+					if seen[e.ID.String()] {
+						continue
 					}
+					seen[e.ID.String()] = true
+					if reveal != nil {
+						if err := reveal(ctx, &e); err != nil {
+							return err
+						}
+					}
+					line.Changes = append(line.Changes, newEventLine(e))
 				}
 			}
 			w := newLineWriter(cmd.OutOrStdout())
