@@ -13,6 +13,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -27,7 +28,8 @@ import (
 type Options struct {
 	// Brokers are the seed brokers; default 127.0.0.1:9092.
 	Brokers []string `json:"brokers,omitempty"`
-	// Topic is the topic template; default "strata-events".
+	// Topic is the topic template; default "strata-events". An event whose topic Kafka cannot
+	// take (see validTopic) is rejected: after the retry limit it goes to the dead-letter queue.
 	Topic string `json:"topic,omitempty"`
 	// Key is the record key template; default "{stream}" (per-stream order).
 	Key string `json:"key,omitempty"`
@@ -101,9 +103,15 @@ func (s *Sink) Send(ctx context.Context, batch []*transmit.Message) error {
 	var wg sync.WaitGroup
 	wg.Add(len(batch))
 	for i, m := range batch {
+		topic := transmit.Expand(s.o.Topic, m, nil)
+		if err := validTopic(topic); err != nil {
+			errs[i] = transmit.Reject(err)
+			wg.Done()
+			continue
+		}
 		body, ct := m.Body(s.o.Mode)
 		r := &kgo.Record{
-			Topic: transmit.Expand(s.o.Topic, m, nil), Key: []byte(transmit.Expand(s.o.Key, m, nil)), Value: body,
+			Topic: topic, Key: []byte(transmit.Expand(s.o.Key, m, nil)), Value: body,
 			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(ct)}},
 		}
 		if s.o.Mode == transmit.Binary {
@@ -144,13 +152,37 @@ func (s *Sink) Send(ctx context.Context, batch []*transmit.Message) error {
 		if err == nil {
 			continue
 		}
-		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage) || errors.Is(err, kerr.RecordListTooLarge) {
+		switch {
+		case transmit.IsRejection(err): // refused before it was produced
+			be = be.Fail(i, err)
+		case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.InvalidRecord), errors.Is(err, kerr.CorruptMessage),
+			errors.Is(err, kerr.RecordListTooLarge), errors.Is(err, kerr.InvalidTopicException):
 			be = be.Fail(i, transmit.Reject(err))
-			continue
+		default:
+			be = be.Fail(i, transmit.Unavailable(op, err))
 		}
-		be = be.Fail(i, transmit.Unavailable(op, err))
 	}
 	return be.Err()
+}
+
+// maxTopicLen is the longest topic name Kafka takes.
+const maxTopicLen = 249
+
+// validTopic checks a topic name as Kafka does (1 to 249 of the characters a-z, A-Z, 0-9, '.',
+// '_' and '-', and not "." or ".."): a name expanded from an event that breaks these can never
+// be produced to, so the event is rejected at once rather than retried until it times out.
+func validTopic(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > maxTopicLen {
+		return fmt.Errorf("invalid topic name %q: Kafka takes 1 to %d characters, not \".\" or \"..\"", name, maxTopicLen)
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return fmt.Errorf("invalid topic name %q: Kafka takes only a-z, A-Z, 0-9, '.', '_' and '-'", name)
+		}
+	}
+	return nil
 }
 
 // Close flushes nothing (Send waits for every record) and closes the client.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -186,5 +187,37 @@ func TestSmallEventsInLargeBatch(t *testing.T) {
 	}
 	if err := s.Send(context.Background(), batch); err != nil {
 		t.Fatalf("5000 events of 1 KB: %v", err)
+	}
+}
+
+// TestInvalidTopicIsRejected: an event whose expanded topic Kafka cannot take is rejected at
+// once (it counts toward the retry limit, then goes to the dead-letter queue), and the events
+// beside it in the batch are produced.
+func TestInvalidTopicIsRejected(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "strata-CertificateIssued"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := tkafka.Open(context.Background(), tkafka.Options{Brokers: c.ListenAddrs(), Topic: "strata-{type}", Timeout: transmit.Duration(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var batch []*transmit.Message
+	for i, typ := range []string{"CertificateIssued", "Certificate Revoked", "CertificateIssued", strings.Repeat("T", 250)} {
+		ev := strata.Event{ID: uuid.New(), Stream: "certificate-7F3A", Version: int64(i + 1), Type: typ, Data: []byte(`{}`), RecordedAt: time.Now()}
+		batch = append(batch, transmit.NewMessage("urn:test", ev))
+	}
+	err = s.Send(context.Background(), batch)
+	var be *transmit.BatchError
+	if !errors.As(err, &be) || len(be.Errors) != 2 {
+		t.Fatalf("send: %v, want the two events with invalid topics refused", err)
+	}
+	for _, i := range []int{1, 3} {
+		if !transmit.IsRejection(be.Errors[i]) {
+			t.Errorf("event %d (type %.20q): %v, want a rejection", i, batch[i].Event.Type, be.Errors[i])
+		}
 	}
 }
