@@ -14,6 +14,7 @@ package amqp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -41,6 +42,12 @@ type Options struct {
 	Channels int `json:"channels,omitempty"`
 	// Timeout bounds the wait for one batch's confirms; default 10s.
 	Timeout transmit.Duration `json:"timeout,omitempty"`
+	// MaxMessageBytes is the largest message body published: at most the broker's
+	// max_message_size, whose breach closes the channel, so that the message would be retried
+	// for ever. A larger event is rejected instead (after the retry limit, it goes to the
+	// dead-letter queue). Default 134217728 (128 MiB, RabbitMQ 3.8 to 3.13's default; RabbitMQ 4
+	// defaults to 16 MiB).
+	MaxMessageBytes int `json:"maxMessageBytes,omitempty"`
 	// Mode is set from the transmitter's mode by Factory.
 	Mode transmit.Mode `json:"-"`
 }
@@ -97,6 +104,9 @@ func Open(_ context.Context, o Options) (*Sink, error) {
 	}
 	if o.Channels <= 0 {
 		o.Channels = 4
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 128 << 20
 	}
 	s := &Sink{o: o}
 	if err := s.dial(); err != nil {
@@ -203,6 +213,10 @@ func (s *Sink) publish(ctx context.Context, c *channel, batch []*transmit.Messag
 	for n, i := range share {
 		m := batch[i]
 		body, ct := m.Body(s.o.Mode)
+		if len(body) > s.o.MaxMessageBytes {
+			errs[i] = transmit.Reject(fmt.Errorf("a message of %d bytes, more than maxMessageBytes %d (the broker's max_message_size would close the channel)", len(body), s.o.MaxMessageBytes))
+			continue
+		}
 		p := amqp091.Publishing{
 			ContentType: ct, DeliveryMode: amqp091.Persistent, MessageId: m.ID(), Type: m.Event.Type,
 			Timestamp: m.Event.RecordedAt, AppId: "strata", Body: body,
@@ -220,6 +234,9 @@ func (s *Sink) publish(ctx context.Context, c *channel, batch []*transmit.Messag
 		confirms[n] = dc
 	}
 	for n, dc := range confirms {
+		if dc == nil {
+			continue // refused above
+		}
 		ok, err := dc.WaitContext(ctx)
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package amqp_test
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,6 +150,42 @@ func TestUnroutableRejected(t *testing.T) {
 	be, ok := err.(*transmit.BatchError)
 	if !ok || len(be.Errors) != 1 || !transmit.IsRejection(be.Errors[1]) {
 		t.Fatalf("send with one unroutable message = %v, want a rejection of message 1 only", err)
+	}
+}
+
+// TestTooLargeRejected: a message larger than maxMessageBytes is rejected before it is
+// published, where the broker's max_message_size would close the channel and fail the whole
+// batch on every retry; the messages beside it are delivered.
+func TestTooLargeRejected(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s, err := tamqp.Open(context.Background(), tamqp.Options{URL: e.url, Exchange: e.exchange, Timeout: transmit.Duration(2 * time.Second), MaxMessageBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mk := func(v int64, size int) *transmit.Message {
+		return transmit.NewMessage("", strata.Event{ID: uuid.New(), Stream: "s-1", Version: v, Position: strata.Position{Commit: uint64(v), Event: uint64(v)},
+			Type: "CertificateIssued", Data: []byte(`{"pad":"` + strings.Repeat("x", size) + `"}`)})
+	}
+	err = s.Send(context.Background(), []*transmit.Message{mk(1, 10), mk(2, 8192), mk(3, 10)})
+	be, ok := err.(*transmit.BatchError)
+	if !ok || len(be.Errors) != 1 || !transmit.IsRejection(be.Errors[1]) {
+		t.Fatalf("send with one message over the limit = %v, want a rejection of message 1 only", err)
+	}
+	n := 0
+	for {
+		_, ok, err := e.ch.Get(e.queue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("the queue got %d messages, want the 2 small ones", n)
 	}
 }
 
