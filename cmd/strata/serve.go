@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,7 +57,9 @@ ledger continuously and signs a checkpoint every --checkpoint-every; with --tran
 delivers events to brokers and webhooks (docs/DELIVERY.md).
 
 On SIGINT or SIGTERM it stops accepting connections, ends subscriptions with a resumable cursor,
-finishes the requests in flight (every acknowledged append is committed) and exits.`,
+finishes the requests in flight (every acknowledged append is committed) and exits. Requests
+still in flight after --shutdown-timeout, or at a second SIGINT or SIGTERM, are cut, and serve
+exits 5.`,
 		Example: `  strata apikey create --role writer --tenant acme-ca
   strata serve --db postgres://... --addr :8080 --key ca-log.key`,
 		Args: argsExactly(0, "no arguments"),
@@ -250,16 +254,35 @@ func serve(cmd *cobra.Command, g *globals, fl serveFlags) (err error) {
 	case err = <-serveErr:
 		err = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
-		logger.Info("shutting down: finishing requests in flight")
+		logger.Info("shutting down: finishing requests in flight (a second SIGINT or SIGTERM cuts them)")
 		sctx, cancel := context.WithTimeout(context.Background(), fl.shutdownTimeout)
+		// A second signal cuts the requests in flight at once, rather than waiting for them
+		// until --shutdown-timeout.
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+		var cut atomic.Bool
+		go func() {
+			select {
+			case <-again:
+				cut.Store(true)
+				logger.Warn("second signal: cutting the requests in flight")
+				cancel()
+			case <-sctx.Done():
+			}
+		}()
 		err = nil
 		if serr := srv.Shutdown(sctx); serr != nil {
 			logger.Error("shutdown", "error", serr.Error())
 			srv.Close()
 			// The operator learns that the stop was not clean: requests were cut.
-			err = strata.Errorf(strata.Unavailable, op, "requests still in flight after --shutdown-timeout %s were cut: %w", fl.shutdownTimeout, serr)
+			if cut.Load() {
+				err = strata.Errorf(strata.Unavailable, op, "requests still in flight were cut by a second signal: %w", serr)
+			} else {
+				err = strata.Errorf(strata.Unavailable, op, "requests still in flight after --shutdown-timeout %s were cut: %w", fl.shutdownTimeout, serr)
+			}
 		}
 		cancel()
+		signal.Stop(again)
 	}
 	cancelBG()
 	wg.Wait()

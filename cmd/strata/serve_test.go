@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -408,5 +409,59 @@ func TestServeShutdownTimeoutIsNotClean(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the server reads the headers (no duration is asserted)
 	if code, stderr := stop(); code != exitUnavailable || !strings.Contains(stderr, "--shutdown-timeout") {
 		t.Fatalf("serve exited %d: %s", code, stderr)
+	}
+}
+
+// TestServeSecondSignalCuts: a second SIGINT during a shutdown that waits for a request in
+// flight cuts it at once, and serve says so. Not parallel: the signal goes to the whole test
+// process, where no parallel test runs meanwhile.
+func TestServeSecondSignalCuts(t *testing.T) {
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	args := []string{"serve", "--db", tempDB(t), "--addr", "127.0.0.1:0", "--shutdown-timeout", "1h"}
+	go func() {
+		done <- run(context.Background(), args, strings.NewReader(""), &out, &errb, func(string) string { return "" })
+	}()
+	re := regexp.MustCompile(`on http://([0-9.:]+)`)
+	var addr string
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for i := 0; !ok(); i++ {
+			if i > 3000 {
+				t.Fatalf("no %s: %s", what, errb.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("start", func() bool {
+		m := re.FindStringSubmatch(out.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"events\":"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server reads the headers (no duration is asserted)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("shutdown", func() bool { return strings.Contains(errb.String(), "shutting down") })
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != exitUnavailable || !strings.Contains(errb.String(), "cut by a second signal") {
+			t.Fatalf("serve exited %d: %s", code, errb.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("serve still waits for the request a minute after the second signal: %s", errb.String())
 	}
 }
