@@ -20,6 +20,7 @@ var (
 	ErrExpired            = errors.New("pki: certificate expired")
 	ErrRevoked            = errors.New("pki: certificate revoked")
 	ErrNotSuspended       = errors.New("pki: certificate not suspended")
+	ErrSuspended          = errors.New("pki: certificate suspended")
 	ErrInvalidCommand     = errors.New("pki: invalid command")
 )
 
@@ -209,6 +210,9 @@ func decideCertificate(c Certificate, cmd CertificateCommand) ([]CertificateEven
 		if since.IsZero() {
 			since = cmd.At
 		}
+		if !cmd.At.IsZero() && since.After(cmd.At) {
+			return nil, fmt.Errorf("%w: invalid since %s, after the revocation at %s (an invalidity date says when the certificate became invalid, which has happened)", ErrInvalidCommand, since.UTC(), cmd.At.UTC())
+		}
 		approvers := slices.Clone(cmd.ApprovedBy)
 		slices.Sort(approvers)
 		return []CertificateEvent{CertificateRevoked{Serial: c.Serial, Reason: cmd.Reason, InvalidSince: since.UTC(), ApprovedBy: approvers}}, nil
@@ -220,6 +224,9 @@ func decideCertificate(c Certificate, cmd CertificateCommand) ([]CertificateEven
 	case RenewCertificate:
 		if c.Expired(cmd.At) {
 			return nil, fmt.Errorf("%w: %s expired at %s", ErrExpired, c.Serial, c.ValidTo)
+		}
+		if c.Status == StatusSuspended {
+			return nil, fmt.Errorf("%w: %s is on hold; reinstate it before renewing it", ErrSuspended, c.Serial)
 		}
 		if !cmd.ValidTo.After(c.ValidTo) {
 			return nil, fmt.Errorf("%w: renewal to %s does not extend %s", ErrInvalidCommand, cmd.ValidTo, c.ValidTo)
@@ -236,6 +243,9 @@ func decideCertificate(c Certificate, cmd CertificateCommand) ([]CertificateEven
 	case ReinstateCertificate:
 		if c.Status != StatusSuspended {
 			return nil, fmt.Errorf("%w: %s is %s", ErrNotSuspended, c.Serial, c.Status)
+		}
+		if c.Expired(cmd.At) {
+			return nil, fmt.Errorf("%w: %s expired at %s, on hold", ErrExpired, c.Serial, c.ValidTo)
 		}
 		return []CertificateEvent{CertificateReinstated{Serial: c.Serial}}, nil
 	}

@@ -35,6 +35,9 @@ func TestCertificateLifecycle(t *testing.T) {
 	given(issued, suspended).When(pki.SuspendCertificate{Serial: "7F3A", At: march14}).Then(t)
 	given(issued, suspended).When(pki.ReinstateCertificate{Serial: "7F3A", At: march14}).Then(t, pki.CertificateReinstated{Serial: "7F3A"})
 	given(issued).When(pki.ReinstateCertificate{Serial: "7F3A", At: march14}).ThenError(t, pki.ErrNotSuspended)
+	// A certificate on hold is not renewed, and an expired one is not reinstated.
+	given(issued, suspended).When(pki.RenewCertificate{Serial: "7F3A", ValidTo: t0.AddDate(2, 0, 0), At: march14}).ThenError(t, pki.ErrSuspended)
+	given(issued, suspended).When(pki.ReinstateCertificate{Serial: "7F3A", At: t0.AddDate(2, 0, 0)}).ThenError(t, pki.ErrExpired)
 }
 
 func TestRevocation(t *testing.T) {
@@ -52,6 +55,9 @@ func TestRevocation(t *testing.T) {
 	given().When(pki.RevokeCertificate{Serial: "0000", Reason: "keyCompromise", At: march14}).ThenError(t, pki.ErrUnknownCertificate)
 	given(issued).When(pki.RevokeCertificate{Serial: "7F3A", Reason: "keyCompromise", At: t0.AddDate(2, 0, 0)}).ThenError(t, pki.ErrExpired)
 	given(issued).When(pki.RevokeCertificate{Serial: "7F3A", At: march14}).ThenError(t, pki.ErrInvalidCommand)
+	// An invalidity date after the revocation is refused: it says when the certificate became
+	// invalid, which has happened by then.
+	given(issued).When(pki.RevokeCertificate{Serial: "7F3A", Reason: "keyCompromise", InvalidSince: march14.Add(time.Hour), At: march14}).ThenError(t, pki.ErrInvalidCommand)
 	// A revoked certificate cannot be renewed, suspended or reinstated.
 	given(issued, revoked).When(pki.RenewCertificate{Serial: "7F3A", ValidTo: t0.AddDate(3, 0, 0), At: march14}).ThenError(t, pki.ErrRevoked)
 	given(issued, revoked).When(pki.SuspendCertificate{Serial: "7F3A", At: march14}).ThenError(t, pki.ErrRevoked)
