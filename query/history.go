@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -235,7 +236,9 @@ func about(e *strata.Event, field, id string) bool {
 	if e.Meta.Extra[MetaEntity] == id {
 		return true
 	}
-	if !strings.Contains(string(e.Data), id) {
+	// A cheap pre-check: the ID in the payload's text, unless the text has escapes, which may
+	// spell it otherwise ("7F\u0033A").
+	if !strings.Contains(string(e.Data), id) && !bytes.Contains(e.Data, []byte{'\\'}) {
 		return false
 	}
 	var obj map[string]json.RawMessage
