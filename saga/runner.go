@@ -164,7 +164,10 @@ func (r *Runner[S, E]) handleEvent(ctx context.Context, e strata.Event) error {
 	}
 	for i := range msgs {
 		m := msgs[i]
-		id, ok := r.def.Correlate(m)
+		id, ok, err := r.correlate(m)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			continue
 		}
@@ -248,7 +251,10 @@ func (r *Runner[S, E]) Load(ctx context.Context, id string) (S, int64, error) {
 func (r *Runner[S, E]) history(ctx context.Context, stream, cause string) (history[S], error) {
 	h := history[S]{pending: map[string]StepTimer{}}
 	if r.def.Initial != nil {
-		h.state = r.def.Initial()
+		var err error
+		if h.state, err = r.initial(); err != nil {
+			return h, err
+		}
 	}
 	for e, err := range r.store.ReadStream(ctx, stream, strata.ReadStreamOptions{}) {
 		if err != nil {
@@ -319,8 +325,14 @@ func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inp
 		if err != nil {
 			return err
 		}
-		if !h.handled && r.def.Done != nil && r.def.Done(h.state) {
-			return nil
+		if !h.handled && r.def.Done != nil {
+			done, err := r.done(h.state)
+			if err != nil {
+				return err
+			}
+			if done {
+				return nil
+			}
 		}
 		if in.Timer != nil && !h.handled {
 			// A timer that a step after its listing replaced or cancelled does not fire.
@@ -467,6 +479,37 @@ func retryable(ctx context.Context, err error) bool {
 
 func deriveID(base uuid.UUID, parts ...string) uuid.UUID {
 	return uuid.NewSHA1(base, []byte(strings.Join(parts, "\x00")))
+}
+
+// correlate runs Correlate, turning a panic into an error.
+func (r *Runner[S, E]) correlate(m codec.Message) (id string, ok bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = strata.Errorf(strata.Internal, "saga correlate", "saga %q: correlate panicked on %s %s: %v", r.def.Name, m.Type, m.Event.ID, p)
+		}
+	}()
+	id, ok = r.def.Correlate(m)
+	return id, ok, nil
+}
+
+// initial runs Initial, turning a panic into an error.
+func (r *Runner[S, E]) initial() (s S, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = strata.Errorf(strata.Internal, "saga initial", "saga %q: initial panicked: %v", r.def.Name, p)
+		}
+	}()
+	return r.def.Initial(), nil
+}
+
+// done runs Done, turning a panic into an error.
+func (r *Runner[S, E]) done(s S) (done bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = strata.Errorf(strata.Internal, "saga done", "saga %q: done panicked: %v", r.def.Name, p)
+		}
+	}()
+	return r.def.Done(s), nil
 }
 
 // react runs React, turning a panic into an error.

@@ -24,6 +24,8 @@ import (
 
 // Definition describes a saga. React, Evolve and Correlate must be pure and deterministic: no
 // I/O and no clock (use Input.At), so that a step decided again after a crash decides the same.
+// A panic in any of its functions stops the runner with an Internal error, before the
+// checkpoint passes the event.
 type Definition[S any, E any] struct {
 	// Name identifies the saga; keep it stable. Its instances live in streams Name + "-" + ID,
 	// its checkpoint and timers are stored under it.

@@ -290,6 +290,40 @@ func TestNewRunnerRejects(t *testing.T) {
 	}
 }
 
+// TestCallbackPanicsStopTheRunner: a panic in Correlate, Initial or Done stops the runner
+// with an Internal error, as one in React does, rather than crashing the process; the
+// checkpoint stays before the event.
+func TestCallbackPanicsStopTheRunner(t *testing.T) {
+	t.Parallel()
+	for name, broken := range map[string]func(*saga.Definition[reminderState, any]){
+		"Correlate": func(d *saga.Definition[reminderState, any]) {
+			d.Correlate = func(codec.Message) (string, bool) { panic("bug") }
+		},
+		"Initial": func(d *saga.Definition[reminderState, any]) { d.Initial = func() reminderState { panic("bug") } },
+		"Done":    func(d *saga.Definition[reminderState, any]) { d.Done = func(reminderState) bool { panic("bug") } },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st := inmem.New()
+			defer st.Close()
+			reg := registry(t)
+			def := definition()
+			broken(&def)
+			r, err := saga.NewRunner(st, reg, def, func(context.Context, saga.Dispatch) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendEvent(t, st, reg, "order-1", orderPlaced{Order: "1"})
+			if err := r.Catchup(ctx); !errors.Is(err, strata.ErrInternal) {
+				t.Fatalf("a panicking %s: %v; want an Internal *strata.Error", name, err)
+			}
+			if pos, _ := st.LoadCheckpoint(ctx, "saga:reminder"); !pos.IsZero() {
+				t.Fatalf("the checkpoint moved past the failed step to %s", pos)
+			}
+		})
+	}
+}
+
 func TestReactErrorsAndPanicsStopTheRunner(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
