@@ -366,7 +366,13 @@ func (r *Runner[S, E]) step(ctx context.Context, id string, in Input, input, inp
 			if old, ok := h.pending[t.Name]; ok {
 				step.Cancelled = append(step.Cancelled, old)
 			}
-			step.Timers = append(step.Timers, StepTimer{ID: deriveID(cause, stream, "timer", t.Name), Name: t.Name, At: strata.Timestamp(t.At)})
+			st := StepTimer{ID: deriveID(cause, stream, "timer", t.Name), Name: t.Name, At: strata.Timestamp(t.At)}
+			// Checked before the step is recorded: a recorded timer that the store refuses
+			// would fail the step's effects on every attempt.
+			if _, err := strata.PrepareTimer(op, strata.Timer{ID: st.ID, Owner: r.def.Name, Key: stream, Name: t.Name, DueAt: t.At, Data: t.Data}); err != nil {
+				return fmt.Errorf("saga %q instance %q, %s: React returned a timer the store cannot keep: %w", r.def.Name, id, input, err)
+			}
+			step.Timers = append(step.Timers, st)
 		}
 		if !h.handled {
 			data := make([]strata.EventData, 0, len(react.Events)+1)

@@ -324,6 +324,44 @@ func TestCallbackPanicsStopTheRunner(t *testing.T) {
 	}
 }
 
+// TestTimerTheStoreRefusesIsNotRecorded: a timer from React that the timer store would refuse
+// (due in year 10000, or with no due time) stops the runner before the step is recorded: a
+// recorded one would fail the step's effects on every attempt, for good.
+func TestTimerTheStoreRefusesIsNotRecorded(t *testing.T) {
+	t.Parallel()
+	for name, at := range map[string]time.Time{"year 10000": time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), "no due time": {}} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st := inmem.New()
+			defer st.Close()
+			reg := registry(t)
+			def := definition()
+			react := def.React
+			def.React = func(s reminderState, in saga.Input) (saga.Reaction[any], error) {
+				r, err := react(s, in)
+				for i := range r.Timers {
+					r.Timers[i].At = at
+				}
+				return r, err
+			}
+			r, err := saga.NewRunner(st, reg, def, func(context.Context, saga.Dispatch) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendEvent(t, st, reg, "order-1", orderPlaced{Order: "1"})
+			if err := r.Catchup(ctx); !errors.Is(err, strata.ErrInvalid) {
+				t.Fatalf("a timer due at %v: %v, want Invalid", at, err)
+			}
+			for e, err := range st.ReadStream(ctx, r.Stream("1"), strata.ReadStreamOptions{}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Fatalf("the step was recorded: %s %s", e.Type, e.Data)
+			}
+		})
+	}
+}
+
 func TestReactErrorsAndPanicsStopTheRunner(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
