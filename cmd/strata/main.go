@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	_ "time/tzdata" // --tz names zones on machines without a zoneinfo database
 
 	"github.com/spf13/cobra"
 

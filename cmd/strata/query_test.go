@@ -120,3 +120,33 @@ func TestRetentionThenVerify(t *testing.T) {
 		t.Fatalf("retention audit stream: %v", got)
 	}
 }
+
+// TestChangesOnDayInZone: --changes-on names a day in UTC, or in the zone --tz names, whose
+// midnight is another instant: an event that occurred at 23:30 UTC on 14 March belongs to 15
+// March in Berlin.
+func TestChangesOnDayInZone(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "strata.db")
+	mustCLI(t, db, "append", "certificate-7F3A", "CertificateRevoked", `{"serial":"7F3A"}`, "--occurred", "2023-03-14T23:30:00Z")
+	for _, c := range []struct {
+		day, tz string
+		want    bool
+	}{
+		{"2023-03-14", "", true},
+		{"2023-03-15", "", false},
+		{"2023-03-14", "Europe/Berlin", false},
+		{"2023-03-15", "Europe/Berlin", true},
+		{"2023-03-14T12:00:00Z", "America/New_York", true}, // 19:30 in New York
+	} {
+		args := []string{"state", "certificate-7F3A", "--changes-on", c.day}
+		if c.tz != "" {
+			args = append(args, "--tz", c.tz)
+		}
+		if got := strings.Contains(mustCLI(t, db, args...), `"CertificateRevoked"`); got != c.want {
+			t.Errorf("changes on %s in %q: listed %v, want %v", c.day, c.tz, got, c.want)
+		}
+	}
+	if r := cli(t, testContext(t), db, "", "state", "certificate-7F3A", "--changes-on", "2023-03-14", "--tz", "Mars/Olympus"); r.code != exitInvalid {
+		t.Fatalf("an unknown zone: exit %d, %s", r.code, r.stderr)
+	}
+}

@@ -96,7 +96,7 @@ func models(name, validField string) (stateModel, error) {
 }
 
 func newStateCmd(g *globals) *cobra.Command {
-	var at, knownAt, changesOn, model, validField string
+	var at, knownAt, changesOn, tz, model, validField string
 	var snapEvery int
 	c := &cobra.Command{
 		Use:   "state STREAM [--at T [--known-at T]]",
@@ -108,7 +108,8 @@ func newStateCmd(g *globals) *cobra.Command {
                          occurred (valid time) by T, e.g. a revocation recorded on 20 March with an
                          invalidity date of 14 March: --at 2023-03-15 --known-at 2023-03-21 is revoked,
                          --known-at 2023-03-16 is not
-  --changes-on DAY       also list the events that changed it that day (by either time)
+  --changes-on DAY       also list the events that changed it that day (by either time): the
+                         day in UTC, or in --tz ZONE (an IANA name such as Europe/Berlin)
   --model certificate    fold with the PKI certificate aggregate instead of merging JSON objects
   --valid-field F        an event holds (valid time) from its payload's time field F when it has
                          one, e.g. a revocation's invalidSince, else from its occurredAt
@@ -188,13 +189,16 @@ Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 				if err != nil {
 					return err
 				}
-				day = day.Truncate(24 * time.Hour)
+				if day, err = startOfDay(day, tz); err != nil {
+					return err
+				}
+				next := day.AddDate(0, 0, 1) // 23 or 25 hours on a day that changes the clocks
 				seen := map[string]bool{}
-				rec, err := query.Changes(ctx, st, args[0], day, day.Add(24*time.Hour))
+				rec, err := query.Changes(ctx, st, args[0], day, next)
 				if err != nil {
 					return err
 				}
-				occ, err := query.ChangesOccurred(ctx, st, args[0], day, day.Add(24*time.Hour))
+				occ, err := query.ChangesOccurred(ctx, st, args[0], day, next)
 				if err != nil {
 					return err
 				}
@@ -223,8 +227,29 @@ Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 	f.StringVar(&at, "at", "", "the time asked about (default now)")
 	f.StringVar(&knownAt, "known-at", "", "as known at this time: --at becomes the valid (occurred) time")
 	f.StringVar(&changesOn, "changes-on", "", "also list the events that changed the stream on this day")
+	f.StringVar(&tz, "tz", "", "with --changes-on: the time zone of the day (IANA name; default UTC)")
 	f.StringVar(&model, "model", "json", "how to fold the events: json or certificate")
 	f.IntVar(&snapEvery, "take-snapshots", 0, "save temporal snapshots every N versions first")
 	f.StringVar(&validField, "valid-field", "", "with --known-at: an event holds from this RFC 3339 payload field when it has one (e.g. invalidSince)")
 	return c
+}
+
+// startOfDay returns the start of the day that holds t in the time zone tz (UTC when empty):
+// a day named by its date alone (2023-03-14) is that date in tz, and a time is the day it
+// falls on there.
+func startOfDay(t time.Time, tz string) (time.Time, error) {
+	if tz == "" {
+		return t.Truncate(24 * time.Hour), nil
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return time.Time{}, invalidf("state", "--tz %q: %v", tz, err)
+	}
+	if t.Equal(t.Truncate(24 * time.Hour)) {
+		// A date alone parses as its midnight in UTC: take the same date in tz.
+		y, m, d := t.UTC().Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, loc), nil
+	}
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc), nil
 }
