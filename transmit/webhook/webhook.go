@@ -25,6 +25,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -68,6 +69,8 @@ type Sink struct {
 	o      Options
 	key    []byte
 	client *http.Client
+	// shown is the URL as errors name it (see shownURL).
+	shown string
 }
 
 var _ transmit.Sink = (*Sink)(nil)
@@ -108,7 +111,11 @@ func Open(_ context.Context, o Options) (*Sink, error) {
 	const op = "webhook open"
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, strata.Errorf(strata.Invalid, op, "url %q is not an http(s) URL", o.URL)
+		shown := "(unparsable)"
+		if err == nil {
+			shown = shownURL(u)
+		}
+		return nil, strata.Errorf(strata.Invalid, op, "url %s is not an http(s) URL with a host", shown)
 	}
 	if o.SecretEnv != "" {
 		o.Secret = getenv(o.SecretEnv)
@@ -147,7 +154,7 @@ func Open(_ context.Context, o Options) (*Sink, error) {
 		client = &http.Client{Transport: tr, Timeout: time.Duration(o.Timeout),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	return &Sink{o: o, key: key, client: client}, nil
+	return &Sink{o: o, key: key, client: client, shown: shownURL(u)}, nil
 }
 
 // validHeaderName reports whether k is an HTTP header name (an RFC 9110 token), which
@@ -237,6 +244,10 @@ func (s *Sink) post(ctx context.Context, m *transmit.Message) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = &url.Error{Op: ue.Op, URL: s.shown, Err: ue.Err}
+		}
 		return transmit.Unavailable(op, err)
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -250,6 +261,17 @@ func (s *Sink) post(ctx context.Context, m *transmit.Message) error {
 	default:
 		return transmit.Reject(fmt.Errorf("HTTP %d: %s", code, oneLine(snippet)))
 	}
+}
+
+// shownURL is u as error text names it: its scheme and host, with the path and query, which
+// often hold the endpoint's token (a Slack or Teams webhook, ?key=...), elided. Error text
+// reaches logs, delivery records and the dead-letter queue.
+func shownURL(u *url.URL) string {
+	shown := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Opaque != "" {
+		shown += "/…"
+	}
+	return shown
 }
 
 // headerValue percent-encodes an attribute value for a binary-mode header, as the CloudEvents

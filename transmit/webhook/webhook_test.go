@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -462,5 +463,32 @@ func TestBinaryHeaderValues(t *testing.T) {
 		if err != nil || v != want {
 			t.Errorf("%s: %q decodes to %q (%v), want %q", name, h.Get(name), v, err, want)
 		}
+	}
+}
+
+// TestURLTokensStayOutOfErrors: the path and query of the webhook's URL, where endpoints keep
+// their tokens, appear in no error text (which reaches logs, delivery records and the
+// dead-letter queue); the scheme and host do, to say where the post went.
+func TestURLTokensStayOutOfErrors(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: the post fails to connect
+	s, err := webhook.Open(context.Background(), webhook.Options{URL: "http://" + addr + "/services/T0/B0/PATHTOKEN?key=QUERYTOKEN", Secret: webhook.GenerateSecret()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := strata.Event{ID: uuid.New(), Stream: "certificate-7F3A", Version: 1, Type: "CertificateIssued", Data: []byte(`{}`), RecordedAt: time.Now()}
+	err = s.Send(context.Background(), []*transmit.Message{transmit.NewMessage("urn:test", ev)})
+	if err == nil || strings.Contains(err.Error(), "TOKEN") || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("send to a closed port: %v, want an error naming %s without the tokens", err, addr)
+	}
+	_, err = webhook.Open(context.Background(), webhook.Options{URL: "ftp://example.org/PATHTOKEN", Secret: webhook.GenerateSecret()})
+	if err == nil || strings.Contains(err.Error(), "TOKEN") {
+		t.Fatalf("open with an ftp URL: %v, want an error without the token", err)
 	}
 }
