@@ -340,17 +340,28 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
 		return err
 	}
-	for _, stmt := range []string{
-		"CREATE SCHEMA IF NOT EXISTS " + qs,
-		"SET LOCAL search_path TO " + qs,
-		`CREATE TABLE IF NOT EXISTS schema_migrations (
-			version    integer PRIMARY KEY,
-			name       text NOT NULL,
-			applied_at timestamptz NOT NULL DEFAULT now()
-		)`,
-	} {
-		if _, err := tx.Exec(ctx, stmt); err != nil {
-			return err
+	if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+qs); err != nil {
+		return err
+	}
+	// The DDL runs only for a schema without its migrations table: CREATE ... IF NOT EXISTS
+	// needs the CREATE privilege even when the object exists, and a role that may only read
+	// (an auditor's, for strata verify) must still open a store that is up to date.
+	var haveTable bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", qs+".schema_migrations").Scan(&haveTable); err != nil {
+		return err
+	}
+	if !haveTable {
+		for _, stmt := range []string{
+			"CREATE SCHEMA IF NOT EXISTS " + qs,
+			`CREATE TABLE IF NOT EXISTS schema_migrations (
+				version    integer PRIMARY KEY,
+				name       text NOT NULL,
+				applied_at timestamptz NOT NULL DEFAULT now()
+			)`,
+		} {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return err
+			}
 		}
 	}
 	rows, _ := tx.Query(ctx, "SELECT version FROM schema_migrations")
