@@ -104,13 +104,22 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK("+lockName+")")
 
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS strata_migrations (
-		version    INT         NOT NULL,
-		name       VARCHAR(255) NOT NULL,
-		applied_at DATETIME(6) NOT NULL,
-		PRIMARY KEY (version)
-	) ENGINE = InnoDB`); err != nil {
+	// CREATE TABLE IF NOT EXISTS needs the CREATE privilege even when the table exists: it runs
+	// only where the table is missing, so that a role that may only read (an auditor's, for
+	// strata verify) opens a database that is up to date.
+	var have int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'strata_migrations'").Scan(&have); err != nil {
 		return err
+	}
+	if have == 0 {
+		if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS strata_migrations (
+			version    INT         NOT NULL,
+			name       VARCHAR(255) NOT NULL,
+			applied_at DATETIME(6) NOT NULL,
+			PRIMARY KEY (version)
+		) ENGINE = InnoDB`); err != nil {
+			return err
+		}
 	}
 	var current int
 	if err := conn.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM strata_migrations").Scan(&current); err != nil {
