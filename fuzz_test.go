@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/strata-events/strata"
 )
@@ -71,7 +72,7 @@ func FuzzPrepareEventSchema(f *testing.F) {
 // FuzzRetentionCursor checks that a retention cursor is an Invalid error or re-encodes to itself.
 func FuzzRetentionCursor(f *testing.F) {
 	f.Add("")
-	f.Add(strata.QueryCursor{Position: strata.Position{Commit: 3, Event: 4}}.Encode())
+	f.Add(strata.QueryCursor{RecordedAt: time.Unix(1700000000, 0).UTC(), Position: strata.Position{Commit: 3, Event: 4}}.Encode())
 	f.Add("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 	f.Fuzz(func(t *testing.T, s string) {
 		c, ok, err := strata.RetentionCursor("fuzz", strata.RetentionSelect{Cursor: s})

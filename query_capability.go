@@ -86,7 +86,10 @@ func CursorAfter(e *Event) string {
 }
 
 // DecodeQueryCursor parses a cursor made by [QueryCursor.Encode]; "" is the zero cursor (the
-// beginning). Anything else is an Invalid error.
+// beginning). Anything else is an Invalid error, and so is a cursor whose time lies outside the
+// years MinTimerYear to MaxTimerYear: a cursor is the sort key of a stored event, and no event
+// is recorded outside them (the databases cannot take every such time, and one past year
+// 294,247 does not even survive the encoding).
 func DecodeQueryCursor(s string) (QueryCursor, bool, error) {
 	if s == "" {
 		return QueryCursor{}, false, nil
@@ -96,10 +99,14 @@ func DecodeQueryCursor(s string) (QueryCursor, bool, error) {
 	if err != nil || len(s) != base64.RawURLEncoding.EncodedLen(25) || len(b) != 25 || b[0] != cursorVersion {
 		return QueryCursor{}, false, Errorf(Invalid, "decode cursor", "not a query cursor")
 	}
-	return QueryCursor{
+	c := QueryCursor{
 		RecordedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:]))).UTC(),
 		Position:   Position{Commit: binary.BigEndian.Uint64(b[9:]), Event: binary.BigEndian.Uint64(b[17:])},
-	}, true, nil
+	}
+	if y := c.RecordedAt.Year(); y < MinTimerYear || y > MaxTimerYear {
+		return QueryCursor{}, false, Errorf(Invalid, "decode cursor", "a cursor at %s, outside the years %d-%d", c.RecordedAt.Format(time.RFC3339Nano), MinTimerYear, MaxTimerYear)
+	}
+	return c, true, nil
 }
 
 // Before reports whether e sorts before or at c in query order, so that a page after c leaves it
