@@ -304,7 +304,8 @@ type RetentionSelect struct {
 	AnyTenant bool
 	// Types, when set, keeps events of these types; ExcludeTypes leaves these out.
 	Types, ExcludeTypes []string
-	// RecordedBefore is the cutoff: events recorded strictly before it are candidates. Required.
+	// RecordedBefore is the cutoff: events recorded strictly before it are candidates. Required,
+	// in the years MinTimerYear to MaxTimerYear.
 	RecordedBefore time.Time
 	// Cursor is the Next of the previous page of this pass; "" starts the pass.
 	Cursor string
@@ -363,6 +364,11 @@ type RetentionStore interface {
 func ValidateRetentionSelect(op string, sel RetentionSelect) error {
 	if sel.RecordedBefore.IsZero() {
 		return Errorf(Invalid, op, "retention needs a cutoff time")
+	}
+	// As an event query's time range: the databases cannot take every time, and one past
+	// year 294,247 has no microseconds in an int64.
+	if y := sel.RecordedBefore.Year(); y < MinTimerYear || y > MaxTimerYear {
+		return Errorf(Invalid, op, "cutoff %s outside the years %d-%d", sel.RecordedBefore.Format(time.RFC3339), MinTimerYear, MaxTimerYear)
 	}
 	if sel.Tenant == "" && !sel.AnyTenant || sel.Tenant != "" && sel.AnyTenant {
 		return Errorf(Invalid, op, "select one tenant or, explicitly, every tenant")

@@ -39,3 +39,32 @@ func TestCursorTimeOutsideTheYears(t *testing.T) {
 		})
 	}
 }
+
+// TestRetentionCutoffOutsideTheYears: a retention cutoff outside the years
+// strata.MinTimerYear to strata.MaxTimerYear is an Invalid error on every backend, as an event
+// query's time range is, instead of an Internal error from the MySQL driver, or a pass that
+// finds nothing on SQLite and every event in memory (a time past year 294,247 overflows its
+// microseconds).
+func TestRetentionCutoffOutsideTheYears(t *testing.T) {
+	for _, kind := range backends.All {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			st, _ := backends.Open(t, kind)
+			mustAppend(t, st, "certificate-1", strata.EventData{Type: "T", Meta: strata.Metadata{Tenant: "acme"}})
+			rs := st.(strata.RetentionStore)
+			for _, cutoff := range []time.Time{
+				time.Date(999, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+				time.Date(20000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC),
+			} {
+				for _, sel := range []strata.RetentionSelect{{AnyTenant: true}, {Tenant: "acme"}} {
+					sel.RecordedBefore, sel.Limit = cutoff, 10
+					p, err := rs.RetentionCandidates(ctx, sel)
+					if strata.ErrorCode(err) != strata.Invalid {
+						t.Errorf("candidates of %+v before %v: %d events, %v; want an Invalid error", sel, cutoff, len(p.Events), err)
+					}
+				}
+			}
+		})
+	}
+}
