@@ -182,8 +182,11 @@ func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, re
 		occ = rec
 	}
 	// Every stored time is at or before latestDue, which the driver can send; later ones
-	// cannot be.
+	// cannot be. Nor can times before year 1, before every stored one: no snapshot holds then.
 	rec, occ = minTime(rec, latestDue), minTime(occ, latestDue)
+	if rec.Year() < 1 || occ.Year() < 1 {
+		return strata.TemporalSnapshot{}, strata.TemporalSnapshotNotFound(op, stream, model)
+	}
 	t := strata.TemporalSnapshot{Stream: stream, Model: model}
 	err := s.db.QueryRowContext(ctx, `SELECT version, recorded_upto, occurred_upto, data FROM temporal_snapshots
 		WHERE stream = ? AND model = ? AND recorded_upto <= ? AND occurred_upto <= ? ORDER BY version DESC LIMIT 1`,

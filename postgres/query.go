@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -232,14 +233,22 @@ func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, re
 	if !storableText(stream) || !storableText(model) {
 		return strata.TemporalSnapshot{}, strata.TemporalSnapshotNotFound(op, stream, model)
 	}
-	var occ any
-	if !occurredBy.IsZero() {
+	// A bound after every time the driver sends (and so every stored one) is no bound; one
+	// before PostgreSQL's first time holds no snapshot. Either would be out of range.
+	if recordedBy.Before(earliestTimestamptz) || !occurredBy.IsZero() && occurredBy.Before(earliestTimestamptz) {
+		return strata.TemporalSnapshot{}, strata.TemporalSnapshotNotFound(op, stream, model)
+	}
+	var rec, occ any
+	if !recordedBy.After(latestTimestamptz) {
+		rec = recordedBy
+	}
+	if !occurredBy.IsZero() && !occurredBy.After(latestTimestamptz) {
 		occ = occurredBy
 	}
 	t := strata.TemporalSnapshot{Stream: stream, Model: model}
 	err := s.pool.QueryRow(ctx, s.sq(`SELECT version, recorded_upto, occurred_upto, data FROM {schema}.temporal_snapshots
-		WHERE stream = $1 AND model = $2 AND recorded_upto <= $3 AND ($4::timestamptz IS NULL OR occurred_upto <= $4)
-		ORDER BY version DESC LIMIT 1`), stream, model, recordedBy, occ).Scan(&t.Version, &t.RecordedUpTo, &t.OccurredUpTo, &t.Data)
+		WHERE stream = $1 AND model = $2 AND ($3::timestamptz IS NULL OR recorded_upto <= $3) AND ($4::timestamptz IS NULL OR occurred_upto <= $4)
+		ORDER BY version DESC LIMIT 1`), stream, model, rec, occ).Scan(&t.Version, &t.RecordedUpTo, &t.OccurredUpTo, &t.Data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return strata.TemporalSnapshot{}, strata.TemporalSnapshotNotFound(op, stream, model)
 	}
@@ -249,6 +258,14 @@ func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, re
 	t.RecordedUpTo, t.OccurredUpTo = t.RecordedUpTo.UTC(), t.OccurredUpTo.UTC()
 	return t, nil
 }
+
+// The range of times TemporalSnapshotAt can send: PostgreSQL's first timestamptz (4714 BC) and
+// the last time pgx encodes (its microseconds since 1970 fill an int64), which is before
+// PostgreSQL's last.
+var (
+	earliestTimestamptz = time.Date(-4713, 11, 24, 0, 0, 0, 0, time.UTC)
+	latestTimestamptz   = time.UnixMicro(math.MaxInt64).UTC()
+)
 
 // retentionLive is the predicate of events_retention_idx (migration 0006), exactly: the
 // planner uses the partial index only for a query that repeats it.

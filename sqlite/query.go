@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"iter"
+	"math"
 	"strings"
 	"time"
 
@@ -154,15 +155,15 @@ func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, re
 	if err := s.checkOpen(op); err != nil {
 		return strata.TemporalSnapshot{}, err
 	}
-	occ := int64(1<<63 - 1)
+	occ := int64(math.MaxInt64)
 	if !occurredBy.IsZero() {
-		occ = occurredBy.UnixMicro()
+		occ = unixMicroSaturated(occurredBy)
 	}
 	t := strata.TemporalSnapshot{Stream: stream, Model: model}
 	var rec, oc int64
 	err := s.r.QueryRowContext(ctx, `SELECT version, recorded_upto, occurred_upto, data FROM temporal_snapshots
 		WHERE stream = ? AND model = ? AND recorded_upto <= ? AND occurred_upto <= ? ORDER BY version DESC LIMIT 1`,
-		stream, model, recordedBy.UnixMicro(), occ).Scan(&t.Version, &rec, &oc, &t.Data)
+		stream, model, unixMicroSaturated(recordedBy), occ).Scan(&t.Version, &rec, &oc, &t.Data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return strata.TemporalSnapshot{}, strata.TemporalSnapshotNotFound(op, stream, model)
 	}
@@ -171,6 +172,18 @@ func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, re
 	}
 	t.RecordedUpTo, t.OccurredUpTo = time.UnixMicro(rec).UTC(), time.UnixMicro(oc).UTC()
 	return t, nil
+}
+
+// unixMicroSaturated is t.UnixMicro, or the least or greatest int64 for a time before or after
+// every one that has its microseconds in an int64 (t.UnixMicro would wrap around).
+func unixMicroSaturated(t time.Time) int64 {
+	switch {
+	case t.Before(time.UnixMicro(math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.UnixMicro(math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixMicro()
 }
 
 // retentionLive is the predicate of the partial index events_retention (migration 0006),
