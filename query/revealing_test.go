@@ -56,24 +56,3 @@ func TestRevealingModel(t *testing.T) {
 		}
 	}
 }
-
-// TestEntityHistoryFindsEscapedIDs: an entity's ID that the payload spells with JSON escapes
-// is still found (the text pre-check must not drop it).
-func TestEntityHistoryFindsEscapedIDs(t *testing.T) {
-	ctx := testCtx(t)
-	st, _ := backends.Open(t, "inmem")
-	meta := strata.Metadata{Tenant: "ca-1"}
-	mustAppend(t, st, "certificate-7F3A",
-		strata.EventData{Type: "CertificateIssued", Data: []byte(`{"serial":"7F\u0033A"}`), Meta: meta},
-		strata.EventData{Type: "CertificateRevoked", Data: []byte(`{"serial":"7F3A"}`), Meta: meta})
-	n := 0
-	for _, err := range query.EntityHistory(ctx, st, query.Entity{Tenant: "ca-1", ID: "7F3A"}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n != 2 {
-		t.Fatalf("entity history found %d events, want both", n)
-	}
-}
