@@ -30,16 +30,34 @@ func (fl *retentionFlags) config() (*query.Retention, error) {
 		}
 		def.MaxAge = d
 	}
+	// A --policy without tenant= and types= applies to every event, as the default does: it
+	// takes the default's place. Behind the default it would govern nothing, and the default's
+	// age would remove what it was given to keep.
 	r.Policies = append(r.Policies, def)
+	catchAll := ""
 	for _, s := range fl.policies {
 		p, err := query.ParsePolicy(s)
 		if err != nil {
 			return nil, err
 		}
-		if p.Name == "default" {
-			return nil, invalidf("retention", "the policy name default is taken by --max-age")
+		if p.Tenant != "" || len(p.Types) > 0 {
+			if p.Name == "default" {
+				return nil, invalidf("retention", "the policy name default is taken by --max-age")
+			}
+			r.Policies = append(r.Policies, p)
+			continue
 		}
-		r.Policies = append(r.Policies, p)
+		switch {
+		case catchAll != "":
+			return nil, invalidf("retention", "--policy %q and --policy %q both apply to every event (neither names a tenant or types)", catchAll, s)
+		case fl.maxAge != "":
+			return nil, invalidf("retention", "--max-age and --policy %q both set the policy of every event (it names no tenant or types)", s)
+		}
+		catchAll = s
+		if p.Name == "" {
+			p.Name = "default"
+		}
+		r.Policies[0] = p
 	}
 	if fl.schedule != "" {
 		if _, err := query.ParseSchedule(fl.schedule); err != nil {
@@ -69,7 +87,8 @@ transmitters' records of events delivered before the default policy's cutoff (de
 
 Policies: the default keeps --max-age (90d). Each --policy is name=N[,tenant=T][,types=A|B]
 (,age=365d | ,keep); an event falls under its most specific policy (tenant and type, tenant,
-type, default).`,
+type, default). A --policy without tenant= and types= is the default (e.g. name=all,keep: keep
+what no other policy names).`,
 	}
 	pf := c.PersistentFlags()
 	pf.StringArrayVar(&fl.policies, "policy", nil, "a policy: name=N,tenant=T,types=A|B,age=365d or ...,keep (repeatable)")
