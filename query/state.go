@@ -249,16 +249,28 @@ func StateAt[S any](ctx context.Context, store strata.Store, m Model[S], stream 
 			return res, err
 		}
 	}
+	// From a snapshot, the read starts at its last version again, for when that event was
+	// recorded: the snapshot's RecordedUpTo is the latest time of its versions, which is not
+	// the last one's when a later version was recorded earlier (PostgreSQL stamps an event with
+	// its transaction's start).
+	start := from + 1
+	if res.FromSnapshot > 0 {
+		start = res.FromSnapshot
+	}
 	chunk := readChunk
 	for {
 		n := 0
 		stop := false
-		for e, err := range store.ReadStream(ctx, stream, strata.ReadStreamOptions{From: from + 1, Limit: chunk}) {
+		for e, err := range store.ReadStream(ctx, stream, strata.ReadStreamOptions{From: start, Limit: chunk}) {
 			if err != nil {
 				return res, err
 			}
 			n++
 			from = e.Version
+			if e.Version == res.FromSnapshot {
+				res.LastRecordedAt = e.RecordedAt // folded into the snapshot, recorded by its RecordedUpTo
+				continue
+			}
 			if e.RecordedAt.After(recorded) {
 				stop = true
 				break
@@ -277,6 +289,7 @@ func StateAt[S any](ctx context.Context, store strata.Store, m Model[S], stream 
 		if stop || n < chunk {
 			return res, nil
 		}
+		start = from + 1
 		chunk = min(chunk*4, 4096)
 	}
 }
