@@ -24,24 +24,15 @@ type Change struct {
 // Invalid JSON is an Invalid error.
 func Diff(before, after []byte) ([]Change, error) {
 	var a, b any
-	if err := unmarshalNumber(before, &a); err != nil {
+	if err := unmarshalJSONNumber(before, &a); err != nil {
 		return nil, strata.Errorf(strata.Invalid, "diff", "before: %w", err)
 	}
-	if err := unmarshalNumber(after, &b); err != nil {
+	if err := unmarshalJSONNumber(after, &b); err != nil {
 		return nil, strata.Errorf(strata.Invalid, "diff", "after: %w", err)
 	}
 	var out []Change
 	diffValue(&out, "", a, b)
 	return out, nil
-}
-
-func unmarshalNumber(data []byte, v *any) error {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	if err := d.Decode(v); err != nil {
-		return err
-	}
-	return nil
 }
 
 func diffValue(out *[]Change, path string, a, b any) {
