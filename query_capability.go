@@ -311,7 +311,7 @@ type RetentionSelect struct {
 	Cursor string
 	// UpTo, when not Start, is the last position that may be removed (the ledger's sealed head).
 	UpTo Position
-	// ExcludePrefix leaves out streams whose names start with it (the retention audit stream).
+	// ExcludePrefix leaves out streams whose names start with it.
 	ExcludePrefix string
 	// Limit caps the result, 1 to MaxRetentionBatch.
 	Limit int

@@ -392,7 +392,9 @@ func (r *Retention) Start(ctx context.Context, store strata.Store) error {
 // whether RetentionStarted was recorded.
 func (st *runState) removeEvents(ctx context.Context, audit string, batch int, dry bool) (started bool, err error) {
 	ps, now, rs, store, r := st.policies, st.now, st.rs, st.store, st.r
-	sel := strata.RetentionSelect{ExcludePrefix: audit, Limit: batch}
+	// The audit stream is left out by name below, not with sel.ExcludePrefix: that would also
+	// keep every stream whose name starts with the audit stream's, for ever.
+	sel := strata.RetentionSelect{Limit: batch}
 	// The loosest cutoff selects every candidate; each is then checked against its own policy.
 	var cutoff time.Time
 	tenants := map[string]bool{}
@@ -446,6 +448,9 @@ func (st *runState) removeEvents(ctx context.Context, audit string, batch int, d
 		evs := page.Events
 		for i := range evs {
 			e := &evs[i]
+			if e.Stream == audit {
+				continue
+			}
 			p, ok := governing(ps, e)
 			if !ok || p.Keep || !e.RecordedAt.Before(now.Add(-p.age())) {
 				continue
