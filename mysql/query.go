@@ -173,14 +173,12 @@ func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, re
 	if s.isClosed() {
 		return strata.TemporalSnapshot{}, strata.ClosedError(op)
 	}
-	occ := time.Date(strata.MaxTimerYear, 12, 31, 0, 0, 0, 0, time.UTC)
+	// No valid time is no bound: every stored time is at or before latestDue.
+	occ := latestDue
 	if !occurredBy.IsZero() {
 		occ = occurredBy.UTC()
 	}
 	rec := recordedBy.UTC()
-	if rec.After(occ) && occurredBy.IsZero() {
-		occ = rec
-	}
 	// Every stored time is at or before latestDue, which the driver can send; later ones
 	// cannot be. Nor can times before year 1, before every stored one: no snapshot holds then.
 	rec, occ = minTime(rec, latestDue), minTime(occ, latestDue)

@@ -44,3 +44,29 @@ func TestStateAtFarTimes(t *testing.T) {
 		})
 	}
 }
+
+// TestStateAtSnapshotValidOnTheLastDay: a snapshot whose events hold (valid time) until late
+// on 31 December 9999, the last day RFC 3339 and MySQL's DATETIME reach, serves a state asked
+// without a valid time on every backend. MySQL looked only for snapshots valid by that day's
+// midnight, and so replayed the stream.
+func TestStateAtSnapshotValidOnTheLastDay(t *testing.T) {
+	for _, kind := range backends.All {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			st, _ := backends.Open(t, kind)
+			mustAppend(t, st, "registry-1", strata.EventData{Type: "Set", Data: []byte(`{"until":"9999-12-31T12:00:00Z"}`)})
+			m := query.JSONFieldModel("until")
+			if n, err := query.TakeSnapshots(ctx, st, m, "registry-1", 1); err != nil || n != 1 {
+				t.Fatalf("take snapshots: %d, %v", n, err)
+			}
+			got, err := query.StateAt(ctx, st, m, "registry-1", query.At{})
+			if err != nil || got.Version != 1 || got.FromSnapshot != 1 {
+				t.Errorf("state now: version %d from snapshot %d, %v; want version 1 from snapshot 1", got.Version, got.FromSnapshot, err)
+			}
+			if n, err := query.TakeSnapshots(ctx, st, m, "registry-1", 1); err != nil || n != 0 {
+				t.Errorf("take snapshots again: %d, %v; want none (the one taken is the latest)", n, err)
+			}
+		})
+	}
+}
