@@ -129,7 +129,9 @@ func unmarshalJSONNumber(data []byte, v any) error {
 }
 
 // decodeSnapshot decodes a snapshot's state as the fold makes it: the JSON model's numbers
-// stay json.Number, so that a state from a snapshot is the state of a replay.
+// stay json.Number, so that a state from a snapshot is the state of a replay. s must be the
+// zero S: JSON decoded over a model's initial state would keep what the saved state had
+// dropped (a map's deleted key, a struct's field left out as empty).
 func decodeSnapshot[S any](data []byte, s *S) error {
 	if _, ok := any(s).(*map[string]any); ok {
 		return unmarshalJSONNumber(data, s)
@@ -239,7 +241,7 @@ func StateAt[S any](ctx context.Context, store strata.Store, m Model[S], stream 
 		snap, err := ts.TemporalSnapshotAt(ctx, stream, m.Name, recorded, occurred)
 		switch {
 		case err == nil:
-			s := m.initial()
+			var s S // not m.initial(): the JSON would be laid over it
 			if err := decodeSnapshot(snap.Data, &s); err == nil {
 				res.State, res.Version, res.FromSnapshot, res.LastRecordedAt = s, snap.Version, snap.Version, snap.RecordedUpTo
 				from = snap.Version
@@ -317,10 +319,9 @@ func TakeSnapshots[S any](ctx context.Context, store strata.Store, m Model[S], s
 	var recUpTo, occUpTo time.Time
 	far := time.Date(strata.MaxTimerYear, 12, 31, 0, 0, 0, 0, time.UTC)
 	if snap, err := ts.TemporalSnapshotAt(ctx, stream, m.Name, far, time.Time{}); err == nil {
-		if decodeSnapshot(snap.Data, &state) == nil {
-			version, recUpTo, occUpTo = snap.Version, snap.RecordedUpTo, snap.OccurredUpTo
-		} else {
-			state = m.initial()
+		var s S
+		if decodeSnapshot(snap.Data, &s) == nil {
+			state, version, recUpTo, occUpTo = s, snap.Version, snap.RecordedUpTo, snap.OccurredUpTo
 		}
 	} else if !errors.Is(err, strata.ErrNotFound) {
 		return 0, err
