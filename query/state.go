@@ -50,13 +50,21 @@ func Revealing[S any](m Model[S], reveal func(context.Context, *strata.Event) er
 	return m
 }
 
-func (m Model[S]) validTime(e *strata.Event) time.Time {
-	if m.ValidTime != nil {
-		if t := m.ValidTime(*e); !t.IsZero() {
-			return strata.Timestamp(t)
-		}
+// validTime returns the valid time of e, turning a panic of ValidTime into an error, as
+// evolve does for Evolve.
+func (m Model[S]) validTime(e *strata.Event) (t time.Time, err error) {
+	if m.ValidTime == nil {
+		return e.OccurredAt, nil
 	}
-	return e.OccurredAt
+	defer func() {
+		if p := recover(); p != nil {
+			t, err = time.Time{}, strata.Errorf(strata.Internal, "query valid time", "%s v%d: ValidTime panicked: %v", e.Stream, e.Version, p)
+		}
+	}()
+	if t := m.ValidTime(*e); !t.IsZero() {
+		return strata.Timestamp(t), nil
+	}
+	return e.OccurredAt, nil
 }
 
 func (m Model[S]) initial() S {
@@ -278,9 +286,15 @@ func StateAt[S any](ctx context.Context, store strata.Store, m Model[S], stream 
 				break
 			}
 			res.Version, res.LastRecordedAt = e.Version, e.RecordedAt
-			if !occurred.IsZero() && m.validTime(&e).After(occurred) {
-				res.Skipped++
-				continue
+			if !occurred.IsZero() {
+				vt, err := m.validTime(&e)
+				if err != nil {
+					return res, err
+				}
+				if vt.After(occurred) {
+					res.Skipped++
+					continue
+				}
 			}
 			var err error
 			if res.State, err = m.evolve(ctx, res.State, e); err != nil {
@@ -338,7 +352,11 @@ func TakeSnapshots[S any](ctx context.Context, store strata.Store, m Model[S], s
 		if e.RecordedAt.After(recUpTo) {
 			recUpTo = e.RecordedAt
 		}
-		if vt := m.validTime(&e); vt.After(occUpTo) {
+		vt, err := m.validTime(&e)
+		if err != nil {
+			return saved, err
+		}
+		if vt.After(occUpTo) {
 			occUpTo = vt
 		}
 		if version%int64(every) != 0 {
