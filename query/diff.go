@@ -19,9 +19,9 @@ type Change struct {
 	New  json.RawMessage `json:"new,omitempty"`
 }
 
-// Diff returns the changes from before to after, two JSON documents, in path order. Objects
-// are compared key by key, recursively; arrays and scalars are replaced whole when they differ.
-// Invalid JSON is an Invalid error.
+// Diff returns the changes from before to after, two JSON documents, in path order (an empty,
+// non-nil list when they are equal). Objects are compared key by key, recursively; arrays and
+// scalars are replaced whole when they differ. Invalid JSON is an Invalid error.
 func Diff(before, after []byte) ([]Change, error) {
 	var a, b any
 	if err := unmarshalJSONNumber(before, &a); err != nil {
@@ -30,7 +30,7 @@ func Diff(before, after []byte) ([]Change, error) {
 	if err := unmarshalJSONNumber(after, &b); err != nil {
 		return nil, strata.Errorf(strata.Invalid, "diff", "after: %w", err)
 	}
-	var out []Change
+	out := []Change{} // not nil: an Entry's diff is a JSON list, empty when nothing changed
 	diffValue(&out, "", a, b)
 	return out, nil
 }
