@@ -10,7 +10,10 @@ import (
 
 // ParseTime reads a time for the CLI: "now"; RFC 3339 ("2023-03-14T09:00:00Z",
 // "2023-03-14T09:00:00+01:00"); "2023-03-14T09:00", "2023-03-14 09:00" or "2023-03-14" (UTC);
-// or a time relative to now, "-90d", "-36h", "-15m" (also with "+"). Errors are Invalid.
+// or a time relative to now, "-90d", "-36h", "-15m" (also with "+"). The time is in UTC, as
+// precise as written: it is not truncated to the stored microseconds, so that a bound between
+// two of them stays where it was written (the event query rounds its ends up, StateAt its
+// times down). Errors are Invalid.
 func ParseTime(s string, now time.Time) (time.Time, error) {
 	const op = "parse time"
 	s = strings.TrimSpace(s)
@@ -18,7 +21,7 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, strata.Errorf(strata.Invalid, op, "an empty time")
 	}
 	if s == "now" {
-		return strata.Timestamp(now), nil
+		return now.UTC(), nil
 	}
 	if s[0] == '-' || s[0] == '+' {
 		d, err := parseRelative(s[1:])
@@ -28,11 +31,11 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 		if s[0] == '-' {
 			d = -d
 		}
-		return checkYear(op, s, strata.Timestamp(now.Add(d)))
+		return checkYear(op, s, now.Add(d).UTC())
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
-			return checkYear(op, s, strata.Timestamp(t))
+			return checkYear(op, s, t.UTC())
 		}
 	}
 	return time.Time{}, strata.Errorf(strata.Invalid, op, "%q is not a time (want RFC 3339, 2006-01-02[T15:04], now, or -90d)", s)
