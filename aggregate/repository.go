@@ -399,12 +399,16 @@ func (r *Repository[S, C, E]) openSnapshot(ctx context.Context, snap *strata.Sna
 			return s, false
 		}
 	}
-	if err := json.Unmarshal(snap.Data, &s); err != nil {
+	// The snapshot is the saved state itself, decoded into S's zero value: laid over the
+	// initial state, the fields its JSON omits (an emptied map, an omitempty field) would come
+	// back as the initial state has them.
+	var saved S
+	if err := json.Unmarshal(snap.Data, &saved); err != nil {
 		// A snapshot that no longer decodes costs a full replay, not an outage.
 		r.cfg.logger.WarnContext(ctx, "strata: ignoring a snapshot that does not decode", "stream", snap.Stream, "version", snap.Version, "error", err)
-		return r.decider.initial(), false
+		return s, false
 	}
-	return s, true
+	return saved, true
 }
 
 // decide runs the decider, turning a panic into an error: a command never crashes the process.
