@@ -2,6 +2,7 @@ package query_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/strata-events/strata"
@@ -43,5 +44,29 @@ func TestEntityHistoryEscapedIDs(t *testing.T) {
 		if len(got) != 2 || got[0].Stream != stream || got[1].Stream != stream {
 			t.Errorf("entity %q (payloads %s and %s): %d entries, want 2", id, marshalled, ascii, len(got))
 		}
+	}
+}
+
+// TestEntityHistoryFoldsTheTenantsEventsAlone: in a stream that two tenants write, an entity
+// history of one tenant folds that tenant's events alone, so that no value of the other's shows
+// in a diff (as the old value of a field both set).
+func TestEntityHistoryFoldsTheTenantsEventsAlone(t *testing.T) {
+	ctx := testCtx(t)
+	st, _ := backends.Open(t, "inmem")
+	mustAppend(t, st, "certificate-7F3A",
+		strata.EventData{Type: "Noted", Data: []byte(`{"note":"B-SECRET"}`), Meta: strata.Metadata{Tenant: "beta"}},
+		strata.EventData{Type: "Issued", Data: []byte(`{"serial":"7F3A","note":"mine"}`), Meta: strata.Metadata{Tenant: "acme"}})
+	n := 0
+	for e, err := range query.EntityHistory(ctx, st, query.Entity{Tenant: "acme", ID: "7F3A"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if b, _ := json.Marshal(e); strings.Contains(string(b), "B-SECRET") {
+			t.Fatalf("acme's entity history shows beta's data: %s", b)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d entries, want acme's one", n)
 	}
 }

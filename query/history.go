@@ -156,8 +156,9 @@ type Entity struct {
 const MetaEntity = "entity"
 
 // EntityHistory yields every event about entity across streams, in (RecordedAt, Position)
-// order, each with the diff of its own stream's JSON state (JSONModel). The store must
-// implement strata.QueryStore.
+// order, each with the diff of its own stream's JSON state (JSONModel), folded from the
+// tenant's events alone: another tenant's events in a shared stream never show in a diff. The
+// store must implement strata.QueryStore.
 func EntityHistory(ctx context.Context, store strata.Store, ent Entity) iter.Seq2[Entry, error] {
 	const op = "entity history"
 	return func(yield func(Entry, error) bool) {
@@ -187,8 +188,8 @@ func EntityHistory(ctx context.Context, store strata.Store, ent Entity) iter.Seq
 		}
 		slices.SortFunc(hits, func(a, b strata.Event) int { return strata.CompareQueryOrder(&a, &b) })
 		hits = slices.CompactFunc(hits, func(a, b strata.Event) bool { return a.ID == b.ID })
-		// Diffs against each stream's state just before the event (a fold of its stream up to
-		// there: entity histories are for audits, not hot paths).
+		// Diffs against each stream's state just before the event (a fold of the tenant's events
+		// of its stream up to there: entity histories are for audits, not hot paths).
 		m := JSONModel()
 		if ent.Reveal != nil {
 			m = Revealing(m, ent.Reveal)
@@ -201,6 +202,9 @@ func EntityHistory(ctx context.Context, store strata.Store, ent Entity) iter.Seq
 					if err != nil {
 						yield(Entry{}, err)
 						return
+					}
+					if pe.Meta.Tenant != ent.Tenant {
+						continue // another tenant's event in a shared stream: not the tenant's to see
 					}
 					if st, err = m.evolve(ctx, st, pe); err != nil {
 						yield(Entry{}, err)
