@@ -44,7 +44,9 @@ type Config struct {
 	// them on reads (redacted after erasure) and serves erasure.
 	Protector *shred.Protector
 	// Reveal makes reads decrypt sensitive fields with Protector (it needs a key-encryption
-	// key); otherwise reads return them as stored, encrypted.
+	// key), and states and histories fold the decrypted events (from a stream's first event:
+	// temporal snapshots hold what the store holds, see query.Revealing); otherwise reads
+	// return them as stored, encrypted.
 	Reveal bool
 	// Logger receives the access log (one line per request, never a key or a payload) and
 	// errors; slog.Default when nil.

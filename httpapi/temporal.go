@@ -115,6 +115,15 @@ func jsonModel(validField string) query.Model[map[string]any] {
 	return query.JSONModel()
 }
 
+// revealing is m folding revealed events when the server reveals personal data (see
+// Config.Reveal and query.Revealing): states and diffs then show what reads show.
+func (s *Server) revealing(m query.Model[map[string]any]) query.Model[map[string]any] {
+	if s.cfg.Protector == nil || !s.cfg.Reveal {
+		return m
+	}
+	return query.Revealing(m, s.reveal)
+}
+
 func (s *Server) handleState(w http.ResponseWriter, r *http.Request, p Principal) error {
 	const op = "state"
 	stream := r.PathValue("stream")
@@ -144,7 +153,7 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request, p Principal
 	if err := s.visibleStream(r, op, stream, p.Tenant); err != nil {
 		return err
 	}
-	st, err := query.StateAt(r.Context(), s.store, jsonModel(validField), stream, qa)
+	st, err := query.StateAt(r.Context(), s.store, s.revealing(jsonModel(validField)), stream, qa)
 	if err != nil {
 		return err
 	}
@@ -196,7 +205,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, p Princip
 	page := HistoryPage{Entries: []HistoryEntry{}}
 	// Every page folds the stream from its start: the first diff of a page is against the
 	// true state before it.
-	for en, err := range query.History(r.Context(), s.store, query.JSONModel(), stream, opts) {
+	for en, err := range query.History(r.Context(), s.store, s.revealing(query.JSONModel()), stream, opts) {
 		if err != nil {
 			return err
 		}
@@ -239,6 +248,9 @@ func (s *Server) handleEntityHistory(w http.ResponseWriter, r *http.Request, p P
 	}
 	if _, ok := s.store.(strata.QueryStore); !ok {
 		return strata.Errorf(strata.NotFound, op, "this store cannot be searched")
+	}
+	if s.cfg.Protector != nil && s.cfg.Reveal {
+		ent.Reveal = s.reveal
 	}
 	page := HistoryPage{Entries: []HistoryEntry{}}
 	for en, err := range query.EntityHistory(r.Context(), s.store, ent) {
