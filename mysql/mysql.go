@@ -319,6 +319,7 @@ func (s *Store) isClosed() bool { return s.closed.Load() }
 // MySQL and MariaDB error numbers strata reacts to.
 const (
 	errDupEntry              = 1062
+	errDupKeyName            = 1061
 	errLockWaitTimeout       = 1205
 	errDeadlock              = 1213
 	errUnknownSystemVariable = 1193

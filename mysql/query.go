@@ -45,11 +45,21 @@ func (s *Store) CreateQueryIndexes(ctx context.Context) error {
 		if n > 0 {
 			continue
 		}
-		if _, err := s.db.ExecContext(ctx, "ALTER TABLE events ADD INDEX "+ix.name+" ("+ix.cols+"), ALGORITHM=INPLACE, LOCK=NONE"); err != nil {
+		if err := s.addQueryIndex(ctx, ix.name, ix.cols); err != nil {
 			return s.fail(op, err)
 		}
 	}
 	return nil
+}
+
+// addQueryIndex adds the index name on cols to the events table. An index of that name made
+// meanwhile (another process creating the query indexes at once) counts as made.
+func (s *Store) addQueryIndex(ctx context.Context, name, cols string) error {
+	_, err := s.db.ExecContext(ctx, "ALTER TABLE events ADD INDEX "+name+" ("+cols+"), ALGORITHM=INPLACE, LOCK=NONE")
+	if isMySQLError(err, errDupKeyName) {
+		return nil
+	}
+	return err
 }
 
 // metaPattern is the bytes of "key":"value" as the canonical metadata JSON holds them.
