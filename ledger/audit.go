@@ -99,6 +99,15 @@ func (r *AuditReport) OK() bool { return len(r.Problems) == 0 && r.Dropped == 0 
 // memory stays flat whatever the size of the log. The error is for failures to read; what is
 // wrong with the data is in the report.
 func Audit(ctx context.Context, store strata.Store, opts AuditOptions) (*AuditReport, error) {
+	a, err := newAuditor(ctx, store, opts)
+	if err != nil {
+		return nil, err
+	}
+	return a.run()
+}
+
+// newAuditor returns the auditor of an Audit.
+func newAuditor(ctx context.Context, store strata.Store, opts AuditOptions) (*auditor, error) {
 	ls, ok := store.(strata.LedgerStore)
 	if !ok {
 		return nil, strata.Errorf(strata.Invalid, "audit", "the store (%T) keeps no ledger", store)
@@ -111,7 +120,7 @@ func Audit(ctx context.Context, store strata.Store, opts AuditOptions) (*AuditRe
 	}
 	a := &auditor{ctx: ctx, store: store, ls: ls, opts: opts, b: newBuilder(), tr: newTileReader(ls), rep: &AuditReport{Signed: opts.Policy != nil}}
 	a.prover = &Prover{store: store, ls: ls}
-	return a.run()
+	return a, nil
 }
 
 type auditor struct {
@@ -127,7 +136,7 @@ type auditor struct {
 
 	b    *builder        // fed with the stored leaf hashes
 	last strata.Position // the position of the last leaf row
-	tr   *tileReader
+	tr   *tileReader     // reads the hashes of one consistency proof at a time
 
 	tile0    []byte // the stored level-0 tile of the current leaves
 	tile0Idx uint64
@@ -382,6 +391,9 @@ func (a *auditor) checkCheckpoint(sc strata.LedgerCheckpoint) {
 		a.problem(cpProblem(sc.Size, "its origin %q is not %q, that of the checkpoint of size %d: a log's checkpoints all carry its origin", c.Origin, a.prev.Origin, a.prev.Size))
 	}
 	if a.prev != nil {
+		// The tiles of one proof are of no use to the next: dropped, they keep the audit's
+		// memory flat however many checkpoints the log has.
+		clear(a.tr.tiles)
 		p, err := consistency(a.ctx, a.tr, a.prev.Size, c.Size)
 		if err == nil {
 			err = VerifyConsistency(a.prev.Size, c.Size, a.prev.Root, c.Root, p)

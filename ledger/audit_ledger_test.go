@@ -184,3 +184,55 @@ func TestAuditCheckpointOrigins(t *testing.T) {
 	}
 	wantAuditProblem(t, st, nil, BadCheckpoint)
 }
+
+// TestAuditMemoryFlatAcrossCheckpoints: the audit checks a consistency proof between every
+// two consecutive checkpoints, reading its hashes from tiles. A log signs a checkpoint every
+// minute, so a large one has many; the tiles of one proof must not stay with the audit for the
+// next, or its memory grows with the log (a level-0 tile of 8 KiB per checkpoint).
+func TestAuditMemoryFlatAcrossCheckpoints(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := inmem.New()
+	t.Cleanup(func() { st.Close() })
+	skey, vkey, err := GenerateKey(rand.Reader, "ca.example/strata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := NewSigner(skey)
+	policy, err := NewPolicy(vkey, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSealer(st, WithSigner(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const checkpoints = 40
+	for c := range checkpoints {
+		batch := make([]strata.EventData, 300) // checkpoints off the tile boundaries
+		for i := range batch {
+			batch[i] = strata.EventData{Type: "CertificateIssued", Data: fmt.Appendf(nil, `{"n":%d}`, c*len(batch)+i)}
+		}
+		if _, err := st.Append(ctx, fmt.Sprintf("certificate-%02d", c), strata.NoStream, batch...); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.SealOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := newAuditor(ctx, st, AuditOptions{Policy: &policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.run()
+	if err != nil || !rep.OK() || rep.Checkpoints != checkpoints {
+		t.Fatalf("audit: %+v, %v", rep, err)
+	}
+	// One proof reads at most two tiles per tile level.
+	if held, most := len(a.tr.tiles), 2*(strata.MaxLedgerTileLevel+1); held > most {
+		t.Fatalf("after %d checkpoints the audit holds %d tiles, want at most %d: its memory grows with the log", checkpoints, held, most)
+	}
+}
