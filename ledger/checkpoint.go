@@ -324,8 +324,10 @@ func (w *witness) Verify(msg, sig []byte) bool {
 }
 
 // Cosign adds a witness's cosignature to a signed checkpoint, after checking the log's
-// signature with logKey. A real witness also checks that the checkpoint is consistent with the
-// last one it cosigned; see [VerifyConsistency].
+// signature with logKey. A cosignature the witness made before is replaced, so that cosigning
+// again does not pile up lines (a note of more than 100 signatures does not open). A real
+// witness also checks that the checkpoint is consistent with the last one it cosigned; see
+// [VerifyConsistency].
 func Cosign(msg []byte, logKey note.Verifier, w note.Signer) ([]byte, error) {
 	const op = "cosign checkpoint"
 	n, err := note.Open(msg, note.VerifierList(logKey))
@@ -339,6 +341,26 @@ func Cosign(msg []byte, logKey note.Verifier, w note.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, strata.Errorf(strata.Invalid, op, "%w", err)
 	}
-	line := fmt.Sprintf("— %s %s\n", w.Name(), base64.StdEncoding.EncodeToString(append(binary.BigEndian.AppendUint32(nil, w.KeyHash()), sig...)))
-	return append(bytes.Clone(msg), line...), nil
+	// note.Open checked the form: the text, a blank line, then signature lines.
+	out := append([]byte(n.Text), '\n')
+	for line := range strings.Lines(string(msg[len(n.Text)+1:])) {
+		if name, hash, ok := sigLineKey(line); !ok || name != w.Name() || hash != w.KeyHash() {
+			out = append(out, line...)
+		}
+	}
+	return fmt.Appendf(out, "— %s %s\n", w.Name(), base64.StdEncoding.EncodeToString(append(binary.BigEndian.AppendUint32(nil, w.KeyHash()), sig...))), nil
+}
+
+// sigLineKey returns the key name and hash of a note's signature line.
+func sigLineKey(line string) (name string, hash uint32, ok bool) {
+	rest, ok := strings.CutPrefix(line, "— ")
+	if !ok {
+		return "", 0, false
+	}
+	name, b64, _ := strings.Cut(strings.TrimSuffix(rest, "\n"), " ")
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(b) < 4 {
+		return "", 0, false
+	}
+	return name, binary.BigEndian.Uint32(b), true
 }

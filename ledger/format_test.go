@@ -239,3 +239,40 @@ func TestQuorumCountsEachWitnessOnce(t *testing.T) {
 		t.Fatalf("two witnesses: %v", err)
 	}
 }
+
+// TestCosignAgainReplacesTheCosignature: a witness (or strata cosign standing in for one, run
+// on a schedule) that cosigns a checkpoint it cosigned before must not pile up signature lines:
+// a note with more than 100 lines does not open, and the checkpoint, every bundle made from it
+// and the sealer's next checkpoint would all fail.
+func TestCosignAgainReplacesTheCosignature(t *testing.T) {
+	policy, s, vkey := testKeys(t)
+	msg, err := SignCheckpoint(Checkpoint{Origin: "ca.example/strata", Size: 42, Root: LeafHash([]byte("x"))}, s.cfg.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsk, wvk, _ := GenerateWitnessKey(rand.Reader, "witness.example")
+	osk, ovk, _ := GenerateWitnessKey(rand.Reader, "other-witness.example")
+	other, _ := NewWitnessSigner(osk, func() time.Time { return time.Unix(1700000000, 0) })
+	if msg, err = Cosign(msg, policy.Log, other); err != nil {
+		t.Fatal(err)
+	}
+	withW, err := NewPolicy(vkey, []string{wvk, ovk}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		w, _ := NewWitnessSigner(wsk, func() time.Time { return time.Unix(1700000000+int64(i), 0) })
+		if msg, err = Cosign(msg, policy.Log, w); err != nil {
+			t.Fatalf("cosign %d: %v", i+1, err)
+		}
+	}
+	if _, wits, err := OpenCheckpoint(msg, withW); err != nil || len(wits) != 2 {
+		t.Fatalf("a checkpoint cosigned 100 times by one witness: %v, %v", wits, err)
+	}
+	if n := bytes.Count(msg, []byte("\n— witness.example ")); n != 1 {
+		t.Fatalf("%d cosignature lines by the witness, want 1 (the latest):\n%s", n, msg)
+	}
+	if !bytes.Contains(msg, []byte("\n— other-witness.example ")) || !signedBy(msg, s.cfg.signer) {
+		t.Fatalf("cosigning again dropped another signature:\n%s", msg)
+	}
+}
