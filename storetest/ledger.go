@@ -206,6 +206,14 @@ func (s suite) testLedgerCheckpoints(t *testing.T) {
 	if len(after) != 2 || after[0].Size != 5 || string(after[0].Note) != "note "+certStream(5) {
 		t.Fatalf("checkpoints after 1: %+v", after)
 	}
+	// The longest note ValidateLedgerCheckpoint accepts is stored whole.
+	long := bytes.Repeat([]byte("— witness.example AAAA\n"), strata.MaxLedgerNoteLen)[:strata.MaxLedgerNoteLen]
+	if err := ls.SaveLedgerCheckpoint(ctx, strata.LedgerCheckpoint{Size: 11, Note: long}); err != nil {
+		t.Fatalf("save a note of %d bytes, the most a note may have: %v", len(long), err)
+	}
+	if c, err := ls.LatestLedgerCheckpoint(ctx); err != nil || c.Size != 11 || !bytes.Equal(c.Note, long) {
+		t.Fatalf("a note of %d bytes read back as %d bytes (size %d): %v", len(long), len(c.Note), c.Size, err)
+	}
 }
 
 func (s suite) testLedgerReopen(t *testing.T) {
