@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"testing"
@@ -66,6 +67,34 @@ func TestLeafRejectsNonCanonical(t *testing.T) {
 		if _, err := DecodeLeaf(b); strata.ErrorCode(err) != strata.Invalid {
 			t.Errorf("%s: %v, want Invalid", name, err)
 		}
+	}
+}
+
+// TestLeafRejectsNonCanonicalSchema: EncodeLeaf writes a schema above strata.MaxSchema as
+// 0xFFFFFFFF, so a leaf holding one of the other values above it is not the encoding of any
+// event; the decoder accepted it, and decoding then encoding changed the leaf (FuzzDecodeLeaf's
+// identity), against "one event has exactly one leaf".
+func TestLeafRejectsNonCanonicalSchema(t *testing.T) {
+	e := sampleEvent()
+	good := EncodeLeaf(nil, &e)
+	at := 1 + 16 + 4 + len(e.Stream) + 8 + 4 + len(e.Type) // the schema's offset
+	if binary.BigEndian.Uint32(good[at:]) != uint32(e.Schema) {
+		t.Fatalf("no schema %d at offset %d", e.Schema, at)
+	}
+	for _, schema := range []uint32{strata.MaxSchema + 1, 0xFFFFFFFE} {
+		b := bytes.Clone(good)
+		binary.BigEndian.PutUint32(b[at:], schema)
+		l, err := DecodeLeaf(b)
+		if strata.ErrorCode(err) != strata.Invalid {
+			t.Errorf("schema %#x: decoded as schema %d (re-encoded equal: %v), err %v; want Invalid", schema, l.Schema, bytes.Equal(l.Append(nil), b), err)
+		}
+	}
+	// The encoding of a schema out of range (a row edited in the database) still decodes to a
+	// leaf that encodes to it.
+	e.Schema = strata.MaxSchema + 1
+	out := EncodeLeaf(nil, &e)
+	if l, err := DecodeLeaf(out); err != nil || !bytes.Equal(l.Append(nil), out) {
+		t.Errorf("the leaf of schema %d: %v", e.Schema, err)
 	}
 }
 

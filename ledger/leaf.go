@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -107,8 +108,8 @@ func metaEntries(m *strata.Metadata) []kv {
 }
 
 // DecodeLeaf parses a leaf encoding. It accepts only the canonical form: the version it knows,
-// valid UTF-8, metadata keys in strictly increasing order, no empty well-known field and no
-// trailing bytes. Every error is Invalid.
+// valid UTF-8, a schema as Append writes it, metadata keys in strictly increasing order, no
+// empty well-known field and no trailing bytes. Every error is Invalid.
 func DecodeLeaf(b []byte) (Leaf, error) {
 	const op = "decode leaf"
 	d := decoder{b: b}
@@ -120,7 +121,12 @@ func DecodeLeaf(b []byte) (Leaf, error) {
 	l.Stream = d.str("stream")
 	l.Version = int64(d.u64())
 	l.Type = d.str("type")
-	l.Schema = int(d.u32())
+	if v := d.u32(); strata.Schema32(int(v)) == v {
+		l.Schema = int(v)
+	} else {
+		// Append writes every schema above strata.MaxSchema as 0xFFFFFFFF.
+		d.fail("schema %d is above %d and not written as %d", v, strata.MaxSchema, uint32(math.MaxUint32))
+	}
 	l.OccurredAt = time.UnixMicro(int64(d.u64())).UTC()
 	l.RecordedAt = time.UnixMicro(int64(d.u64())).UTC()
 	n := d.u32()
