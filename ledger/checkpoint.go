@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -217,8 +219,12 @@ func decodeBase64(s string) ([]byte, error) {
 	return base64.StdEncoding.Strict().DecodeString(s)
 }
 
+// validKeyName reports whether name can name a key in a signed note: note.Open refuses a whole
+// note with a signature line whose name is not UTF-8 or holds a '+' or a (Unicode) space.
+// Control characters are refused too.
 func validKeyName(name string) bool {
-	return name != "" && !strings.ContainsAny(name, "+ \t\n\r") && strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0
+	return name != "" && utf8.ValidString(name) && !strings.Contains(name, "+") &&
+		strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) }) < 0
 }
 
 // cosigKeyHash is the key ID of C2SP tlog-cosignature: SHA-256(name || 0x0A || 0x04 || key)[:4].
@@ -330,6 +336,9 @@ func (w *witness) Verify(msg, sig []byte) bool {
 // [VerifyConsistency].
 func Cosign(msg []byte, logKey note.Verifier, w note.Signer) ([]byte, error) {
 	const op = "cosign checkpoint"
+	if !validKeyName(w.Name()) {
+		return nil, strata.Errorf(strata.Invalid, op, "witness key name %q cannot name a signature line of a note", w.Name())
+	}
 	n, err := note.Open(msg, note.VerifierList(logKey))
 	if err != nil {
 		return nil, strata.Errorf(strata.Invalid, op, "%w", err)

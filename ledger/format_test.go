@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,5 +304,39 @@ func TestCosignAgainReplacesTheCosignature(t *testing.T) {
 	}
 	if !bytes.Contains(msg, []byte("\n— other-witness.example ")) || !signedBy(msg, s.cfg.signer) {
 		t.Fatalf("cosigning again dropped another signature:\n%s", msg)
+	}
+}
+
+// TestWitnessKeyNamesAreNoteNames: a cosignature is a line of the signed note, and note.Open
+// refuses the whole note when a signature line's name holds a Unicode space or is not UTF-8.
+// A witness key with such a name must not be made or accepted: cosigning with it made the
+// checkpoint unreadable to every verifier, the sealer included.
+func TestWitnessKeyNamesAreNoteNames(t *testing.T) {
+	policy, s, _ := testKeys(t)
+	msg, err := SignCheckpoint(Checkpoint{Origin: "ca.example/strata", Size: 1, Root: LeafHash([]byte("x"))}, s.cfg.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"witness\u00a0example", "witness\u2003example", "witness\u0085", "witness\xff"} {
+		skey, vkey, err := GenerateWitnessKey(rand.Reader, name)
+		if err == nil {
+			w, werr := NewWitnessSigner(skey, nil)
+			if werr == nil {
+				if cosigned, cerr := Cosign(msg, policy.Log, w); cerr == nil {
+					_, _, err = OpenCheckpoint(cosigned, policy)
+				}
+			}
+			t.Errorf("witness key named %q generated (%s); its cosigned checkpoint opens: %v", name, vkey, err)
+			continue
+		}
+		if strata.ErrorCode(err) != strata.Invalid {
+			t.Errorf("name %q: %v, want Invalid", name, err)
+		}
+		// Keys made elsewhere with such a name are refused too.
+		_, good, _ := GenerateWitnessKey(rand.Reader, "w")
+		_, rest, _ := strings.Cut(good, "+")
+		if _, err := NewWitnessVerifier(name + "+" + rest); strata.ErrorCode(err) != strata.Invalid {
+			t.Errorf("verifier key named %q: %v, want Invalid", name, err)
+		}
 	}
 }
