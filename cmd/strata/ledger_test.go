@@ -170,3 +170,33 @@ func TestVerifyVouchesForSomething(t *testing.T) {
 		t.Fatalf("verify after seal: %s", out)
 	}
 }
+
+// TestVerifyWitnessNeedsKey: --witness and --quorum ask that checkpoints carry cosignatures,
+// which only a check of the log's signature (--key) looks at. Without --key the audit checked
+// no signature at all and still printed OK with exit status 0: a script that required a
+// witness quorum passed a log nobody cosigned.
+func TestVerifyWitnessNeedsKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key, wit := filepath.Join(dir, "log"), filepath.Join(dir, "witness")
+	mustCLI(t, "", "keys", "generate", "--origin", "ca.example/strata", "--out", key)
+	mustCLI(t, "", "keys", "generate", "--origin", "witness.example", "--out", wit, "--witness")
+	db := "sqlite:" + filepath.Join(dir, "l.db")
+	mustCLI(t, db, "append", "certificate-7F3A", "CertificateIssued", `{"serial":"7F3A"}`)
+	mustCLI(t, db, "seal", "--key", key+".key") // signed by the log, cosigned by no witness
+	for _, args := range [][]string{
+		{"verify", "--quiet", "--witness", wit + ".pub"},
+		{"verify", "--quiet", "--witness", wit + ".pub", "--quorum", "1"},
+		{"verify", "--quiet", "--quorum", "1"},
+	} {
+		r := cli(t, testContext(t), db, "", args...)
+		wantErr(t, r, exitInvalid, "--key")
+		if strings.Contains(r.stdout, "OK") {
+			t.Errorf("%v: stdout %q", args, r.stdout)
+		}
+	}
+	// With --key, the missing cosignature is found.
+	if r := cli(t, testContext(t), db, "", "verify", "--quiet", "--key", key+".pub", "--witness", wit+".pub"); r.code == 0 {
+		t.Fatalf("a checkpoint without the witness's cosignature verified: %s", r.stdout)
+	}
+}

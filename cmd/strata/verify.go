@@ -51,6 +51,11 @@ index, and the command exits with status 1. Progress goes to stderr.`,
 				// Only the audit reads the events; an offline OK would not have checked them.
 				return invalidf("verify", "--event-key works with the audit of a database only, not with --bundle or --consistency")
 			}
+			if fl.key == "" && (len(fl.witnesses) > 0 || cmd.Flags().Changed("quorum")) {
+				// Cosignatures are checked with the log's signature; an OK without --key would
+				// not have looked at them.
+				return invalidf("verify", "--witness and --quorum need --key: cosignatures are checked with the log's signature")
+			}
 			var policy *ledger.Policy
 			if fl.key != "" {
 				vkey, err := readKey(fl.key)
