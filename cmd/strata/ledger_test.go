@@ -200,3 +200,39 @@ func TestVerifyWitnessNeedsKey(t *testing.T) {
 		t.Fatalf("a checkpoint without the witness's cosignature verified: %s", r.stdout)
 	}
 }
+
+// TestVerifyOneOfflineCheckAtATime: with both --bundle and --consistency, verify checked the
+// consistency bundle only and exited 0, whatever the proof bundle held; --old without
+// --consistency was ignored.
+func TestVerifyOneOfflineCheckAtATime(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "log")
+	mustCLI(t, "", "keys", "generate", "--origin", "ca.example/strata", "--out", key)
+	db := "sqlite:" + filepath.Join(dir, "l.db")
+	mustCLI(t, db, "append", "certificate-7F3A", "CertificateIssued", `{"serial":"7F3A"}`)
+	mustCLI(t, db, "seal", "--key", key+".key")
+	var ev struct{ ID string }
+	if err := json.Unmarshal([]byte(mustCLI(t, db, "read", "certificate-7F3A")), &ev); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "p")
+	mustCLI(t, db, "proof", ev.ID, "--out", bundle)
+	cons := filepath.Join(dir, "c")
+	mustCLI(t, db, "proof", "--consistency-from", bundle, "--out", cons)
+	forged := filepath.Join(dir, "forged")
+	if err := os.WriteFile(forged, []byte("not a bundle\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, testContext(t), "", "", "verify", "--bundle", forged, "--consistency", cons, "--old", bundle, "--key", key+".pub")
+	wantErr(t, r, exitInvalid, "--bundle")
+	if r.stdout != "" {
+		t.Errorf("stdout %q, want nothing", r.stdout)
+	}
+	// --old without --consistency was ignored the same way.
+	r = cli(t, testContext(t), "", "", "verify", "--bundle", bundle, "--old", forged, "--key", key+".pub")
+	wantErr(t, r, exitInvalid, "--old")
+	if r.stdout != "" {
+		t.Errorf("stdout %q, want nothing", r.stdout)
+	}
+}

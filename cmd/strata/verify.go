@@ -51,6 +51,13 @@ index, and the command exits with status 1. Progress goes to stderr.`,
 				// Only the audit reads the events; an offline OK would not have checked them.
 				return invalidf("verify", "--event-key works with the audit of a database only, not with --bundle or --consistency")
 			}
+			switch {
+			case fl.bundle != "" && fl.consist != "":
+				// One would be checked and the OK would seem to vouch for both.
+				return invalidf("verify", "--bundle and --consistency are two checks: run verify once for each")
+			case fl.old != "" && fl.consist == "":
+				return invalidf("verify", "--old goes with --consistency: it is the older checkpoint a consistency bundle extends")
+			}
 			if fl.key == "" && (len(fl.witnesses) > 0 || cmd.Flags().Changed("quorum")) {
 				// Cosignatures are checked with the log's signature; an OK without --key would
 				// not have looked at them.
