@@ -76,11 +76,22 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 	return c, nil
 }
 
-// SignCheckpoint returns c as a note signed by signer, whose name must be c's origin.
+// SignCheckpoint returns c as a note signed by signer, whose name must be c's origin (a valid
+// key name). Each extension must be one non-empty line of UTF-8 without control characters.
 func SignCheckpoint(c Checkpoint, signer note.Signer) ([]byte, error) {
 	const op = "sign checkpoint"
 	if signer.Name() != c.Origin {
 		return nil, strata.Errorf(strata.Invalid, op, "key %q cannot sign checkpoints of the log %q (the key's name must be the origin)", signer.Name(), c.Origin)
+	}
+	if !validKeyName(c.Origin) {
+		return nil, strata.Errorf(strata.Invalid, op, "origin %q is not a key name a signed note can carry", c.Origin)
+	}
+	for i, e := range c.Extensions {
+		// An empty line would end the text a verifier reads, a line break make two lines, and
+		// note.Open refuses a note with another control character or invalid UTF-8.
+		if e == "" || !utf8.ValidString(e) || strings.IndexFunc(e, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+			return nil, strata.Errorf(strata.Invalid, op, "extension %d (%q) is not one non-empty line of text", i+1, e)
+		}
 	}
 	msg, err := note.Sign(&note.Note{Text: string(c.Marshal())}, signer)
 	if err != nil {
@@ -177,6 +188,10 @@ func OpenCheckpoint(msg []byte, p Policy) (Checkpoint, []string, error) {
 // GenerateKey returns a new log key pair named origin: the signer key (keep it secret) and the
 // verifier key to publish, in the note formats.
 func GenerateKey(rand io.Reader, origin string) (skey, vkey string, err error) {
+	if !validKeyName(origin) {
+		// note.GenerateKey takes control characters, which no note it signs can carry.
+		return "", "", strata.Errorf(strata.Invalid, "generate key", "bad key name %q", origin)
+	}
 	skey, vkey, err = note.GenerateKey(rand, origin)
 	if err != nil {
 		return "", "", strata.Errorf(strata.Invalid, "generate key", "%w", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +339,34 @@ func TestWitnessKeyNamesAreNoteNames(t *testing.T) {
 		if _, err := NewWitnessVerifier(name + "+" + rest); strata.ErrorCode(err) != strata.Invalid {
 			t.Errorf("verifier key named %q: %v, want Invalid", name, err)
 		}
+	}
+}
+
+// TestSignCheckpointRefusesBadExtensions: an extension line is one non-empty line of text. An
+// empty one put a blank line into the signed text, one holding a line break became two, and
+// one with another control character made a note that note.Open refuses; the log signed them
+// without an error, and the checkpoint then did not open, or opened as another.
+func TestSignCheckpointRefusesBadExtensions(t *testing.T) {
+	policy, s, _ := testKeys(t)
+	c := Checkpoint{Origin: "ca.example/strata", Size: 3, Root: LeafHash([]byte("x"))}
+	for _, ext := range [][]string{{""}, {"a\nb"}, {"ok", "b\n"}, {"\n"}, {"a\tb"}, {"a\rb"}, {"\xff"}} {
+		c.Extensions = ext
+		msg, err := SignCheckpoint(c, s.cfg.signer)
+		if strata.ErrorCode(err) != strata.Invalid {
+			got, _, oerr := OpenCheckpoint(msg, policy)
+			t.Errorf("extensions %q: signed (%v); opens as %q, %v", ext, err, got.Extensions, oerr)
+		}
+	}
+	// A log key whose name no note can carry is not made.
+	if _, _, err := GenerateKey(rand.Reader, "ca.example/\x01"); strata.ErrorCode(err) != strata.Invalid {
+		t.Errorf("a log key named with a control character: %v, want Invalid", err)
+	}
+	c.Extensions = []string{"vendor.example/ext 1", "more"}
+	msg, err := SignCheckpoint(c, s.cfg.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := OpenCheckpoint(msg, policy); err != nil || !slices.Equal(got.Extensions, c.Extensions) {
+		t.Fatalf("extensions %q: %q, %v", c.Extensions, got.Extensions, err)
 	}
 }
