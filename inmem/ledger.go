@@ -165,6 +165,7 @@ func (s *Store) LedgerCheckpoints(ctx context.Context, after uint64) iter.Seq2[s
 			var page []strata.LedgerCheckpoint
 			for _, c := range s.ledger.checkpoints {
 				if c.Size > after {
+					c.Note = slices.Clone(c.Note) // the caller's to keep or edit
 					page = append(page, c)
 					if len(page) == pageSize {
 						break
@@ -193,7 +194,9 @@ func (s *Store) LatestLedgerCheckpoint(ctx context.Context) (strata.LedgerCheckp
 	}
 	defer s.mu.RUnlock()
 	if n := len(s.ledger.checkpoints); n > 0 {
-		return s.ledger.checkpoints[n-1], nil
+		c := s.ledger.checkpoints[n-1]
+		c.Note = slices.Clone(c.Note) // the caller's to keep or edit
+		return c, nil
 	}
 	return strata.LedgerCheckpoint{}, strata.LedgerCheckpointNotFound(op)
 }

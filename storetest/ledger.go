@@ -206,6 +206,14 @@ func (s suite) testLedgerCheckpoints(t *testing.T) {
 	if len(after) != 2 || after[0].Size != 5 || string(after[0].Note) != "note "+certStream(5) {
 		t.Fatalf("checkpoints after 1: %+v", after)
 	}
+	// A note read is the caller's: editing it does not edit the store.
+	after[0].Note[0] ^= 0x20
+	if c, err := ls.LatestLedgerCheckpoint(ctx); err == nil {
+		c.Note[0] ^= 0x20
+	}
+	if got := mustCollect(t, ls.LedgerCheckpoints(ctx, 1)); string(got[0].Note) != "note "+certStream(5) || string(got[1].Note) != "cosigned" {
+		t.Fatalf("editing the notes read changed the stored ones: %q, %q", got[0].Note, got[1].Note)
+	}
 	// The longest note ValidateLedgerCheckpoint accepts is stored whole.
 	long := bytes.Repeat([]byte("— witness.example AAAA\n"), strata.MaxLedgerNoteLen)[:strata.MaxLedgerNoteLen]
 	if err := ls.SaveLedgerCheckpoint(ctx, strata.LedgerCheckpoint{Size: 11, Note: long}); err != nil {
