@@ -142,3 +142,66 @@ func FuzzParseConsistencyBundle(f *testing.F) {
 		}
 	})
 }
+
+// TestConsistencyWitnessPolicyIsForTheNewer: the older checkpoint is the one the verifier
+// trusts already (kept, say, from a proof bundle of last year, before the log had witnesses);
+// the witness policy applies to the newer checkpoint, the one the bundle brings (docs/LEDGER.md,
+// "Consistency bundles"). Verify required the quorum of the older one too, so an auditor could
+// not move from an old, uncosigned checkpoint to a cosigned one.
+func TestConsistencyWitnessPolicyIsForTheNewer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := inmem.New()
+	defer st.Close()
+	skey, vkey, _ := ledger.GenerateKey(rand.Reader, "ca.example/strata")
+	signer, _ := ledger.NewSigner(skey)
+	wskey, wvkey, _ := ledger.GenerateWitnessKey(rand.Reader, "witness.example")
+	witness, _ := ledger.NewWitnessSigner(wskey, nil)
+	logOnly, _ := ledger.NewPolicy(vkey, nil, 0)
+	withWitness, err := ledger.NewPolicy(vkey, []string{wvkey}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := ledger.NewSealer(st, ledger.WithSigner(signer))
+	checkpoint := func(n int) strata.LedgerCheckpoint {
+		t.Helper()
+		appendN(t, st, 0, n)
+		if _, _, err := s.SealOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := s.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
+	old := checkpoint(10) // before the log had a witness
+	cur := checkpoint(20)
+	if cur.Note, err = ledger.Cosign(cur.Note, logOnly.Log, witness); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveLedgerCheckpoint(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := ledger.NewProver(st)
+	b, err := p.ConsistencyBundle(ctx, old.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := b.Verify(withWitness, old.Note)
+	if err != nil || len(v.Witnesses) != 1 || v.Old.Size != 10 || v.New.Size != 30 {
+		t.Fatalf("from an uncosigned older checkpoint to a cosigned one: %+v, %v", v, err)
+	}
+	// The newer checkpoint still needs the quorum.
+	bare, _ := ledger.SignCheckpoint(v.New, signer)
+	if _, err := (&ledger.ConsistencyBundle{OldSize: b.OldSize, Proof: b.Proof, Checkpoint: bare}).Verify(withWitness, old.Note); !errors.Is(err, strata.ErrInvalid) {
+		t.Fatalf("a newer checkpoint without the witness's cosignature: %v, want Invalid", err)
+	}
+	// And the older one is still checked against the log's key.
+	otherKey, _, _ := ledger.GenerateKey(rand.Reader, "ca.example/strata")
+	other, _ := ledger.NewSigner(otherKey)
+	forgedOld, _ := ledger.SignCheckpoint(v.Old, other)
+	if _, err := b.Verify(withWitness, forgedOld); !errors.Is(err, strata.ErrInvalid) {
+		t.Fatalf("an older checkpoint signed by another key: %v, want Invalid", err)
+	}
+}
