@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/strata-events/strata"
 )
@@ -249,12 +250,21 @@ func (p *Prover) Bundle(ctx context.Context, eventID uuid.UUID) (*Bundle, error)
 	if err != nil {
 		return nil, err
 	}
+	enc := EncodeLeaf(nil, &e)
 	if rs, ok := p.store.(strata.RetentionStore); ok {
-		// A bundle carries the leaf's content, which retention removed: the bundle could not
-		// verify. strata verify checks the event's tombstone against the tree instead.
+		// A bundle carries the leaf's content. Retention that removed it after sealing left a
+		// leaf that no bundle can prove (strata verify checks the event's tombstone against the
+		// tree instead); retention before sealing (AllowUnsealed) left a tombstone that was
+		// sealed as it is, and its bundle verifies.
 		switch _, err := rs.Tombstone(ctx, eventID); {
 		case err == nil:
-			return nil, strata.Errorf(strata.NotFound, op, "retention removed the payload of event %s (leaf %d): no bundle can prove content that is gone; strata verify checks its tombstone's leaf hash against the tree", eventID, leaf.Index)
+			sealed, err := p.leafHash(ctx, leaf.Index)
+			if err != nil {
+				return nil, err
+			}
+			if LeafHash(enc) != sealed {
+				return nil, strata.Errorf(strata.NotFound, op, "retention removed the payload of event %s (leaf %d): no bundle can prove content that is gone; strata verify checks its tombstone's leaf hash against the tree", eventID, leaf.Index)
+			}
 		case !errors.Is(err, strata.ErrNotFound):
 			return nil, err
 		}
@@ -263,5 +273,14 @@ func (p *Prover) Bundle(ctx context.Context, eventID uuid.UUID) (*Bundle, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Bundle{Leaf: EncodeLeaf(nil, &e), Index: leaf.Index, Proof: pr, Checkpoint: cp.Note}, nil
+	return &Bundle{Leaf: enc, Index: leaf.Index, Proof: pr, Checkpoint: cp.Note}, nil
+}
+
+// leafHash returns the stored hash of leaf i.
+func (p *Prover) leafHash(ctx context.Context, i uint64) (Hash, error) {
+	hs, err := p.tiles().nodes(ctx, []compact.NodeID{compact.NewNodeID(0, i)})
+	if err != nil {
+		return Hash{}, err
+	}
+	return Hash(hs[0]), nil
 }
