@@ -95,7 +95,9 @@ func (r *AuditReport) OK() bool { return len(r.Problems) == 0 && r.Dropped == 0 
 
 // Audit recomputes every leaf from the stored events and checks it against the stored hashes,
 // every stored hash against the hashes below it, every checkpoint's root (and, with a policy,
-// signatures) against the tree, and the consistency of consecutive checkpoints. It streams:
+// signatures) against the tree, and the consistency of consecutive checkpoints. It checks the
+// tree of the ledger head it reads first: leaves, tiles and checkpoints that a sealer adds
+// while it runs are left for the next audit, and their events count as Unsealed. It streams:
 // memory stays flat whatever the size of the log. The error is for failures to read; what is
 // wrong with the data is in the report.
 func Audit(ctx context.Context, store strata.Store, opts AuditOptions) (*AuditReport, error) {
@@ -118,7 +120,7 @@ func newAuditor(ctx context.Context, store strata.Store, opts AuditOptions) (*au
 	if opts.ProgressEvery == 0 {
 		opts.ProgressEvery = 1 << 16
 	}
-	a := &auditor{ctx: ctx, store: store, ls: ls, opts: opts, b: newBuilder(), tr: newTileReader(ls), rep: &AuditReport{Signed: opts.Policy != nil}}
+	a := &auditor{ctx: ctx, store: store, ls: ls, opts: opts, b: newBuilder(), tr: newTileReader(ls), beyond: -1, rep: &AuditReport{Signed: opts.Policy != nil}}
 	a.prover = &Prover{store: store, ls: ls}
 	return a, nil
 }
@@ -132,7 +134,8 @@ type auditor struct {
 	prover *Prover
 	opts   AuditOptions
 	rep    *AuditReport
-	head   strata.LedgerHead
+	head   strata.LedgerHead // the head when the audit began: the tree it checks
+	beyond int64             // the first leaf row at or past head.Size; -1 for none
 
 	b    *builder        // fed with the stored leaf hashes
 	last strata.Position // the position of the last leaf row
@@ -174,15 +177,25 @@ func (a *auditor) run() (*AuditReport, error) {
 	if err := a.advanceCP(); err != nil {
 		return nil, err
 	}
-	leaf, lerr, more := nextLeaf()
-	if lerr != nil {
+	// The audit covers the tree of the head it read: a sealer may add leaves while it runs.
+	var (
+		leaf strata.LedgerLeaf
+		lerr error
+		more bool
+	)
+	pull := func() {
+		if leaf, lerr, more = nextLeaf(); more && lerr == nil && leaf.Index >= a.head.Size {
+			a.beyond, more = int64(leaf.Index), false
+		}
+	}
+	if pull(); lerr != nil {
 		return nil, lerr
 	}
 	advance := func() error {
 		if err := a.sealLeaf(leaf); err != nil {
 			return err
 		}
-		leaf, lerr, more = nextLeaf()
+		pull()
 		return lerr
 	}
 	for e, err := range a.store.ReadAll(a.ctx, strata.ReadAllOptions{}) {
@@ -406,22 +419,35 @@ func (a *auditor) checkCheckpoint(sc strata.LedgerCheckpoint) {
 }
 
 // finish checks what the leaves left over: the head, the partial tiles and later checkpoints.
+// What a sealer added while the audit ran (the head has moved on) is not checked, and not a
+// problem.
 func (a *auditor) finish() error {
 	n := a.b.size()
-	if n != a.head.Size {
+	now, err := a.ls.LedgerHead(a.ctx)
+	if err != nil {
+		return err
+	}
+	grown := now.Size > a.head.Size && a.head.Last.Less(now.Last)
+	switch {
+	case n != a.head.Size:
 		a.problem(Problem{Kind: BadHash, Leaf: -1, Msg: fmt.Sprintf("the ledger head says %d leaves, the store holds %d", a.head.Size, n)})
-	} else if a.head.Last != a.last {
+	case a.head.Last != a.last:
 		a.problem(Problem{Kind: BadHash, Leaf: -1, Msg: fmt.Sprintf("the ledger head's last position is %s, the last leaf's %s: the sealer would read on from the wrong place", a.head.Last, a.last)})
+	case a.beyond >= 0 && !grown:
+		a.problem(Problem{Kind: BadHash, Leaf: a.beyond, Msg: fmt.Sprintf("the ledger head says %d leaves, the store holds leaf %d too", a.head.Size, a.beyond)})
 	}
 	// The sealer stores each level's partial tile with the head it moves: the stored one holds
 	// exactly the tree's hashes (at level 0, those the leaves were read from), and at a level
-	// whose tiles are all full there is none.
+	// whose tiles are all full there is none. A tree that grew since holds more.
 	for l := range a.b.edge {
 		t := strata.LedgerTile{LedgerTileID: strata.LedgerTileID{Level: l, Index: (n >> (tileH * l)) / tileW}, Data: a.b.edge[l]}
 		if len(t.Data) > 0 {
-			if err := a.compareTile(t, true); err != nil {
+			if err := a.compareTile(t, !grown); err != nil {
 				return err
 			}
+			continue
+		}
+		if grown {
 			continue
 		}
 		ts, err := a.ls.LedgerTiles(a.ctx, []strata.LedgerTileID{t.LedgerTileID})
@@ -433,8 +459,10 @@ func (a *auditor) finish() error {
 		}
 	}
 	for a.cp != nil {
-		a.problem(cpProblem(a.cp.Size, "larger than the stored tree (%d leaves)", n))
-		a.rep.Checkpoints++
+		if !grown || n != a.head.Size || a.cp.Size > now.Size {
+			a.problem(cpProblem(a.cp.Size, "larger than the stored tree (%d leaves)", n))
+			a.rep.Checkpoints++
+		}
 		if err := a.advanceCP(); err != nil {
 			return err
 		}

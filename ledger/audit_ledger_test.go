@@ -236,3 +236,75 @@ func TestAuditMemoryFlatAcrossCheckpoints(t *testing.T) {
 		t.Fatalf("after %d checkpoints the audit holds %d tiles, want at most %d: its memory grows with the log", checkpoints, held, most)
 	}
 }
+
+// liveStore runs a sealer once, right after the audit has read the ledger head: the log and
+// the ledger grow while the audit reads them, as they do under strata serve --key.
+type liveStore struct {
+	*inmem.Store
+	grow func()
+}
+
+func (s *liveStore) LedgerHead(ctx context.Context) (strata.LedgerHead, error) {
+	h, err := s.Store.LedgerHead(ctx)
+	if g := s.grow; g != nil && err == nil {
+		s.grow = nil
+		g()
+	}
+	return h, err
+}
+
+// TestAuditOfALiveLog: an audit checks the ledger up to the head it read first. Events,
+// leaves, tiles and checkpoints that a sealer adds while it runs are not problems: the audit
+// reported the head as wrong, the grown partial tiles as not matching and the new checkpoint
+// as larger than the tree, and strata verify failed on every busy log.
+func TestAuditOfALiveLog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := inmem.New()
+	t.Cleanup(func() { st.Close() })
+	skey, vkey, _ := GenerateKey(rand.Reader, "ca.example/strata")
+	signer, _ := NewSigner(skey)
+	policy, _ := NewPolicy(vkey, nil, 0)
+	s, err := NewSealer(st, WithSigner(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grow := func(n int) {
+		for i := range n {
+			if _, err := st.Append(ctx, fmt.Sprintf("certificate-%02d", i%7), strata.Any, strata.EventData{Type: "CertificateIssued", Data: fmt.Appendf(nil, `{"n":%d}`, i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := s.SealOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grow(600)
+	live := &liveStore{Store: st, grow: func() { grow(300) }}
+	rep, err := Audit(ctx, live, AuditOptions{Policy: &policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Leaves != 600 || rep.Checkpoints != 1 || rep.Unsealed != 300 {
+		t.Fatalf("audit of a log that grew while it ran: %+v", rep)
+	}
+	if rep, err := Audit(ctx, st, AuditOptions{Policy: &policy}); err != nil || !rep.OK() || rep.Leaves != 900 || rep.Checkpoints != 2 {
+		t.Fatalf("audit once it stood still: %+v, %v", rep, err)
+	}
+	// A head moved back behind leaves and a checkpoint is still reported: it did not move on.
+	var evs []strata.Event
+	for e, err := range st.ReadAll(ctx, strata.ReadAllOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	view := &viewStore{Store: st, head: func(h strata.LedgerHead) strata.LedgerHead {
+		return strata.LedgerHead{Size: 700, Last: evs[699].Position}
+	}}
+	wantAuditProblem(t, view, &policy, BadHash)
+	wantAuditProblem(t, view, &policy, BadCheckpoint)
+}
