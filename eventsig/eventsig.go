@@ -173,20 +173,22 @@ func digest(id uuid.UUID, typ string, schema int, data []byte, meta strata.Metad
 	return h.Sum(nil), nil
 }
 
-// Verify checks the signature of a stored event against the verifiers, by key ID. It returns
-// the signing key's ID, or an error wrapping ErrUnsigned, ErrUnknownKey or ErrBadSig.
+// Verify checks the signature of a stored event against the verifiers, by key ID and
+// algorithm (any of several with both may verify it). It returns the signing key's ID, or an
+// error wrapping ErrUnsigned, ErrUnknownKey or ErrBadSig.
 func Verify(e strata.Event, verifiers ...Verifier) (string, error) {
 	kid, alg, sig64 := e.Meta.Extra[MetaKeyID], e.Meta.Extra[MetaAlgorithm], e.Meta.Extra[MetaSignature]
 	if kid == "" || sig64 == "" {
 		return "", fmt.Errorf("%w: %s (%s v%d)", ErrUnsigned, e.ID, e.Stream, e.Version)
 	}
-	var v Verifier
+	// A key is named by its ID and algorithm: verifiers may share an ID across algorithms.
+	var vs []Verifier
 	for _, c := range verifiers {
-		if c.KeyID() == kid {
-			v = c
+		if c.KeyID() == kid && c.Algorithm() == alg {
+			vs = append(vs, c)
 		}
 	}
-	if v == nil || v.Algorithm() != alg {
+	if len(vs) == 0 {
 		return kid, fmt.Errorf("%w %q (%s): event %s (%s v%d)", ErrUnknownKey, kid, alg, e.ID, e.Stream, e.Version)
 	}
 	sig, err := base64.RawStdEncoding.DecodeString(sig64)
@@ -197,8 +199,10 @@ func Verify(e strata.Event, verifiers ...Verifier) (string, error) {
 	if err != nil {
 		return kid, err
 	}
-	if !v.Verify(d, sig) {
-		return kid, fmt.Errorf("%w: event %s (%s v%d) by key %q", ErrBadSig, e.ID, e.Stream, e.Version, kid)
+	for _, v := range vs {
+		if v.Verify(d, sig) {
+			return kid, nil
+		}
 	}
-	return kid, nil
+	return kid, fmt.Errorf("%w: event %s (%s v%d) by key %q", ErrBadSig, e.ID, e.Stream, e.Version, kid)
 }

@@ -92,3 +92,23 @@ func TestSignedEventsRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyPicksTheKeyOfTheAlgorithm: two verifiers may share a key ID across algorithms (an
+// Ed25519 key and a P-256 key of one signer, rotated); Verify took the last one with the ID and
+// reported an event signed with the other as signed by an unknown key.
+func TestVerifyPicksTheKeyOfTheAlgorithm(t *testing.T) {
+	ctx := context.Background()
+	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	verifiers := []eventsig.Verifier{eventsig.Ed25519Verifier("ra", edPriv.Public().(ed25519.PublicKey)), eventsig.ES256Verifier("ra", &ecPriv.PublicKey)}
+	for _, s := range []eventsig.Signer{eventsig.NewEd25519("ra", edPriv), eventsig.NewES256("ra", ecPriv)} {
+		rec := codec.Record{ID: [16]byte{7}, Type: "Issued", Schema: 1, Data: []byte(`{"serial":"7F3A"}`)}
+		if err := eventsig.Transform(s).Encode(ctx, nil, &rec); err != nil {
+			t.Fatal(err)
+		}
+		e := strata.Event{ID: rec.ID, Stream: "certificate-7F3A", Version: 1, Type: rec.Type, Schema: rec.Schema, Data: rec.Data, Meta: rec.Meta}
+		if kid, err := eventsig.Verify(e, verifiers...); err != nil || kid != "ra" {
+			t.Errorf("%s: %q, %v", s.Algorithm(), kid, err)
+		}
+	}
+}
