@@ -61,15 +61,30 @@ func (s *Server) handleAppend(w http.ResponseWriter, r *http.Request, p Principa
 		default:
 			return strata.Errorf(strata.Forbidden, op, "event %d names tenant %q; this key writes for its own tenant only", i, e.Meta.Tenant)
 		}
-		plain[i] = e.Data
-		if s.cfg.Protector != nil {
-			if err := s.cfg.Protector.Protect(r.Context(), &e); err != nil {
+		evs[i] = e
+	}
+	owner, exists, err := s.owners.owner(r.Context(), stream)
+	if err != nil {
+		return err
+	}
+	if exists && owner != p.Tenant {
+		return s.appendFailed(strata.Errorf(strata.Forbidden, op, "stream %q belongs to another tenant", stream))
+	}
+	if s.cfg.Protector != nil {
+		// Protect makes the data key of each subject it meets: what would refuse the append
+		// is checked first, lest a refused append leave a key, and the subject be the
+		// tenant's (erasable, then never to be written again) though nothing of it was.
+		if _, err := strata.PrepareAppend(op, []strata.StreamAppend{{Stream: stream, Expected: exp, Events: evs}}); err != nil {
+			return s.appendFailed(err)
+		}
+		for i := range evs {
+			plain[i] = evs[i].Data
+			if err := s.cfg.Protector.Protect(r.Context(), &evs[i]); err != nil {
 				return err
 			}
 		}
-		evs[i] = e
 	}
-	res, err := s.appendOwned(r.Context(), op, stream, exp, p.Tenant, evs)
+	res, err := s.appendOwned(r.Context(), op, stream, exp, p.Tenant, exists, evs)
 	if errors.Is(err, strata.ErrEventIDReused) && s.cfg.Protector != nil {
 		// Encryption draws a fresh nonce each time, so the store sees a retry of a protected
 		// append as other content: compare the stored events decrypted.
@@ -99,19 +114,30 @@ func (s *Server) handleAppend(w http.ResponseWriter, r *http.Request, p Principa
 	return nil
 }
 
-// appendOwned appends to a stream of tenant's. A stream that has events of another tenant is
-// Forbidden. A stream that has none is appended to with NoStream, whatever the request
-// expected, so that a racing writer of another tenant cannot slip in first (an expectation
-// that needs the stream to exist fails at once, as it would have); on that conflict the owner
-// is looked up again.
-func (s *Server) appendOwned(ctx context.Context, op, stream string, exp strata.ExpectedVersion, tenant string, evs []strata.EventData) (strata.AppendResult, error) {
+// appendFailed counts an append refused by the store's checks (strata_append_errors_total)
+// and returns err.
+func (s *Server) appendFailed(err error) error {
+	s.metrics.appendErrors.WithLabelValues(string(strata.ErrorCode(err))).Inc()
+	return err
+}
+
+// appendOwned appends to a stream of tenant's; exists says whether the caller found events in
+// it, all of tenant's (the caller refused a stream of another tenant's). A stream that has
+// events of another tenant is Forbidden. A stream that has none is appended to with NoStream,
+// whatever the request expected, so that a racing writer of another tenant cannot slip in
+// first (an expectation that needs the stream to exist fails at once, as it would have); on
+// that conflict the owner is looked up again.
+func (s *Server) appendOwned(ctx context.Context, op, stream string, exp strata.ExpectedVersion, tenant string, exists bool, evs []strata.EventData) (strata.AppendResult, error) {
 	for attempt := 0; ; attempt++ {
-		owner, exists, err := s.owners.owner(ctx, stream)
-		if err != nil {
-			return strata.AppendResult{}, err
-		}
-		if exists && owner != tenant {
-			return strata.AppendResult{}, strata.Errorf(strata.Forbidden, op, "stream %q belongs to another tenant", stream)
+		if attempt > 0 {
+			owner, ok, err := s.owners.owner(ctx, stream)
+			if err != nil {
+				return strata.AppendResult{}, err
+			}
+			if ok && owner != tenant {
+				return strata.AppendResult{}, strata.Errorf(strata.Forbidden, op, "stream %q belongs to another tenant", stream)
+			}
+			exists = ok
 		}
 		try := exp
 		if !exists {
