@@ -533,7 +533,19 @@ func (s *Server) handleErase(w http.ResponseWriter, r *http.Request, p Principal
 	if req.Meta.Principal == "" {
 		req.Meta.Principal = "apikey:" + p.KeyID
 	}
-	tomb, err := s.cfg.Protector.EraseTenant(r.Context(), p.Tenant, r.PathValue("subject"), req.Meta)
+	subject := r.PathValue("subject")
+	if err := strata.ValidateStreamName(op, subject); err != nil {
+		return err
+	}
+	// EraseTenant destroys the key before it records the SubjectErased event with this
+	// metadata: metadata the store would refuse must be refused first, or the answer would be
+	// 400 for an erasure that happened, and that no event records.
+	rec := strata.StreamAppend{Stream: shred.TenantErasureStream(p.Tenant, subject), Expected: strata.Any,
+		Events: []strata.EventData{{Type: shred.SubjectErasedType, Meta: req.Meta}}}
+	if _, err := strata.PrepareAppend(op, []strata.StreamAppend{rec}); err != nil {
+		return err
+	}
+	tomb, err := s.cfg.Protector.EraseTenant(r.Context(), p.Tenant, subject, req.Meta)
 	if err != nil {
 		return err
 	}
