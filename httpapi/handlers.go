@@ -193,7 +193,8 @@ func (s *Server) protectedReplay(ctx context.Context, stream, tenant string, evs
 		if err := s.cfg.Protector.Reveal(ctx, &e); err != nil {
 			return strata.AppendResult{}, false, err
 		}
-		if !bytes.Equal(e.Data, data) {
+		// Protect does not keep the payload's whitespace: compare the compact forms.
+		if !bytes.Equal(compactJSON(e.Data), compactJSON(data)) {
 			return strata.AppendResult{}, false, nil
 		}
 		i++
@@ -202,6 +203,16 @@ func (s *Server) protectedReplay(ctx context.Context, stream, tenant string, evs
 		return strata.AppendResult{}, false, nil
 	}
 	return strata.AppendResult{Stream: stream, FirstVersion: first, LastVersion: first + int64(len(evs)) - 1, Replayed: true}, true, nil
+}
+
+// compactJSON returns the JSON document b without insignificant whitespace, or b itself when it
+// is not valid JSON.
+func compactJSON(b []byte) []byte {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return b
+	}
+	return buf.Bytes()
 }
 
 func (s *Server) reveal(ctx context.Context, e *strata.Event) error {

@@ -48,3 +48,31 @@ func TestProtectedAppendRetryReplays(t *testing.T) {
 		})
 	}
 }
+
+// TestProtectedAppendRetryReplaysFormattedJSON: the retry of a protected append is recognised
+// whatever the whitespace of its payload, which encryption does not keep: the same body sent
+// twice is 201, then 200 replayed, for a pretty-printed payload as for a compact one.
+func TestProtectedAppendRetryReplaysFormattedJSON(t *testing.T) {
+	t.Parallel()
+	st := openSQLite(t)
+	declareConsent(t, st)
+	e := newEnv(t, st, withProtector(t))
+	w := e.keys["acme/writer"]
+	const body = `{"events": [
+  {"id": "0190e3c2-0000-7000-8000-0000000000d1", "type": "ConsentGiven",
+   "data": {"subjectId": "subject-1", "email": "a@acme.example", "channels": [ "mail", "web" ]}},
+  {"id": "0190e3c2-0000-7000-8000-0000000000d2", "type": "Noted", "data": { "n" : 1 }}
+]}`
+	const path = "/v1/streams/consent-acme-2/events"
+	if r := e.do("POST", path, w, body); r.status != http.StatusCreated {
+		t.Fatalf("append: %d %s", r.status, r.body)
+	}
+	r := e.do("POST", path, w, body)
+	var res httpapi.AppendResponse
+	if r.status == http.StatusOK {
+		r.json(t, &res)
+	}
+	if r.status != http.StatusOK || !res.Replayed || res.FirstVersion != 1 || res.LastVersion != 2 {
+		t.Fatalf("the same body again: %d %s, want 200 replayed versions 1-2", r.status, r.body)
+	}
+}
