@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -81,6 +82,13 @@ func (s *Server) wrap(rt route) http.Handler {
 			p, err = s.auth.authenticate(r)
 			if err == nil && !p.may(rt.perm) {
 				err = strata.Errorf(strata.Forbidden, rt.name, "role %s may not %s", p.Role, rt.perm)
+			}
+		}
+		if err == nil {
+			// URL.Query, which the handlers read, drops the pairs it cannot parse (or all of
+			// them, past net/url's limit): a filter, cursor or limit would be ignored unsaid.
+			if _, qerr := url.ParseQuery(r.URL.RawQuery); qerr != nil {
+				err = strata.Errorf(strata.Invalid, rt.name, "the query string does not parse: %w", qerr)
 			}
 		}
 		if err == nil {
