@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -128,32 +129,108 @@ func parseExpected(raw json.RawMessage) (strata.ExpectedVersion, error) {
 }
 
 // decodeJSON reads a JSON body into v: it must be application/json, one value, with no unknown
-// fields.
+// fields and no member that its object has twice (see repeatedMember).
 func decodeJSON(r *http.Request, op string, v any) error {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return strata.Errorf(CodeUnsupportedMediaType, op, "the body must be application/json, not %q", ct)
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		if e := bodyError(err); e != err {
 			return e
 		}
+		return invalidf(op, "read the body: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return invalidf(op, "the body is not valid JSON for this request: %s", jsonMessage(err))
 	}
 	// More would report false for a stray '}' or ']' after the value: read the next token.
 	if _, err := dec.Token(); err != io.EOF {
 		if err != nil {
-			if e := bodyError(err); e != err {
-				return e
-			}
 			return invalidf(op, "the body is not valid JSON for this request: %s", jsonMessage(err))
 		}
 		return invalidf(op, "the body holds more than one JSON value")
 	}
+	name, err := repeatedMember(json.NewDecoder(bytes.NewReader(body)), false)
+	if err != nil {
+		return invalidf(op, "the body is not valid JSON for this request: %s", jsonMessage(err))
+	}
+	if name != "" {
+		return invalidf(op, "the body has the member %q twice in one object: which one counts is ambiguous", name)
+	}
 	return nil
+}
+
+// repeatedMember returns the first member name of the JSON value dec reads that its object
+// already had, and "" when none repeats. encoding/json lets the last of repeated members win,
+// and matches struct fields without regard to case: a body with "expected" or "type" twice
+// means one thing to the server and perhaps another to a proxy, a log or the client's own
+// reading. Names are compared as encoding/json matches fields (case-folded), but exactly in
+// objects whose member name is "meta", which are maps of metadata keys. The value of a "data"
+// member, a payload stored as it was sent, is not looked into.
+func repeatedMember(dec *json.Decoder, exact bool) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	switch tok {
+	case json.Delim('['):
+		for dec.More() {
+			if name, err := repeatedMember(dec, false); name != "" || err != nil {
+				return name, err
+			}
+		}
+	case json.Delim('{'):
+		seen := make(map[string]bool)
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			name, _ := tok.(string)
+			key := name
+			if !exact {
+				key = foldName(name)
+			}
+			if seen[key] {
+				return name, nil
+			}
+			seen[key] = true
+			if strings.EqualFold(name, "data") {
+				var skip json.RawMessage
+				if err := dec.Decode(&skip); err != nil {
+					return "", err
+				}
+				continue
+			}
+			if name, err := repeatedMember(dec, strings.EqualFold(name, "meta")); name != "" || err != nil {
+				return name, err
+			}
+		}
+	default:
+		return "", nil // a scalar
+	}
+	_, err = dec.Token() // the closing bracket or brace
+	return "", err
+}
+
+// foldName returns a key under which names that bytes.EqualFold finds equal, as encoding/json
+// matches struct fields, are one: each rune replaced by the smallest of its case folds.
+func foldName(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
 }
 
 // jsonMessage is a JSON error without Go type names.
