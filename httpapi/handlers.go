@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -531,8 +532,19 @@ func (s *Server) handleErase(w http.ResponseWriter, r *http.Request, p Principal
 	}
 	var req EraseRequest
 	if r.ContentLength != 0 {
-		if err := decodeJSON(r, op, &req); err != nil {
-			return err
+		// A body of unknown length (chunked) may be empty too: the body is optional.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			if e := bodyError(err); e != err {
+				return e
+			}
+			return invalidf(op, "read the body: %w", err)
+		}
+		if len(body) > 0 {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if err := decodeJSON(r, op, &req); err != nil {
+				return err
+			}
 		}
 	}
 	switch req.Meta.Tenant {
