@@ -319,10 +319,15 @@ func (s *Server) handleStreams(w http.ResponseWriter, r *http.Request, p Princip
 	return nil
 }
 
-// filterOf reads the global-log filter of a request, always restricted to the key's tenant.
-func filterOf(r *http.Request, p Principal) strata.Filter {
+// filterOf reads the global-log filter of a request, always restricted to the key's tenant. It
+// takes at most strata.MaxQueryTypes types, as a search does: a subscription's filter is
+// matched against each new event by the follower that every subscription shares.
+func filterOf(r *http.Request, op string, p Principal) (strata.Filter, error) {
 	q := r.URL.Query()
-	return strata.Filter{Types: q["type"], StreamPrefix: q.Get("prefix"), Tenant: p.Tenant}
+	if n := len(q["type"]); n > strata.MaxQueryTypes {
+		return strata.Filter{}, invalidf(op, "%d types, at most %d", n, strata.MaxQueryTypes)
+	}
+	return strata.Filter{Types: q["type"], StreamPrefix: q.Get("prefix"), Tenant: p.Tenant}, nil
 }
 
 func parseCursor(op, s string) (strata.Position, error) {
@@ -343,8 +348,12 @@ func (s *Server) handleReadAll(w http.ResponseWriter, r *http.Request, p Princip
 	if err != nil {
 		return err
 	}
+	filter, err := filterOf(r, op, p)
+	if err != nil {
+		return err
+	}
 	page := EventsPage{Events: []Event{}, Next: after.String()}
-	for e, err := range s.store.ReadAll(r.Context(), strata.ReadAllOptions{After: after, Filter: filterOf(r, p), Limit: limit}) {
+	for e, err := range s.store.ReadAll(r.Context(), strata.ReadAllOptions{After: after, Filter: filter, Limit: limit}) {
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -55,5 +56,41 @@ func TestMalformedQueryStringIsRefused(t *testing.T) {
 	e.do("GET", "/v1/events?type=Wanted", rd, nil).json(t, &page)
 	if len(page.Events) != 1 || page.Events[0].Type != "Wanted" {
 		t.Fatalf("type=Wanted returns %+v", page.Events)
+	}
+}
+
+// TestLogFilterTypesAreBounded: the global log and a subscription take at most
+// strata.MaxQueryTypes types, as a search does; more is 400. Every subscription's filter is
+// matched against every new event of the log by the one follower all tenants share, under its
+// lock: a filter of thousands of types from one key would slow every subscriber's feed.
+func TestLogFilterTypesAreBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, openSQLite(t))
+	rd := e.keys["acme/reader"]
+	types := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "&type=T%d", i)
+		}
+		return b.String()
+	}
+	if r := e.do("GET", "/v1/events?limit=1"+types(strata.MaxQueryTypes), rd, nil); r.status != http.StatusOK {
+		t.Fatalf("%d types: %d %s", strata.MaxQueryTypes, r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/events?limit=1"+types(strata.MaxQueryTypes+1), rd, nil); r.status != http.StatusBadRequest || r.errorCode(t) != strata.Invalid {
+		t.Errorf("/v1/events with %d types: %d %s, want 400 invalid", strata.MaxQueryTypes+1, r.status, r.body)
+	}
+	req, err := http.NewRequest("GET", e.srv.URL+"/v1/subscribe?after="+types(strata.MaxQueryTypes+1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+rd)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // a subscription answers its status before it streams: read no further
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("/v1/subscribe with %d types: %d, want 400", strata.MaxQueryTypes+1, resp.StatusCode)
 	}
 }

@@ -33,7 +33,10 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, p Princ
 	if err != nil {
 		return err
 	}
-	filter := filterOf(r, p)
+	filter, err := filterOf(r, op, p)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 
