@@ -43,7 +43,7 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// tamperProofs serves the API but flips a byte of the leaf in the proof of one event, as a
+// tamperProofs serves the API but flips a byte of a hash in the proof of one event, as a
 // compromised server or a man in the middle would.
 func tamperProofs(h http.Handler, eventID string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -59,9 +59,25 @@ func tamperProofs(h http.Handler, eventID string) http.Handler {
 			w.Write(rec.Body.Bytes())
 			return
 		}
-		p.Leaf[len(p.Leaf)-2] ^= 0x01 // a byte of the payload
+		p.Proof[0][0] ^= 0x01 // a byte of a sibling hash: the leaf still is the event shown
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(p)
+	})
+}
+
+// tamperShown makes h answer GET path with old replaced by new: a server that shows an event
+// other than the one it proves.
+func tamperShown(h http.Handler, path, old, new string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		w.Header().Set("Content-Type", rec.Header().Get("Content-Type"))
+		w.WriteHeader(rec.Code)
+		w.Write(bytes.ReplaceAll(rec.Body.Bytes(), []byte(old), []byte(new)))
 	})
 }
 
@@ -91,7 +107,8 @@ func badgeColor(t *testing.T, shot []byte) (r, g, b float64) {
 // tenant's streams, shows a stream's timeline with actors and times, folds the state at a time
 // chosen on the slider with each event's diff, and checks inclusion proofs with WebCrypto
 // against the signed checkpoint (signature included): a genuine proof shows a green VERIFIED
-// badge, a tampered one a red FAILED badge, both checked in screenshots.
+// badge, a tampered one a red FAILED badge, and so does a genuine proof of an event that the
+// page shows otherwise, all checked in screenshots.
 func TestExplorerInChromium(t *testing.T) {
 	bin := chromium(t)
 	st := openSQLite(t)
@@ -137,7 +154,7 @@ func TestExplorerInChromium(t *testing.T) {
 		}
 		stored = append(stored, e)
 	}
-	srv := httptest.NewServer(tamperProofs(api.Handler(), stored[1].ID.String()))
+	srv := httptest.NewServer(tamperProofs(tamperShown(api.Handler(), "/v1/streams/certificate-7F3A/events", `"keyCompromise"`, `"superseded"`), stored[1].ID.String()))
 	defer srv.Close()
 
 	actx, cancel := chromedp.NewExecAllocator(ctx,
@@ -239,7 +256,7 @@ func TestExplorerInChromium(t *testing.T) {
 	}
 	check(0, "VERIFIED", "green")
 	check(1, "FAILED", "red") // the tampered proof
-	check(2, "VERIFIED", "green")
+	check(2, "FAILED", "red") // a genuine proof of an event shown otherwise
 	// Without the log's public key a proof matches only what this server says: not green.
 	_, err = chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => { state.logKey = ""; return true })()`))
 	must("forget the log key", err)

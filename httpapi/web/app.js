@@ -201,14 +201,86 @@ function badge(kind, text) {
   b.textContent = text;
 }
 
+// decodeLeaf reads the canonical leaf encoding (docs/LEDGER.md, "Leaves"; ledger.Leaf.Append):
+// u8 version, 16 ID, str stream, u64 version, str type, u32 schema, i64 occurred and recorded
+// at (Unix microseconds), u32 count of metadata entries (str key, str value), u32 data length
+// and the data. Strings are a u32 length and UTF-8.
+function decodeLeaf(b) {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength), utf8 = new TextDecoder("utf-8", { fatal: true });
+  let o = 0;
+  const need = (n) => { if (o + n > b.length) throw new Error("the leaf is cut short"); };
+  const u32 = () => { need(4); const x = v.getUint32(o); o += 4; return x; };
+  const bytes = (n) => { need(n); const x = b.subarray(o, o + n); o += n; return x; };
+  const str = () => utf8.decode(bytes(u32()));
+  need(17);
+  const leaf = { format: b[0], id: hex(b.subarray(1, 17)) };
+  o = 17;
+  leaf.stream = str();
+  need(8); leaf.version = v.getBigUint64(o); o += 8;
+  leaf.type = str();
+  leaf.schema = u32();
+  need(16); leaf.occurred = v.getBigInt64(o); leaf.recorded = v.getBigInt64(o + 8); o += 16;
+  leaf.meta = new Map();
+  for (let n = u32(); n > 0; n--) { const k = str(); leaf.meta.set(k, str()); }
+  leaf.data = bytes(u32());
+  if (o !== b.length) throw new Error("the leaf has bytes after its data");
+  return leaf;
+}
+
+// micros reads an RFC 3339 time as the API writes it (UTC, up to nanoseconds) as Unix
+// microseconds, the leaf's unit.
+function micros(t) {
+  const m = /^(.*?)(?:\.(\d+))?Z$/.exec(t || "");
+  if (!m) return null;
+  const ms = Date.parse(m[1] + "Z");
+  if (Number.isNaN(ms)) return null;
+  return BigInt(ms) * 1000n + BigInt(((m[2] || "") + "000000").slice(0, 6));
+}
+
+// canonical is a JSON value's text with object keys sorted, to compare two parses.
+function canonical(x) {
+  if (Array.isArray(x)) return "[" + x.map(canonical).join(",") + "]";
+  if (isObject(x)) return "{" + Object.keys(x).sort().map((k) => JSON.stringify(k) + ":" + canonical(x[k])).join(",") + "}";
+  return JSON.stringify(x);
+}
+
+// leafDiffers returns what of the event shown differs from the sealed leaf, and notes what it
+// could not compare: a payload with encrypted fields, which the server may show in clear while
+// the leaf holds their ciphertext.
+function leafDiffers(leaf, ev, notes) {
+  const bad = [];
+  if (leaf.stream !== ev.stream) bad.push("stream");
+  if (leaf.version !== BigInt(ev.version)) bad.push("version");
+  if (leaf.type !== ev.type) bad.push("type");
+  if (leaf.schema !== (ev.schema < 0 || ev.schema > 0xfffffffe ? 0xffffffff : ev.schema)) bad.push("schema");
+  if (leaf.occurred !== micros(ev.occurredAt)) bad.push("occurredAt");
+  if (leaf.recorded !== micros(ev.recordedAt)) bad.push("recordedAt");
+  const meta = Object.entries(ev.meta || {}).filter(([, val]) => val !== "");
+  if (meta.length !== leaf.meta.size || meta.some(([k, val]) => leaf.meta.get(k) !== val)) bad.push("metadata");
+  const text = new TextDecoder().decode(leaf.data);
+  if (text.includes('"strata:enc:v1:')) {
+    notes.push("payload not compared: the leaf holds the ciphertext of its personal data");
+  } else {
+    let sealed;
+    try { sealed = text === "" ? {} : JSON.parse(text); } catch { sealed = undefined; }
+    if (sealed === undefined || canonical(sealed) !== canonical(ev.data)) bad.push("data");
+  }
+  return bad;
+}
+
 async function verifyProof(ev) {
   badge("pending", "checking…");
   const lines = [];
   try {
     const p = await api("/v1/events/" + ev.id + "/proof");
     const leaf = b64(p.leaf);
-    // The leaf names the event: version byte 1, then the 16 bytes of its ID (docs/LEDGER.md).
-    if (leaf[0] !== 1 || hex(leaf.slice(1, 17)) !== ev.id.replaceAll("-", "")) throw new Error("the leaf is not this event");
+    // The leaf is the event: version byte 1, its ID, and every field the ledger commits to,
+    // each compared with what this page shows (a server could show one event and prove another).
+    const l = decodeLeaf(leaf);
+    if (l.format !== 1 || l.id !== ev.id.replaceAll("-", "")) throw new Error("the leaf is not this event");
+    const notes = [], bad = leafDiffers(l, ev, notes);
+    if (bad.length) throw new Error("the event shown differs from the sealed one in: " + bad.join(", "));
+    lines.push("stream, version, type, schema, times, metadata" + (notes.length ? "" : " and payload") + " match the sealed leaf", ...notes);
     const cp = parseCheckpoint(p.checkpoint);
     const root = await rootFromInclusion(BigInt(p.index), cp.size, await leafHash(leaf), p.proof.map(b64));
     lines.push("leaf " + p.index + " of " + cp.size + " in " + cp.origin);
