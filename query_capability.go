@@ -278,6 +278,10 @@ func PrepareTemporalSnapshot(op string, s TemporalSnapshot) (TemporalSnapshot, e
 	return s, nil
 }
 
+// RetentionStartedType is the type of the audit event a retention run records before it
+// removes anything; its ID is the run's, which every Tombstone of the run names.
+const RetentionStartedType = "RetentionStarted"
+
 // TombstoneData is the Data of a tombstoned event: its payload was removed by retention.
 var TombstoneData = []byte("null")
 
@@ -290,7 +294,8 @@ type Tombstone struct {
 	EventID uuid.UUID
 	// LeafHash is the event's RFC 6962 leaf hash (32 bytes), computed before removal.
 	LeafHash []byte
-	// Run identifies the retention run that removed it (the ID of its audit event).
+	// Run identifies the retention run that removed it: the ID of the run's audit event, of type
+	// RetentionStartedType, which the ledger audit looks for in the log.
 	Run uuid.UUID
 	// RemovedAt is set by the store.
 	RemovedAt time.Time

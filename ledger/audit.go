@@ -29,6 +29,10 @@ const (
 	BadHash ProblemKind = "hash"
 	// BadCheckpoint: a checkpoint's signature, root or consistency fails.
 	BadCheckpoint ProblemKind = "checkpoint"
+	// Unrecorded: a tombstone names a retention run that no event of the log records, so
+	// nothing vouches that retention, and not someone who can write to the database, removed
+	// the payload.
+	Unrecorded ProblemKind = "unrecorded"
 )
 
 // Problem is one finding of [Audit].
@@ -80,14 +84,17 @@ type AuditOptions struct {
 
 // AuditReport is the result of [Audit].
 type AuditReport struct {
-	Leaves      uint64 // leaves checked
-	Events      uint64 // events read from the log
-	Unsealed    uint64 // events after the sealed part of the log
-	Tombstoned  uint64 // sealed events whose payload retention removed, verified by their tombstones
-	Checkpoints int    // checkpoints checked
-	Signed      bool   // whether signatures were checked
-	Problems    []Problem
-	Dropped     int // problems beyond MaxProblems
+	Leaves     uint64 // leaves checked
+	Events     uint64 // events read from the log
+	Unsealed   uint64 // events after the sealed part of the log
+	Tombstoned uint64 // sealed events whose payload retention removed, verified by their tombstones
+	// TombstonedByUnsealedRuns counts the Tombstoned events whose retention run is recorded by
+	// an event after the sealed part of the log: the next audit, once it is sealed, vouches.
+	TombstonedByUnsealedRuns uint64
+	Checkpoints              int  // checkpoints checked
+	Signed                   bool // whether signatures were checked
+	Problems                 []Problem
+	Dropped                  int // problems beyond MaxProblems
 }
 
 // OK reports whether the audit found nothing wrong.
@@ -120,7 +127,8 @@ func newAuditor(ctx context.Context, store strata.Store, opts AuditOptions) (*au
 	if opts.ProgressEvery == 0 {
 		opts.ProgressEvery = 1 << 16
 	}
-	a := &auditor{ctx: ctx, store: store, ls: ls, opts: opts, b: newBuilder(), tr: newTileReader(ls), beyond: -1, rep: &AuditReport{Signed: opts.Policy != nil}}
+	a := &auditor{ctx: ctx, store: store, ls: ls, opts: opts, b: newBuilder(), tr: newTileReader(ls), beyond: -1, rep: &AuditReport{Signed: opts.Policy != nil},
+		runs: map[uuid.UUID]bool{}, tombRuns: map[uuid.UUID]tombRef{}, tombCount: map[uuid.UUID]uint64{}}
 	a.prover = &Prover{store: store, ls: ls}
 	return a, nil
 }
@@ -136,6 +144,12 @@ type auditor struct {
 	rep    *AuditReport
 	head   strata.LedgerHead // the head when the audit began: the tree it checks
 	beyond int64             // the first leaf row at or past head.Size; -1 for none
+
+	// runs holds the IDs of the log's RetentionStarted events, true for those after the sealed
+	// part; tombRuns and tombCount, the runs that the tombstones found name (see checkRuns).
+	runs      map[uuid.UUID]bool
+	tombRuns  map[uuid.UUID]tombRef
+	tombCount map[uuid.UUID]uint64
 
 	b    *builder        // fed with the stored leaf hashes
 	last strata.Position // the position of the last leaf row
@@ -203,6 +217,9 @@ func (a *auditor) run() (*AuditReport, error) {
 			return nil, err
 		}
 		a.rep.Events++
+		if e.Type == strata.RetentionStartedType {
+			a.runs[e.ID] = !more || e.ID != leaf.EventID // true: after the sealed part
+		}
 		for {
 			if !more {
 				if e.Position.Compare(a.head.Last) <= 0 {
@@ -260,6 +277,7 @@ func (a *auditor) run() (*AuditReport, error) {
 			return nil, err
 		}
 	}
+	a.checkRuns()
 	if err := a.finish(); err != nil {
 		return nil, err
 	}
@@ -483,5 +501,35 @@ func (a *auditor) tombstoned(e *strata.Event, stored Hash) bool {
 		return false
 	}
 	a.rep.Tombstoned++
+	if _, seen := a.tombRuns[t.Run]; !seen {
+		a.tombRuns[t.Run] = tombRef{id: e.ID, stream: e.Stream, version: e.Version, pos: e.Position}
+	}
+	a.tombCount[t.Run]++
 	return true
+}
+
+// tombRef names the first event a retention run's tombstone was found on, for the report.
+type tombRef struct {
+	id      uuid.UUID
+	stream  string
+	version int64
+	pos     strata.Position
+}
+
+// checkRuns reports the tombstones whose retention run no RetentionStarted event of the log
+// records, and counts those whose run is recorded after the sealed part (see
+// AuditReport.TombstonedByUnsealedRuns). A run's event may lie anywhere in the log (it is
+// newer than the events it removed), so this waits for the end of the walk; memory grows with
+// the number of runs, not of events.
+func (a *auditor) checkRuns() {
+	for run, first := range a.tombRuns {
+		unsealed, ok := a.runs[run]
+		switch {
+		case !ok:
+			a.problem(Problem{Kind: Unrecorded, Leaf: -1, EventID: first.id, Stream: first.stream, Version: first.version, Position: first.pos,
+				Msg: fmt.Sprintf("%d tombstones (this event's the first) name retention run %s, which no %s event of the log records: nothing vouches that retention removed their payloads", a.tombCount[run], run, strata.RetentionStartedType)})
+		case unsealed:
+			a.rep.TombstonedByUnsealedRuns += a.tombCount[run]
+		}
+	}
 }

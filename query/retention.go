@@ -188,7 +188,7 @@ func (r *Retention) Run(ctx context.Context, store strata.Store) (*Report, error
 
 // Audit event types of retention.
 const (
-	TypeRetentionStarted   = "RetentionStarted"
+	TypeRetentionStarted   = strata.RetentionStartedType
 	TypeRetentionCompleted = "RetentionCompleted"
 )
 

@@ -221,6 +221,9 @@ func audit(cmd *cobra.Command, g *globals, policy *ledger.Policy, quiet bool, ev
 		rep.Leaves, rep.Events, rep.Unsealed, rep.Checkpoints, sig, time.Since(start).Round(time.Millisecond))
 	if rep.Tombstoned > 0 {
 		fmt.Fprintf(out, "%d events hold tombstones: retention removed their payloads, their sealed leaf hashes match\n", rep.Tombstoned)
+		if rep.TombstonedByUnsealedRuns > 0 {
+			fmt.Fprintf(out, "%d of them by retention runs recorded after the sealed part of the log: the audit after their sealing vouches for them\n", rep.TombstonedByUnsealedRuns)
+		}
 	}
 	problems := len(rep.Problems) + rep.Dropped
 	if rep.Signed && rep.Checkpoints == 0 {
