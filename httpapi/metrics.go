@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,8 +71,20 @@ func (s *Server) metricsHandler() http.Handler {
 }
 
 // storeCollector reports, at scrape time, how far the ledger sealer and the projections lag
-// behind the log.
-type storeCollector struct{ store strata.Store }
+// behind the log. /metrics needs no key, and a collection reads up to maxLagCount events and
+// every projection's status: scrapes share one collection at a time, and its result for
+// storeMetricsTTL, so that a client asking in a loop costs the database no more than a
+// scraper does.
+type storeCollector struct {
+	store strata.Store
+
+	mu   sync.Mutex
+	at   time.Time
+	last []prometheus.Metric
+}
+
+// storeMetricsTTL is how long a collection of the store's metrics serves later scrapes.
+const storeMetricsTTL = time.Second
 
 var (
 	descSealed      = prometheus.NewDesc("strata_ledger_leaves", "Events sealed into the ledger.", nil, nil)
@@ -90,6 +103,29 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= storeMetricsTTL {
+		out := make(chan prometheus.Metric, 16)
+		done := make(chan []prometheus.Metric)
+		go func() {
+			var ms []prometheus.Metric
+			for m := range out {
+				ms = append(ms, m)
+			}
+			done <- ms
+		}()
+		c.collect(out)
+		close(out)
+		c.last, c.at = <-done, time.Now()
+	}
+	for _, m := range c.last {
+		ch <- m
+	}
+}
+
+// collect reads the store's metrics.
+func (c *storeCollector) collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if ls, ok := c.store.(strata.LedgerStore); ok {
