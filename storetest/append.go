@@ -106,6 +106,15 @@ func (s suite) testExpectedVersion(t *testing.T) {
 	if errors.As(err, &se); se.Actual != 4 {
 		t.Fatalf("conflict reports actual version %d, want 4", se.Actual)
 	}
+	// An expected version ahead of the stream is as stale as one behind it: the writer has not
+	// seen the version it names.
+	_, err = st.Append(ctx, stream, strata.Exact(5), one())
+	wantCode(t, err, strata.Conflict, "Exact(5) on a stream at version 4")
+	if errors.As(err, &se); se.Actual != 4 {
+		t.Fatalf("conflict reports actual version %d, want 4", se.Actual)
+	}
+	_, err = st.AppendMulti(ctx, strata.StreamAppend{Stream: stream, Expected: strata.Exact(5), Events: []strata.EventData{one()}})
+	wantCode(t, err, strata.Conflict, "multi-append with Exact(5) on a stream at version 4")
 	mustAppend(t, ctx, st, stream, strata.Any, one())
 	mustAppend(t, ctx, st, "fresh-any", strata.Any, one())
 	if n := len(mustCollect(t, st.ReadStream(ctx, stream, strata.ReadStreamOptions{}))); n != 5 {
