@@ -261,3 +261,62 @@ func (s suite) testStreams(t *testing.T) {
 		t.Fatalf("listing carries stream info: %+v", all)
 	}
 }
+
+// testNoSharedMemory changes what an append was given and what reads returned, as a caller may
+// (a writer reusing its buffer, an upcaster rewriting Data in place, a handler adding a metadata
+// key): the stored events stay as they were appended, whichever read returns them next.
+func (s suite) testNoSharedMemory(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const stream, data = "certificate-7F3A", `{"serial":"7F3A"}`
+	buf := []byte(data)
+	in := strata.EventData{Type: "CertificateIssued", Data: buf,
+		Meta: strata.Metadata{Tenant: "acme", Extra: map[string]string{"ticket": "T-9"}}}
+	mustAppend(t, ctx, st, stream, strata.NoStream, in)
+	copy(buf, `{"serial":"XXXX"}`)
+	in.Meta.Extra["ticket"] = "changed by the writer"
+
+	sub := subscribe(ctx, st, strata.Start, strata.Filter{})
+	reads := []struct {
+		name string
+		read func() strata.Event
+	}{
+		{"read stream", func() strata.Event {
+			return only(t, mustCollect(t, st.ReadStream(ctx, stream, strata.ReadStreamOptions{})))
+		}},
+		{"read all", func() strata.Event { return only(t, allEvents(t, ctx, st)) }},
+		{"read all filtered", func() strata.Event {
+			return only(t, mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{Filter: strata.Filter{Tenant: "acme"}})))
+		}},
+		{"subscribe", func() strata.Event { return sub.next(t, ctx) }},
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, r := range reads[:3] {
+			if e := r.read(); string(e.Data) != data || e.Meta.Extra["ticket"] != "T-9" {
+				t.Fatalf("%s, %s returns %s %v, want %s and ticket T-9", when, r.name, e.Data, e.Meta.Extra, data)
+			}
+		}
+	}
+	check("after the writer changed its buffers")
+	for _, r := range reads {
+		e := r.read()
+		if len(e.Data) > 2 {
+			e.Data[2] = 'X'
+		}
+		if e.Meta.Extra == nil {
+			t.Fatalf("%s returned no metadata keys", r.name)
+		}
+		e.Meta.Extra["ticket"] = "changed by a reader"
+		e.Meta.Extra["added"] = "by a reader"
+		check("after a caller changed the event of " + r.name)
+	}
+}
+
+func only(t testing.TB, evs []strata.Event) strata.Event {
+	t.Helper()
+	if len(evs) != 1 {
+		t.Fatalf("read %d events, want 1", len(evs))
+	}
+	return evs[0]
+}

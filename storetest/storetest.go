@@ -79,6 +79,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"SubscribeCatchUpThenLive", s.testSubscribe},
 		{"SubscribeResumeAfterRestart", s.testResumeAfterRestart},
 		{"LargePayload", s.testLargePayload},
+		{"NoSharedMemory", s.testNoSharedMemory},
 		{"UnicodeStreamNames", s.testUnicode},
 		{"StreamInfoAndListing", s.testStreams},
 		{"ContextCancellation", s.testCancellation},
