@@ -55,6 +55,28 @@ func (s suite) testCancellation(t *testing.T) {
 	if info, _ := st.StreamInfo(ctx, "certificate-3"); info.Exists {
 		t.Fatalf("an append that failed before commit left events behind")
 	}
+	// A context cancelled while the append's events are written, just before it commits, rolls
+	// it back too: the hook succeeds, and the append fails with the context's error.
+	for _, multi := range []bool{false, true} {
+		cctx, cancelNow := context.WithCancel(ctx)
+		hook := strata.WithBeforeCommit(cctx, func(context.Context) error { cancelNow(); return nil })
+		if multi {
+			_, err = st.AppendMulti(hook,
+				strata.StreamAppend{Stream: "certificate-4", Expected: strata.Any, Events: []strata.EventData{ev("E", nil)}},
+				strata.StreamAppend{Stream: "certificate-5", Expected: strata.Any, Events: []strata.EventData{ev("E", nil)}})
+		} else {
+			_, err = st.Append(hook, "certificate-4", strata.Any, ev("E", nil))
+		}
+		cancelNow()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("append (multi %v) whose context was cancelled before commit: %v, want context.Canceled", multi, err)
+		}
+		for _, name := range []string{"certificate-4", "certificate-5"} {
+			if info, _ := st.StreamInfo(ctx, name); info.Exists {
+				t.Fatalf("an append (multi %v) whose context was cancelled before commit wrote to %s", multi, name)
+			}
+		}
+	}
 	if n := len(allEvents(t, ctx, st)); n != 1 {
 		t.Fatalf("log has %d events, want 1", n)
 	}
