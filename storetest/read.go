@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -319,4 +320,68 @@ func only(t testing.TB, evs []strata.Event) strata.Event {
 		t.Fatalf("read %d events, want 1", len(evs))
 	}
 	return evs[0]
+}
+
+// testCursorsBetweenEvents reads after cursors that lie strictly between two events of the log,
+// as a cursor kept from another store, or made from one of its parts, may: Position{C, E-1},
+// Position{C-1, max} and Position{C', max} before an event at {C, E} after one at {C', E'}. A read after one starts with that event: it is
+// after the cursor, and nothing between them is. Cursors past the last event read nothing.
+func (s suite) testCursorsBetweenEvents(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	mustAppend(t, ctx, st, certStream(1), strata.NoStream, ev("CertificateIssued", nil))
+	mustAppend(t, ctx, st, certStream(2), strata.NoStream, ev("CertificateIssued", nil), ev("CertificateRenewed", nil), ev("CertificateRevoked", nil))
+	mustAppend(t, ctx, st, certStream(1), strata.Exact(1), ev("CertificateRevoked", nil))
+	all := allEvents(t, ctx, st)
+	if len(all) != 5 {
+		t.Fatalf("global log has %d events, want 5", len(all))
+	}
+	checked := 0
+	for i, e := range all {
+		prev := strata.Start
+		if i > 0 {
+			prev = all[i-1].Position
+		}
+		var between []strata.Position
+		if p := e.Position; p.Event > 0 {
+			between = append(between, strata.Position{Commit: p.Commit, Event: p.Event - 1})
+		}
+		if p := e.Position; p.Commit > 0 {
+			between = append(between, strata.Position{Commit: p.Commit - 1, Event: math.MaxUint64})
+		}
+		if prev.Commit < e.Position.Commit {
+			between = append(between, strata.Position{Commit: prev.Commit, Event: math.MaxUint64})
+		}
+		for _, c := range between {
+			if c.Less(prev) || !c.Less(e.Position) {
+				continue // not between prev and e
+			}
+			checked++
+			got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: c}))
+			if !sameIDs(got, all[i:]) {
+				t.Fatalf("read after %s (between %s and %s) returned %s, want %s", c, prev, e.Position, describe(got), describe(all[i:]))
+			}
+			if got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: c, Limit: 1, Filter: strata.Filter{StreamPrefix: "certificate-"}})); !sameIDs(got, all[i:i+1]) {
+				t.Fatalf("filtered read of one after %s (between %s and %s) returned %s, want %s", c, prev, e.Position, describe(got), describe(all[i:i+1]))
+			}
+			sub := subscribe(ctx, st, c, strata.Filter{})
+			if got := sub.next(t, ctx); got.ID != e.ID {
+				t.Fatalf("subscription after %s (between %s and %s) started with %s@%s, want %s@%s", c, prev, e.Position, got.Type, got.Position, e.Type, e.Position)
+			}
+			sub.cancel()
+		}
+	}
+	if checked == 0 {
+		t.Fatalf("no cursor lies between two events of %s", describe(all))
+	}
+	last := all[len(all)-1].Position
+	for _, c := range []strata.Position{
+		{Commit: last.Commit, Event: last.Event + 1},
+		{Commit: last.Commit + 1, Event: 0},
+		{Commit: math.MaxUint64, Event: math.MaxUint64},
+	} {
+		if got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: c})); len(got) != 0 {
+			t.Fatalf("read after %s, past the last event %s, returned %s", c, last, describe(got))
+		}
+	}
 }

@@ -74,6 +74,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"ConcurrentMultiAppendConflicts", s.testConcurrentMultiConflicts},
 		{"ReadStreamOrderAndPaging", s.testReadStream},
 		{"ReadAllOrderCursorAndFilters", s.testReadAll},
+		{"ReadAllAfterCursorsBetweenEvents", s.testCursorsBetweenEvents},
 		{"OutOfOrderCommitNeverSkipped", s.testOutOfOrderCommit},
 		{"ConcurrentWritersSubscriberSeesEverything", s.testConcurrentWritersSubscriber},
 		{"SubscribeCatchUpThenLive", s.testSubscribe},
