@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -403,5 +405,83 @@ func (s suite) testConcurrentMultiConflicts(t *testing.T) {
 	}
 	if info, err := st.StreamInfo(ctx, "commands-certificate-MC"); err != nil || info.Version != 1 {
 		t.Fatalf("log stream %+v %v: a failed multi-append wrote to it", info, err)
+	}
+}
+
+// testConcurrentAppendsOwnOutcomes runs many single-stream appends to different streams at
+// once, as a backend that commits concurrent appends together (PostgreSQL's group commit) puts
+// them in one transaction: each call must get its own stream's outcome. Half the appends state
+// a stale expected version: they fail with the stream's actual version and write nothing,
+// while the others, perhaps committed alongside them, succeed with their own versions.
+func (s suite) testConcurrentAppendsOwnOutcomes(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const (
+		writers = 16
+		rounds  = 12
+	)
+	stream := func(w int) string { return fmt.Sprintf("certificate-OWN-%02d", w) }
+	// Each stream starts at its own version, so that one stream's outcome is never another's.
+	for w := range writers {
+		evs := make([]strata.EventData, 1+w)
+		for i := range evs {
+			evs[i] = ev("CertificateIssued", nil)
+		}
+		mustAppend(t, ctx, st, stream(w), strata.NoStream, evs...)
+	}
+	written := make([][]uuid.UUID, writers) // per writer, the IDs it appended, in order
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			<-start
+			cur := int64(1 + w)
+			for round := range rounds {
+				n := 1 + (w+round)%3
+				batch := make([]strata.EventData, n)
+				for i := range batch {
+					batch[i] = ev("CertificateRenewed", map[string]int{"w": w, "round": round, "i": i})
+					batch[i].ID = uuid.Must(uuid.NewV7())
+				}
+				if (w+round)%2 == 1 {
+					stale := []strata.ExpectedVersion{strata.Exact(cur - 1), strata.Exact(cur + 1), strata.NoStream}[round%3]
+					_, err := st.Append(ctx, stream(w), stale, batch...)
+					var se *strata.Error
+					if strata.ErrorCode(err) != strata.Conflict || !errors.As(err, &se) || se.Stream != stream(w) || se.Actual != cur {
+						t.Errorf("writer %d round %d: append with stale %s to a stream at %d: %v, want a Conflict naming the stream and its actual version", w, round, stale, cur, err)
+						return
+					}
+					continue
+				}
+				res, err := st.Append(ctx, stream(w), strata.Exact(cur), batch...)
+				if err != nil {
+					t.Errorf("writer %d round %d: append at %d: %v", w, round, cur, err)
+					return
+				}
+				if res.Stream != stream(w) || res.Replayed || res.FirstVersion != cur+1 || res.LastVersion != cur+int64(n) {
+					t.Errorf("writer %d round %d: append of %d events at %d returned %+v, want %s versions %d..%d", w, round, n, cur, res, stream(w), cur+1, cur+int64(n))
+					return
+				}
+				cur = res.LastVersion
+				for _, e := range batch {
+					written[w] = append(written[w], e.ID)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for w := range writers {
+		evs := mustCollect(t, st.ReadStream(ctx, stream(w), strata.ReadStreamOptions{From: int64(2 + w)}))
+		var got []uuid.UUID
+		for _, e := range evs {
+			got = append(got, e.ID)
+		}
+		if !slices.Equal(got, written[w]) {
+			t.Fatalf("%s holds %d events after its first, want the %d its successful appends wrote, in order (a failed append wrote, or one stream got another's events)", stream(w), len(got), len(written[w]))
+		}
 	}
 }

@@ -68,6 +68,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"ExpectedVersion", s.testExpectedVersion},
 		{"ConcurrentExactAppendersOneWinnerPerVersion", s.testConcurrentExact},
 		{"ConcurrentAnyAppendersContiguous", s.testConcurrentAny},
+		{"ConcurrentAppendsGetTheirOwnOutcomes", s.testConcurrentAppendsOwnOutcomes},
 		{"IdempotentRetry", s.testIdempotentRetry},
 		{"AppendMultiAtomic", s.testAppendMulti},
 		{"PartlyStoredMultiAppend", s.testPartlyStoredMultiAppend},
