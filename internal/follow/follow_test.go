@@ -97,3 +97,37 @@ func TestCommitDuringReadIsNotMissed(t *testing.T) {
 		}
 	})
 }
+
+// TestFullPageReadsOn catches up on more than a page of events without waiting for a commit:
+// after a full page the loop reads on at once. Catches a loop that waits after every page,
+// which stalls a subscription a page into its catch-up until the next commit.
+func TestFullPageReadsOn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		l := &fakeLog{}
+		const n = 2*follow.PageSize + 1
+		for range n {
+			l.commit()
+		}
+		got := make(chan strata.Event, n)
+		go func() {
+			src := follow.Source{ReadAll: l.readAll, Wake: l.sig.C, Closed: make(chan struct{})}
+			for e, err := range follow.Subscribe(ctx, src, "subscribe", strata.Start, strata.Filter{}) {
+				if err != nil {
+					return
+				}
+				got <- e
+			}
+		}()
+		synctest.Wait()
+		if len(got) != n {
+			t.Fatalf("the subscription delivered %d of %d events and waits: it stopped after a full page", len(got), n)
+		}
+		for i := range n {
+			if e := <-got; e.ID != l.events[i].ID {
+				t.Fatalf("event %d is %s, want %s", i, e.Position, l.events[i].Position)
+			}
+		}
+	})
+}
