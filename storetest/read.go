@@ -385,3 +385,70 @@ func (s suite) testCursorsBetweenEvents(t *testing.T) {
 		}
 	}
 }
+
+// testStreamsPaging lists more streams than a backend reads in one page: every stream comes
+// once, in order, whatever the limit, the cursor or the prefix, and each with its own version.
+func (s suite) testStreamsPaging(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const n = 1010 // more than one page of any backend
+	var appends []strata.StreamAppend
+	var want []string
+	versions := map[string]int64{}
+	for i := range n {
+		name := fmt.Sprintf("certificate-%04d", i)
+		evs := make([]strata.EventData, 1+i%3)
+		for j := range evs {
+			evs[j] = ev("CertificateIssued", nil)
+		}
+		appends = append(appends, strata.StreamAppend{Stream: name, Expected: strata.NoStream, Events: evs})
+		want = append(want, name)
+		versions[name] = int64(len(evs))
+	}
+	for _, name := range []string{"approval-1", "certificatf", "zone-1"} {
+		appends = append(appends, strata.StreamAppend{Stream: name, Expected: strata.NoStream, Events: []strata.EventData{ev("E", nil)}})
+		versions[name] = 1
+	}
+	if _, err := st.AppendMulti(ctx, appends...); err != nil {
+		t.Fatalf("append to %d streams: %v", len(appends), err)
+	}
+	list := func(opts strata.ListStreamsOptions) []string {
+		t.Helper()
+		var names []string
+		for _, info := range mustCollect(t, st.Streams(ctx, opts)) {
+			if !info.Exists || info.Version != versions[info.Stream] {
+				t.Fatalf("listing %+v: %s has version %d, want %d", opts, info.Stream, info.Version, versions[info.Stream])
+			}
+			names = append(names, info.Stream)
+		}
+		return names
+	}
+	all := append(append([]string{"approval-1"}, want...), "certificatf", "zone-1")
+	for _, c := range []struct {
+		opts strata.ListStreamsOptions
+		want []string
+	}{
+		{strata.ListStreamsOptions{}, all},
+		{strata.ListStreamsOptions{Prefix: "certificate-"}, want},
+		{strata.ListStreamsOptions{Prefix: "certificate-", Limit: 1001}, want[:1001]},
+		{strata.ListStreamsOptions{After: want[5]}, all[7:]},
+		{strata.ListStreamsOptions{Prefix: "certificate-1"}, want[1000:]},
+	} {
+		if got := list(c.opts); !slices.Equal(got, c.want) {
+			t.Fatalf("streams %+v: got %d names (%q...), want %d (%q...)", c.opts, len(got), got[:min(len(got), 3)], len(c.want), c.want[:min(len(c.want), 3)])
+		}
+	}
+	// Paging by cursor gives every stream once.
+	var paged []string
+	for after := ""; ; {
+		page := list(strata.ListStreamsOptions{Prefix: "certificate-", After: after, Limit: 400})
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+		after = page[len(page)-1]
+	}
+	if !slices.Equal(paged, want) {
+		t.Fatalf("paging by 400 listed %d names, want %d", len(paged), len(want))
+	}
+}

@@ -84,6 +84,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"NoSharedMemory", s.testNoSharedMemory},
 		{"UnicodeStreamNames", s.testUnicode},
 		{"StreamInfoAndListing", s.testStreams},
+		{"StreamsListedAcrossPages", s.testStreamsPaging},
 		{"ContextCancellation", s.testCancellation},
 		{"UseAfterClose", s.testUseAfterClose},
 		{"BadInputRejected", s.testBadInput},
