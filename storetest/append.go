@@ -485,3 +485,55 @@ func (s suite) testConcurrentAppendsOwnOutcomes(t *testing.T) {
 		}
 	}
 }
+
+// testIdempotentRetryMatches retries appends whose IDs are stored: a retry of a large batch
+// (more IDs than a backend looks up at once) is replayed whole, and a retry is a replay only
+// with the same content in the same order; otherwise it is a Conflict wrapping
+// strata.ErrEventIDReused, and writes nothing.
+func (s suite) testIdempotentRetryMatches(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	const stream, n = "certificate-IDEM-BIG", 1200
+	batch := make([]strata.EventData, n)
+	for i := range batch {
+		batch[i] = ev("CertificateRenewed", map[string]int{"i": i})
+		batch[i].ID = uuid.Must(uuid.NewV7())
+	}
+	mustAppend(t, ctx, st, "other", strata.NoStream, ev("E", nil))
+	first := mustAppend(t, ctx, st, stream, strata.NoStream, batch...)
+	again, err := st.Append(ctx, stream, strata.NoStream, batch...)
+	if err != nil || !again.Replayed || again.FirstVersion != first.FirstVersion || again.LastVersion != first.LastVersion {
+		t.Fatalf("retry of a batch of %d: %+v, %v; want the first result %+v replayed", n, again, err, first)
+	}
+	multi, err := st.AppendMulti(ctx, strata.StreamAppend{Stream: stream, Expected: strata.Exact(5), Events: batch})
+	if err != nil || len(multi) != 1 || !multi[0].Replayed || multi[0].LastVersion != n {
+		t.Fatalf("multi-append retry of a batch of %d: %+v, %v; want the first result replayed", n, multi, err)
+	}
+
+	a, b := batch[0], batch[1]
+	otherType := a
+	otherType.Type = "CertificateRevoked"
+	otherSchema := a
+	otherSchema.Schema = 2
+	for _, c := range []struct {
+		name string
+		evs  []strata.EventData
+	}{
+		{"the stored events in another order", []strata.EventData{b, a}},
+		{"a stored ID with another type", []strata.EventData{otherType}},
+		{"a stored ID with another schema", []strata.EventData{otherSchema}},
+		{"a batch whose last event is new", append(slices.Clone(batch[:3]), ev("CertificateRenewed", nil))},
+	} {
+		_, err := st.Append(ctx, stream, strata.Any, c.evs...)
+		wantCode(t, err, strata.Conflict, c.name)
+		if !errors.Is(err, strata.ErrEventIDReused) {
+			t.Fatalf("%s: %v, want it to wrap strata.ErrEventIDReused", c.name, err)
+		}
+	}
+	if info, err := st.StreamInfo(ctx, stream); err != nil || info.Version != n {
+		t.Fatalf("stream info %+v, %v: want version %d, nothing written by the retries", info, err, n)
+	}
+	if all := allEvents(t, ctx, st); len(all) != n+1 {
+		t.Fatalf("the global log holds %d events, want %d", len(all), n+1)
+	}
+}

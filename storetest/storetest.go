@@ -70,6 +70,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"ConcurrentAnyAppendersContiguous", s.testConcurrentAny},
 		{"ConcurrentAppendsGetTheirOwnOutcomes", s.testConcurrentAppendsOwnOutcomes},
 		{"IdempotentRetry", s.testIdempotentRetry},
+		{"IdempotentRetryMustMatch", s.testIdempotentRetryMatches},
 		{"AppendMultiAtomic", s.testAppendMulti},
 		{"PartlyStoredMultiAppend", s.testPartlyStoredMultiAppend},
 		{"ConcurrentMultiAppendConflicts", s.testConcurrentMultiConflicts},
