@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/strata-events/strata"
 )
@@ -450,5 +453,145 @@ func (s suite) testStreamsPaging(t *testing.T) {
 	}
 	if !slices.Equal(paged, want) {
 		t.Fatalf("paging by 400 listed %d names, want %d", len(paged), len(want))
+	}
+}
+
+// testReadsAgree appends events whose metadata, schemas, payloads and times vary from one to
+// the next (and metadata that repeats, which a backend's decoder may share between rows), and
+// reads them back by every path: each returns every field as appended, and the same event
+// from every path. A read path that drops a field, or hands one row's metadata to the next,
+// fails here even where the filter it serves picks the right events.
+func (s suite) testReadsAgree(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	tenants := []string{"acme", "init", "", "acme", "acme", "init"} // same length, repeated, absent
+	occurred := time.Date(2024, 2, 29, 12, 0, 0, 1_500, time.UTC)
+	var appended []strata.EventData
+	var streams []string
+	for i := range 30 {
+		e := ev([]string{"CertificateIssued", "CertificateRevoked", "CertificateRenewed"}[i%3], map[string]int{"i": i})
+		e.ID = uuid.Must(uuid.NewV7())
+		e.Schema = 1 + i%4
+		e.Meta = strata.Metadata{Tenant: tenants[i%len(tenants)]}
+		switch i % 5 {
+		case 1:
+			e.Meta.Principal = "alice"
+		case 2:
+			e.Meta.Principal, e.Meta.Correlation, e.Meta.Causation = "bob", fmt.Sprintf("corr-%d", i/2), "cmd"
+		case 3:
+			e.Meta.Extra = map[string]string{"ticket": fmt.Sprintf("T-%d", i), "n": "1"}
+		case 4:
+			e.Meta.Subsystem, e.Meta.Category, e.Meta.Session = "pki", "certificate", "s-1"
+		}
+		if i%2 == 0 {
+			e.OccurredAt = occurred.Add(time.Duration(i) * time.Hour)
+		}
+		appended = append(appended, e)
+		streams = append(streams, fmt.Sprintf("certificate-%s-%d", e.Meta.Tenant, i%4))
+	}
+	// Some one by one, some in batches of one stream, some in one multi-append.
+	for i := 0; i < len(appended); {
+		switch {
+		case i < 10:
+			mustAppend(t, ctx, st, streams[i], strata.Any, appended[i])
+			i++
+		case i < 20:
+			var evs []strata.EventData
+			start := i
+			for ; i < 20 && (i == start || streams[i] == streams[start] || i%3 != 0); i++ {
+				streams[i] = streams[start]
+				evs = append(evs, appended[i])
+			}
+			mustAppend(t, ctx, st, streams[start], strata.Any, evs...)
+		default:
+			byStream := map[string]int{}
+			var apps []strata.StreamAppend
+			for ; i < len(appended); i++ {
+				k, ok := byStream[streams[i]]
+				if !ok {
+					k = len(apps)
+					byStream[streams[i]] = k
+					apps = append(apps, strata.StreamAppend{Stream: streams[i], Expected: strata.Any})
+				}
+				apps[k].Events = append(apps[k].Events, appended[i])
+			}
+			if _, err := st.AppendMulti(ctx, apps...); err != nil {
+				t.Fatalf("multi-append: %v", err)
+			}
+		}
+	}
+	want := map[uuid.UUID]int{}
+	for i, e := range appended {
+		want[e.ID] = i
+	}
+	log := allEvents(t, ctx, st)
+	if len(log) != len(appended) {
+		t.Fatalf("the log holds %d events, want %d", len(log), len(appended))
+	}
+	byID := map[uuid.UUID]strata.Event{}
+	for _, e := range log {
+		byID[e.ID] = e
+	}
+	check := func(path string, got []strata.Event) {
+		t.Helper()
+		for _, e := range got {
+			i, ok := want[e.ID]
+			if !ok {
+				t.Fatalf("%s returned an event that was not appended: %+v", path, e)
+			}
+			a := appended[i]
+			if e.Stream != streams[i] || e.Type != a.Type || e.Schema != a.Schema || !bytes.Equal(e.Data, a.Data) || !e.Meta.Equal(a.Meta) {
+				t.Fatalf("%s returned event %d as %s %s schema %d %s %+v, want %s %s schema %d %s %+v", path, i,
+					e.Stream, e.Type, e.Schema, e.Data, e.Meta, streams[i], a.Type, a.Schema, a.Data, a.Meta)
+			}
+			if !a.OccurredAt.IsZero() && !e.OccurredAt.Equal(strata.Timestamp(a.OccurredAt)) || a.OccurredAt.IsZero() && !e.OccurredAt.Equal(e.RecordedAt) {
+				t.Fatalf("%s returned event %d occurred at %v (recorded %v), want %v", path, i, e.OccurredAt, e.RecordedAt, a.OccurredAt)
+			}
+			l := byID[e.ID]
+			if e.Position != l.Position || e.Version != l.Version || !e.RecordedAt.Equal(l.RecordedAt) || !e.OccurredAt.Equal(l.OccurredAt) {
+				t.Fatalf("%s returned event %d at %s version %d recorded %v, the log at %s version %d recorded %v", path, i,
+					e.Position, e.Version, e.RecordedAt, l.Position, l.Version, l.RecordedAt)
+			}
+		}
+	}
+	check("read all", log)
+	for _, name := range slices.Compact(slices.Sorted(slices.Values(streams))) {
+		check("read stream "+name, mustCollect(t, st.ReadStream(ctx, name, strata.ReadStreamOptions{})))
+		check("read stream "+name+" backward", mustCollect(t, st.ReadStream(ctx, name, strata.ReadStreamOptions{Backward: true})))
+	}
+	for _, f := range []strata.Filter{
+		{Tenant: "acme"}, {Tenant: "init"}, {Types: []string{"CertificateRevoked"}}, {StreamPrefix: "certificate-init-"},
+		{Tenant: "acme", Types: []string{"CertificateIssued", "CertificateRenewed"}},
+	} {
+		got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{Filter: f}))
+		check(fmt.Sprintf("read all %+v", f), got)
+		n := 0
+		for i := range log {
+			if f.Match(&log[i]) {
+				n++
+			}
+		}
+		if len(got) != n {
+			t.Fatalf("read all %+v returned %d events, want %d", f, len(got), n)
+		}
+	}
+	var paged []strata.Event
+	for after := strata.Start; ; {
+		page := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: after, Limit: 4}))
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+		after = page[len(page)-1].Position
+	}
+	check("read all by pages of 4", paged)
+	sub := subscribe(ctx, st, strata.Start, strata.Filter{})
+	var followed []strata.Event
+	for range log {
+		followed = append(followed, sub.next(t, ctx))
+	}
+	check("subscribe", followed)
+	if !sameIDs(paged, log) || !sameIDs(followed, log) {
+		t.Fatalf("paged and followed reads disagree with the log")
 	}
 }

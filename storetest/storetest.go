@@ -83,6 +83,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"SubscribeResumeAfterRestart", s.testResumeAfterRestart},
 		{"LargePayload", s.testLargePayload},
 		{"NoSharedMemory", s.testNoSharedMemory},
+		{"EveryReadReturnsWhatWasAppended", s.testReadsAgree},
 		{"UnicodeStreamNames", s.testUnicode},
 		{"StreamInfoAndListing", s.testStreams},
 		{"StreamsListedAcrossPages", s.testStreamsPaging},
