@@ -537,3 +537,70 @@ func (s suite) testIdempotentRetryMatches(t *testing.T) {
 		t.Fatalf("the global log holds %d events, want %d", len(all), n+1)
 	}
 }
+
+// testConcurrentAnyRaces appends with Any to one stream from many writers at once by every way
+// an append can take: single events and batches too large for a backend to group, one-stream
+// appends and multi-appends, and, where the backend can reopen its database, through a second
+// Store as a second process would. Writers that race for the stream's next version must retry,
+// not fail: every append succeeds, and the stream's versions are contiguous and in log order.
+func (s suite) testConcurrentAnyRaces(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	stores := []strata.Store{st}
+	if s.f.Reopen != nil {
+		stores = append(stores, s.f.Reopen(t, st))
+	}
+	const (
+		stream  = "certificate-ANY-RACE"
+		writers = 8
+		each    = 6
+		large   = 33 // more events than a backend groups with other appends
+	)
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			st := stores[w%len(stores)]
+			for i := range each {
+				n := 1
+				if (w+i)%3 == 0 {
+					n = large
+				}
+				batch := make([]strata.EventData, n)
+				for j := range batch {
+					batch[j] = ev("CertificateRenewed", map[string]int{"w": w, "i": i, "j": j})
+				}
+				var err error
+				if (w+i)%4 == 1 {
+					_, err = st.AppendMulti(ctx,
+						strata.StreamAppend{Stream: stream, Expected: strata.Any, Events: batch},
+						strata.StreamAppend{Stream: fmt.Sprintf("commands-%d", w), Expected: strata.Any, Events: []strata.EventData{ev("CommandSucceeded", nil)}})
+				} else {
+					_, err = st.Append(ctx, stream, strata.Any, batch...)
+				}
+				if err != nil {
+					t.Errorf("writer %d append %d of %d events with Any: %v", w, i, n, err)
+					return
+				}
+				total.Add(int64(n))
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	n := total.Load()
+	for i, st := range stores {
+		if info, err := st.StreamInfo(ctx, stream); err != nil || info.Version != n {
+			t.Fatalf("store %d: stream info %+v, %v: want version %d", i, info, err, n)
+		}
+	}
+	evs := mustCollect(t, st.ReadStream(ctx, stream, strata.ReadStreamOptions{}))
+	for i, e := range evs {
+		if e.Version != int64(i+1) {
+			t.Fatalf("versions not contiguous: event %d has version %d", i, e.Version)
+		}
+	}
+	checkVersionsInLogOrder(t, ctx, st, stream, n)
+}

@@ -68,6 +68,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"ExpectedVersion", s.testExpectedVersion},
 		{"ConcurrentExactAppendersOneWinnerPerVersion", s.testConcurrentExact},
 		{"ConcurrentAnyAppendersContiguous", s.testConcurrentAny},
+		{"ConcurrentAnyAppendersRaceAndRetry", s.testConcurrentAnyRaces},
 		{"ConcurrentAppendsGetTheirOwnOutcomes", s.testConcurrentAppendsOwnOutcomes},
 		{"IdempotentRetry", s.testIdempotentRetry},
 		{"IdempotentRetryMustMatch", s.testIdempotentRetryMatches},
