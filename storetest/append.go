@@ -604,3 +604,73 @@ func (s suite) testConcurrentAnyRaces(t *testing.T) {
 	}
 	checkVersionsInLogOrder(t, ctx, st, stream, n)
 }
+
+// testConcurrentExactRaces is testConcurrentExact by every way an append can take, as
+// testConcurrentAnyRaces: in each round all writers append after the same version, with
+// single events, batches too large to group, or multi-appends, through one Store or (with
+// Features.Reopen) two. Exactly one may win; a writer that loses the race for the version
+// must not retry its append on top of the winner's.
+func (s suite) testConcurrentExactRaces(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	stores := []strata.Store{st}
+	if s.f.Reopen != nil {
+		stores = append(stores, s.f.Reopen(t, st))
+	}
+	const (
+		stream  = "certificate-EXACT-RACE"
+		writers = 6
+		rounds  = 8
+		large   = 33
+	)
+	version := int64(0)
+	for round := range rounds {
+		var wins atomic.Int64
+		var won atomic.Int64
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				st := stores[(w+round)%len(stores)]
+				n := 1
+				if (w+round)%2 == 0 {
+					n = large
+				}
+				batch := make([]strata.EventData, n)
+				for j := range batch {
+					batch[j] = ev("Attempt", map[string]int{"w": w, "round": round, "j": j})
+				}
+				var res strata.AppendResult
+				var err error
+				if (w+round)%3 == 1 {
+					var rs []strata.AppendResult
+					rs, err = st.AppendMulti(ctx, strata.StreamAppend{Stream: stream, Expected: strata.Exact(version), Events: batch},
+						strata.StreamAppend{Stream: fmt.Sprintf("commands-%d-%d", round, w), Expected: strata.NoStream, Events: []strata.EventData{ev("CommandSucceeded", nil)}})
+					if err == nil {
+						res = rs[0]
+					}
+				} else {
+					res, err = st.Append(ctx, stream, strata.Exact(version), batch...)
+				}
+				switch {
+				case err == nil:
+					wins.Add(1)
+					won.Store(res.LastVersion)
+					if res.FirstVersion != version+1 || res.LastVersion != version+int64(n) {
+						t.Errorf("round %d writer %d: won with %+v, want versions %d..%d", round, w, res, version+1, version+int64(n))
+					}
+				case strata.ErrorCode(err) != strata.Conflict:
+					t.Errorf("round %d writer %d: %v, want success or Conflict", round, w, err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("round %d: %d writers won the append after version %d, want exactly 1", round, wins.Load(), version)
+		}
+		version = won.Load()
+		if info, err := st.StreamInfo(ctx, stream); err != nil || info.Version != version {
+			t.Fatalf("round %d: stream info %+v, %v: want version %d", round, info, err, version)
+		}
+	}
+	checkVersionsInLogOrder(t, ctx, st, stream, version)
+}

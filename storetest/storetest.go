@@ -67,6 +67,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"AppendAndReadBack", s.testAppendAndReadBack},
 		{"ExpectedVersion", s.testExpectedVersion},
 		{"ConcurrentExactAppendersOneWinnerPerVersion", s.testConcurrentExact},
+		{"ConcurrentExactAppendersRaceOneWinner", s.testConcurrentExactRaces},
 		{"ConcurrentAnyAppendersContiguous", s.testConcurrentAny},
 		{"ConcurrentAnyAppendersRaceAndRetry", s.testConcurrentAnyRaces},
 		{"ConcurrentAppendsGetTheirOwnOutcomes", s.testConcurrentAppendsOwnOutcomes},
