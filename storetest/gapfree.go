@@ -78,6 +78,9 @@ func (s suite) testOutOfOrderCommit(t *testing.T) {
 	st := s.newStore(t)
 	mustAppend(t, ctx, st, "certificate-0000", strata.NoStream, ev("CertificateIssued", map[string]string{"serial": "0000"}))
 	before := allEvents(t, ctx, st)
+	if len(before) != 1 {
+		t.Fatalf("global log has %d events after one append, want 1", len(before))
+	}
 	sub := subscribe(ctx, st, strata.Start, strata.Filter{})
 	if e := sub.next(t, ctx); e.ID != before[0].ID {
 		t.Fatalf("subscription started with %s", e.ID)
@@ -283,6 +286,9 @@ func (s suite) testSubscribe(t *testing.T) {
 		mustAppend(t, ctx, st, certStream(i), strata.NoStream, ev("CertificateIssued", map[string]int{"i": i}))
 	}
 	all := allEvents(t, ctx, st)
+	if len(all) != 5 {
+		t.Fatalf("global log has %d events after five appends, want 5", len(all))
+	}
 	sub := subscribe(ctx, st, strata.Start, strata.Filter{})
 	revokes := subscribe(ctx, st, strata.Start, strata.Filter{Types: []string{"CertificateRevoked"}})
 	for i := range 5 {
