@@ -370,3 +370,109 @@ func (s suite) testResumeAfterRestart(t *testing.T) {
 		t.Fatalf("resumed subscription saw %s, want %s", describe(got), describe(want))
 	}
 }
+
+// testOutOfOrderCommitFiltered is testOutOfOrderCommit for filtered readers: a reader that
+// selects by tenant, type or stream prefix must not pass the open revocation either, even
+// though the filter is applied where the backend reads.
+func (s suite) testOutOfOrderCommitFiltered(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	acme := func(e strata.EventData) strata.EventData {
+		e.ID = uuid.Must(uuid.NewV7())
+		e.Meta.Tenant = "acme"
+		return e
+	}
+	mustAppend(t, ctx, st, "noise", strata.NoStream, ev("HealthChecked", nil))
+	seed := acme(ev("CertificateIssued", map[string]string{"serial": "0000"}))
+	mustAppend(t, ctx, st, "certificate-0000", strata.NoStream, seed)
+	filters := []strata.Filter{
+		{Tenant: "acme"},
+		{Types: []string{"CertificateRevoked", "CertificateIssued"}},
+		{StreamPrefix: "certificate-"},
+		{Tenant: "acme", Types: []string{"CertificateRevoked", "CertificateIssued"}, StreamPrefix: "certificate-"},
+	}
+	cursors := make([]strata.Position, len(filters))
+	subs := make([]*subscriber, len(filters))
+	for i, f := range filters {
+		got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{Filter: f}))
+		if len(got) != 1 || got[0].ID != seed.ID {
+			t.Fatalf("filter %+v: read %s, want the seed", f, describe(got))
+		}
+		cursors[i] = got[0].Position
+		subs[i] = subscribe(ctx, st, strata.Start, f)
+		if e := subs[i].next(t, ctx); e.ID != seed.ID {
+			t.Fatalf("filter %+v: the subscription started with %s", f, e.Type)
+		}
+	}
+
+	held, release := make(chan struct{}), make(chan struct{})
+	holdCtx := strata.WithBeforeCommit(ctx, func(context.Context) error {
+		close(held)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	revocation := acme(ev("CertificateRevoked", map[string]string{"serial": "7F3A"}))
+	aDone := make(chan error, 1)
+	go func() { _, err := st.Append(holdCtx, "certificate-7F3A", strata.Any, revocation); aDone <- err }()
+	select {
+	case <-held:
+	case err := <-aDone:
+		t.Fatalf("writer A finished before its commit hook ran: %v", err)
+	}
+	issuance := acme(ev("CertificateIssued", map[string]string{"serial": "0B1C"}))
+	bDone := make(chan error, 1)
+	go func() { _, err := st.Append(ctx, "certificate-0B1C", strata.Any, issuance); bDone <- err }()
+
+	seen := make([]map[uuid.UUID]int, len(filters))
+	for i := range seen {
+		seen[i] = map[uuid.UUID]int{}
+	}
+	if !s.f.SerialWriters { // the issuance commits while the revocation is open
+		if err := <-bDone; err != nil {
+			t.Fatalf("writer B: %v", err)
+		}
+		for i, f := range filters {
+			for _, e := range mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: cursors[i], Filter: f})) {
+				if e.ID == revocation.ID {
+					t.Fatalf("filter %+v: the uncommitted revocation is visible", f)
+				}
+				seen[i][e.ID]++
+				cursors[i] = e.Position
+			}
+		}
+	}
+	close(release)
+	if err := <-aDone; err != nil {
+		t.Fatalf("writer A: %v", err)
+	}
+	if s.f.SerialWriters {
+		if err := <-bDone; err != nil {
+			t.Fatalf("writer B: %v", err)
+		}
+	}
+	last := acme(sentinel())
+	mustAppend(t, ctx, st, "certificate-0000", strata.Any, last)
+	full := allEvents(t, ctx, st)
+	for i, f := range filters {
+		for _, e := range mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: cursors[i], Filter: f})) {
+			seen[i][e.ID]++
+		}
+		if seen[i][revocation.ID] != 1 || seen[i][issuance.ID] != 1 {
+			t.Fatalf("filter %+v: a reader that read while the revocation was open and resumed from %s saw the revocation %d times and the issuance %d times, want once each (the lost revocation)",
+				f, cursors[i], seen[i][revocation.ID], seen[i][issuance.ID])
+		}
+		var want []strata.Event
+		for j := range full {
+			if f.Match(&full[j]) && full[j].ID != seed.ID {
+				want = append(want, full[j])
+			}
+		}
+		if got := subs[i].until(t, ctx, want[len(want)-1].ID); !sameIDs(got, want) {
+			t.Fatalf("filter %+v: the subscriber saw %s, the log holds %s", f, describe(got), describe(want))
+		}
+	}
+}

@@ -80,6 +80,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"ReadAllOrderCursorAndFilters", s.testReadAll},
 		{"ReadAllAfterCursorsBetweenEvents", s.testCursorsBetweenEvents},
 		{"OutOfOrderCommitNeverSkipped", s.testOutOfOrderCommit},
+		{"OutOfOrderCommitNeverSkippedFiltered", s.testOutOfOrderCommitFiltered},
 		{"ConcurrentWritersSubscriberSeesEverything", s.testConcurrentWritersSubscriber},
 		{"SubscribeCatchUpThenLive", s.testSubscribe},
 		{"SubscribeResumeAfterRestart", s.testResumeAfterRestart},
