@@ -123,6 +123,16 @@ func (s suite) testReadAll(t *testing.T) {
 	if got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: all[2].Position, Limit: 3})); len(got) != 3 || got[0].ID != all[3].ID {
 		t.Fatalf("limit 3 after event 2 returned %d events", len(got))
 	}
+	// A limit past a page ends the read at the limit, not at the end of a page.
+	for _, limit := range []int{1000, 1001, 1050} {
+		if got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: all[2].Position, Limit: limit})); !sameIDs(got, all[3:3+limit]) {
+			t.Fatalf("limit %d after event 2 returned %d events, want %d", limit, len(got), limit)
+		}
+		health := strata.Filter{Types: []string{"HealthChecked"}}
+		if got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{Filter: health, Limit: limit})); !sameIDs(got, all[24:24+limit]) {
+			t.Fatalf("limit %d of a filtered read returned %d events, want %d", limit, len(got), limit)
+		}
+	}
 	if got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{After: all[len(all)-1].Position})); len(got) != 0 {
 		t.Fatalf("read after the last event returned %d events", len(got))
 	}
