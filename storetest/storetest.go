@@ -85,6 +85,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"SubscribeCatchUpThenLive", s.testSubscribe},
 		{"SubscribeResumeAfterRestart", s.testResumeAfterRestart},
 		{"LargePayload", s.testLargePayload},
+		{"LargePayloadsPastAPage", s.testLargePages},
 		{"NoSharedMemory", s.testNoSharedMemory},
 		{"EveryReadReturnsWhatWasAppended", s.testReadsAgree},
 		{"UnicodeStreamNames", s.testUnicode},
