@@ -77,6 +77,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// isClosed reports whether Close has been called. Reads check it before each event they
+// yield, so that a read under way ends with the closed error once Close has returned.
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Append implements strata.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected strata.ExpectedVersion, events ...strata.EventData) (strata.AppendResult, error) {
 	res, err := s.appendMulti(ctx, "append", []strata.StreamAppend{{Stream: stream, Expected: expected, Events: events}})
@@ -216,6 +227,10 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts strata.ReadS
 				return
 			}
 			for _, ev := range page {
+				if s.isClosed() {
+					yield(strata.Event{}, strata.ClosedError(op))
+					return
+				}
 				if !yield(ev, nil) {
 					return
 				}
@@ -293,6 +308,10 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 				return
 			}
 			for _, ev := range page {
+				if s.isClosed() {
+					yield(strata.Event{}, strata.ClosedError(op))
+					return
+				}
 				if !yield(ev, nil) {
 					return
 				}
