@@ -234,6 +234,10 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts strata.ReadS
 				return
 			}
 			for _, e := range p.evs {
+				if s.isClosed() {
+					yield(strata.Event{}, strata.ClosedError(op))
+					return
+				}
 				if !yield(e, nil) {
 					return
 				}
@@ -363,6 +367,10 @@ func (s *Store) ReadAll(ctx context.Context, opts strata.ReadAllOptions) iter.Se
 				return
 			}
 			for _, e := range p.evs {
+				if s.isClosed() {
+					yield(strata.Event{}, strata.ClosedError(op))
+					return
+				}
 				if !yield(e, nil) {
 					return
 				}
