@@ -187,3 +187,64 @@ func (s suite) testBadInput(t *testing.T) {
 	// The store still works.
 	mustAppend(t, ctx, st, "s", strata.NoStream, good()...)
 }
+
+// testCloseEndsReads closes the store while reads of more than a page are under way: each
+// ends with an Unavailable error wrapping strata.ErrClosed, and yields no event after Close
+// has returned.
+func (s suite) testCloseEndsReads(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	batch := make([]strata.EventData, 2500) // more than two pages of any backend
+	for i := range batch {
+		batch[i] = ev("Tick", map[string]int{"i": i})
+	}
+	mustAppend(t, ctx, st, "certificate-CLOSE", strata.NoStream, batch...)
+	reads := map[string]func(yield func(strata.Event, error) bool){
+		"read all":    st.ReadAll(ctx, strata.ReadAllOptions{}),
+		"read stream": st.ReadStream(ctx, "certificate-CLOSE", strata.ReadStreamOptions{}),
+		"subscribe":   st.Subscribe(ctx, strata.Start, strata.Filter{}),
+	}
+	type result struct {
+		after int // events yielded after Close returned
+		err   error
+	}
+	started, closed := make(chan struct{}, len(reads)), make(chan struct{})
+	results := make(map[string]chan result, len(reads))
+	for name, read := range reads {
+		ch := make(chan result, 1)
+		results[name] = ch
+		go func() {
+			var r result
+			n := 0
+			for _, err := range read {
+				if err != nil {
+					r.err = err
+					break
+				}
+				if n++; n == 1 {
+					started <- struct{}{}
+					<-closed // hold the read after its first event until the store is closed
+				} else {
+					r.after++
+				}
+			}
+			ch <- r
+		}()
+	}
+	for range reads {
+		<-started
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	close(closed)
+	for name, ch := range results {
+		r := <-ch
+		if !errors.Is(r.err, strata.ErrClosed) || strata.ErrorCode(r.err) != strata.Unavailable {
+			t.Errorf("%s under way when the store closed ended with %v, want Unavailable wrapping ErrClosed", name, r.err)
+		}
+		if r.after > 0 {
+			t.Errorf("%s yielded %d events after the store had closed", name, r.after)
+		}
+	}
+}

@@ -93,6 +93,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"StreamsListedAcrossPages", s.testStreamsPaging},
 		{"ContextCancellation", s.testCancellation},
 		{"UseAfterClose", s.testUseAfterClose},
+		{"CloseEndsReadsUnderWay", s.testCloseEndsReads},
 		{"BadInputRejected", s.testBadInput},
 		{"Snapshots", s.runSnapshots},
 		{"Timers", s.runTimers},
