@@ -245,6 +245,18 @@ func (s suite) testStreams(t *testing.T) {
 	if err != nil || !info.Exists || info.Version != 3 || info.FirstRecordedAt.IsZero() || info.LastRecordedAt.Before(info.FirstRecordedAt) {
 		t.Fatalf("stream info %+v, %v", info, err)
 	}
+	// The times are those of the stream's first and last events, in the info and the listing.
+	evs := mustCollect(t, st.ReadStream(ctx, "certificate-A", strata.ReadStreamOptions{}))
+	if len(evs) != 3 {
+		t.Fatalf("read %d events of certificate-A, want 3", len(evs))
+	}
+	listed := mustCollect(t, st.Streams(ctx, strata.ListStreamsOptions{Prefix: "certificate-A"}))
+	for what, i := range map[string]strata.StreamInfo{"stream info": info, "listing": listed[0]} {
+		if !i.FirstRecordedAt.Equal(evs[0].RecordedAt) || !i.LastRecordedAt.Equal(evs[2].RecordedAt) {
+			t.Fatalf("%s of certificate-A: first and last recorded at %v and %v, want those of its first and last events, %v and %v",
+				what, i.FirstRecordedAt, i.LastRecordedAt, evs[0].RecordedAt, evs[2].RecordedAt)
+		}
+	}
 	missing, err := st.StreamInfo(ctx, "certificate-Z")
 	if err != nil || missing.Exists || missing.Version != 0 {
 		t.Fatalf("info of a missing stream: %+v, %v", missing, err)
