@@ -676,3 +676,57 @@ func (s suite) testLargePages(t *testing.T) {
 		t.Fatalf("the subscription delivered %s, the log holds %s", describe(followed), describe(all))
 	}
 }
+
+// testTenantsAndNamesAreExact filters by tenants and reads streams whose names differ only in
+// case, accents, trailing spaces or a long common prefix: a filter or a read matches its own
+// byte-wise, as Go compares strings, never a name a database collation would take as equal.
+func (s suite) testTenantsAndNamesAreExact(t *testing.T) {
+	ctx := testContext(t)
+	st := s.newStore(t)
+	long := strings.Repeat("t", 300)
+	variants := []string{"acme", "ACME", "acme ", "ácme", "acme\u00a0", long + "a", long + "b"}
+	name := func(v string) string { return "certificate-" + v[max(0, len(v)-8):] }
+	for i, v := range variants {
+		e := ev("CertificateIssued", map[string]int{"i": i})
+		e.Meta.Tenant = v
+		mustAppend(t, ctx, st, name(v), strata.NoStream, e)
+	}
+	for i, v := range variants {
+		got := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{Filter: strata.Filter{Tenant: v}}))
+		if len(got) != 1 || got[0].Meta.Tenant != v || string(got[0].Data) != fmt.Sprintf(`{"i":%d}`, i) {
+			t.Fatalf("tenant %q: the filter returned %s, want its own event", v, describeTenants(got))
+		}
+		evs := mustCollect(t, st.ReadStream(ctx, name(v), strata.ReadStreamOptions{}))
+		if len(evs) != 1 || evs[0].Stream != name(v) || evs[0].Meta.Tenant != v {
+			t.Fatalf("stream %q: read %s, want its own event", name(v), describeTenants(evs))
+		}
+		if info, err := st.StreamInfo(ctx, name(v)); err != nil || info.Version != 1 {
+			t.Fatalf("stream %q: info %+v, %v; want version 1", name(v), info, err)
+		}
+		names := mustCollect(t, st.Streams(ctx, strata.ListStreamsOptions{Prefix: name(v)}))
+		for _, n := range names {
+			if !strings.HasPrefix(n.Stream, name(v)) {
+				t.Fatalf("listing prefix %q returned %q", name(v), n.Stream)
+			}
+		}
+		prefixed := mustCollect(t, st.ReadAll(ctx, strata.ReadAllOptions{Filter: strata.Filter{StreamPrefix: name(v)}}))
+		for _, e := range prefixed {
+			if !strings.HasPrefix(e.Stream, name(v)) {
+				t.Fatalf("read all with prefix %q returned an event of %q", name(v), e.Stream)
+			}
+		}
+	}
+}
+
+// describeTenants lists events as their streams and tenants.
+func describeTenants(evs []strata.Event) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i, e := range evs {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%q of tenant %q", e.Stream, e.Meta.Tenant)
+	}
+	return b.String() + "]"
+}

@@ -89,6 +89,7 @@ func (s suite) runParallel(t *testing.T) {
 		{"NoSharedMemory", s.testNoSharedMemory},
 		{"EveryReadReturnsWhatWasAppended", s.testReadsAgree},
 		{"UnicodeStreamNames", s.testUnicode},
+		{"TenantsAndNamesAreExact", s.testTenantsAndNamesAreExact},
 		{"StreamInfoAndListing", s.testStreams},
 		{"StreamsListedAcrossPages", s.testStreamsPaging},
 		{"ContextCancellation", s.testCancellation},
