@@ -148,6 +148,10 @@ func (s suite) testReadAll(t *testing.T) {
 		{"tenant and type", strata.Filter{Tenant: "acme", Types: []string{"CertificateIssued"}}},
 		{"prefix with LIKE wildcards", strata.Filter{StreamPrefix: "certificate-%"}},
 		{"prefix matching nothing", strata.Filter{StreamPrefix: "zzz"}},
+		{"prefix that is not UTF-8", strata.Filter{StreamPrefix: "certificate-\xff"}},
+		{"prefix with a NUL byte", strata.Filter{StreamPrefix: "certificate-\x00"}},
+		{"type that is not UTF-8", strata.Filter{Types: []string{"CertificateRevoked\xff"}}},
+		{"tenant with a NUL byte", strata.Filter{Tenant: "acme\x00"}},
 		{"type and limit", strata.Filter{Types: []string{"HealthChecked"}}},
 	} {
 		var want []strata.Event
