@@ -301,6 +301,32 @@ func TestReadSequencesOtherProcessesWrites(t *testing.T) {
 	checkDense(t, all)
 }
 
+// TestReadStampsEveryRun has a read sequence committed events whose seqs are far from
+// consecutive (each append that rolled back left a hole), so that stamping them takes more
+// passes than one, each cut at the limit of runs: the read must run them all and return
+// every event committed before it.
+func TestReadStampsEveryRun(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	dsn := newDatabase(t)
+	st := openStore(t, dsn, withoutBackgroundSequencer(), withMaxRuns(1))
+	fail := strata.WithBeforeCommit(ctx, func(context.Context) error { return errors.New("rolled back") })
+	const n = 4
+	for i := range n {
+		if _, err := st.Append(ctx, "certificate-1", strata.Any, strata.EventData{Type: "E", Data: data(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Append(fail, "certificate-2", strata.Any, strata.EventData{Type: "E"}); err == nil {
+			t.Fatal("an append whose commit hook failed succeeded")
+		}
+	}
+	all := collect(t, st.ReadAll(ctx, strata.ReadAllOptions{}))
+	if len(all) != n {
+		t.Fatalf("a read after %d appends returned %d events: it stopped sequencing after the first run", n, len(all))
+	}
+	checkDense(t, all)
+}
+
 // TestConcurrentExactAcrossProcesses: writers in two Stores race for each version of one
 // stream; exactly one wins every round.
 func TestConcurrentExactAcrossProcesses(t *testing.T) {
