@@ -106,18 +106,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.at.IsZero() || time.Since(c.at) >= storeMetricsTTL {
-		out := make(chan prometheus.Metric, 16)
-		done := make(chan []prometheus.Metric)
-		go func() {
-			var ms []prometheus.Metric
-			for m := range out {
-				ms = append(ms, m)
-			}
-			done <- ms
-		}()
-		c.collect(out)
-		close(out)
-		c.last, c.at = <-done, time.Now()
+		c.last, c.at = c.collect(), time.Now()
 	}
 	for _, m := range c.last {
 		ch <- m
@@ -125,12 +114,13 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // collect reads the store's metrics.
-func (c *storeCollector) collect(ch chan<- prometheus.Metric) {
+func (c *storeCollector) collect() []prometheus.Metric {
+	var ms []prometheus.Metric
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if ls, ok := c.store.(strata.LedgerStore); ok {
 		if head, err := ls.LedgerHead(ctx); err == nil {
-			ch <- prometheus.MustNewConstMetric(descSealed, prometheus.GaugeValue, float64(head.Size))
+			ms = append(ms, prometheus.MustNewConstMetric(descSealed, prometheus.GaugeValue, float64(head.Size)))
 			n, age := 0, 0.0
 			for e, err := range c.store.ReadAll(ctx, strata.ReadAllOptions{After: head.Last, Limit: maxLagCount}) {
 				if err != nil {
@@ -141,19 +131,20 @@ func (c *storeCollector) collect(ch chan<- prometheus.Metric) {
 				}
 				n++
 			}
-			ch <- prometheus.MustNewConstMetric(descSealerLag, prometheus.GaugeValue, float64(n))
-			ch <- prometheus.MustNewConstMetric(descSealerLagS, prometheus.GaugeValue, age)
+			ms = append(ms, prometheus.MustNewConstMetric(descSealerLag, prometheus.GaugeValue, float64(n)))
+			ms = append(ms, prometheus.MustNewConstMetric(descSealerLagS, prometheus.GaugeValue, age))
 		}
 	}
 	if _, ok := c.store.(strata.ProjectionStore); ok {
 		sts, err := projection.Statuses(ctx, c.store, "")
 		if err != nil {
-			return
+			return ms
 		}
 		for _, st := range sts {
 			labels := []string{st.Key.Name, itoa(int64(st.Key.Version)), itoa(int64(st.Key.Partition))}
-			ch <- prometheus.MustNewConstMetric(descProjLag, prometheus.GaugeValue, float64(st.LagEvents), labels...)
-			ch <- prometheus.MustNewConstMetric(descProjLagSecs, prometheus.GaugeValue, st.LagSeconds, labels...)
+			ms = append(ms, prometheus.MustNewConstMetric(descProjLag, prometheus.GaugeValue, float64(st.LagEvents), labels...))
+			ms = append(ms, prometheus.MustNewConstMetric(descProjLagSecs, prometheus.GaugeValue, st.LagSeconds, labels...))
 		}
 	}
+	return ms
 }

@@ -249,16 +249,15 @@ func (p *Protector) Encode(ctx context.Context, v any, rec *codec.Record) error 
 	}
 	// The walk that seals the fields refuses lookalikes on its way. A subject whose key is not
 	// cached is checked before, so that a refused event makes no key.
-	inWalk := true
-	if _, _, ok := p.cache.get(cacheKey{rec.Meta.Tenant, subject}); !ok {
+	aead, erased, inWalk := p.cache.get(cacheKey{rec.Meta.Tenant, subject})
+	if !inWalk {
 		if err := checkLookalikes(rec.Data); err != nil {
 			return strata.Errorf(strata.Invalid, op, "event type %q: %w", rec.Type, err)
 		}
-		inWalk = false
-	}
-	aead, erased, err := p.dataKey(ctx, rec.Meta.Tenant, subject, true)
-	if err != nil {
-		return err
+		var err error
+		if aead, erased, err = p.dataKey(ctx, rec.Meta.Tenant, subject, true); err != nil {
+			return err
+		}
 	}
 	if erased {
 		return strata.Errorf(strata.Forbidden, op, "event type %q names data subject %q: %w; its personal data is not written again", rec.Type, subject, ErrErased)
