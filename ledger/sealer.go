@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -180,9 +181,15 @@ func (s *Sealer) Checkpoint(ctx context.Context) (strata.LedgerCheckpoint, error
 	case err != nil && !errors.Is(err, strata.ErrNotFound):
 		return strata.LedgerCheckpoint{}, err
 	}
-	root, err := rootAt(ctx, newTileReader(s.ls), head.Size)
+	tr := newTileReader(s.ls)
+	root, err := rootAt(ctx, tr, head.Size)
 	if err != nil {
 		return strata.LedgerCheckpoint{}, err
+	}
+	if latest.Size > 0 {
+		if err := extends(ctx, tr, latest, head.Size, root); err != nil {
+			return strata.LedgerCheckpoint{}, err
+		}
 	}
 	msg, err := SignCheckpoint(Checkpoint{Origin: s.cfg.signer.Name(), Size: head.Size, Root: root}, s.cfg.signer)
 	if err != nil {
@@ -305,6 +312,30 @@ func (s *Sealer) run(ctx context.Context) error {
 // signedBy reports whether the signed note msg carries a signature line of signer (its name
 // and key hash). It does not verify the signature: it tells which key signed a checkpoint
 // this log stored, and ledger.Audit verifies them.
+// extends checks that the tree of size n with root, as the stored tiles give it, extends the
+// latest checkpoint signed before, by a consistency proof from the same tiles: a sealer must
+// never sign a fork of its own log, whatever changed the tiles (a bug, or someone who can write
+// to the database but does not hold the key).
+func extends(ctx context.Context, tr *tileReader, latest strata.LedgerCheckpoint, n uint64, root Hash) error {
+	const op = "checkpoint"
+	text, _, found := bytes.Cut(latest.Note, []byte("\n\n"))
+	if !found {
+		return strata.Errorf(strata.Internal, op, "the latest checkpoint, at %d leaves, is not a signed note", latest.Size)
+	}
+	prev, err := ParseCheckpoint(append(text, '\n'))
+	if err != nil {
+		return strata.Errorf(strata.Internal, op, "the latest checkpoint, at %d leaves: %w", latest.Size, err)
+	}
+	p, err := consistency(ctx, tr, prev.Size, n)
+	if err != nil {
+		return err
+	}
+	if err := VerifyConsistency(prev.Size, n, prev.Root, root, p); err != nil {
+		return strata.Errorf(strata.Internal, op, "the tree of %d leaves that the stored tiles give does not extend the checkpoint signed at %d leaves, so it is not signed (run strata verify): %w", n, prev.Size, err)
+	}
+	return nil
+}
+
 func signedBy(msg []byte, signer note.Signer) bool {
 	_, err := note.Open(msg, note.VerifierList())
 	var unk *note.UnverifiedNoteError
