@@ -399,15 +399,26 @@ func Changes(ctx context.Context, store strata.Store, stream string, from, to ti
 // as known now: a revocation recorded on 20 March with an invalidity date of 14 March changed
 // the certificate "on 14 March".
 func ChangesOccurred(ctx context.Context, store strata.Store, stream string, from, to time.Time) ([]strata.Event, error) {
+	return ChangesValid(ctx, store, stream, from, to, nil)
+}
+
+// ChangesValid is ChangesOccurred with the valid time that validTime gives an event (such as
+// FieldValidTime's), where it gives one; nil, or a zero time, means OccurredAt.
+func ChangesValid(ctx context.Context, store strata.Store, stream string, from, to time.Time, validTime func(strata.Event) time.Time) ([]strata.Event, error) {
 	if to.IsZero() || !from.Before(to) {
 		return nil, strata.Errorf(strata.Invalid, "changes", "need a time range with from before to")
 	}
+	m := Model[struct{}]{ValidTime: validTime}
 	var out []strata.Event
 	for e, err := range store.ReadStream(ctx, stream, strata.ReadStreamOptions{}) {
 		if err != nil {
 			return out, err
 		}
-		if !e.OccurredAt.Before(from) && e.OccurredAt.Before(to) {
+		vt, err := m.validTime(&e)
+		if err != nil {
+			return out, err
+		}
+		if !vt.Before(from) && vt.Before(to) {
 			out = append(out, e)
 		}
 	}

@@ -150,3 +150,21 @@ func TestChangesOnDayInZone(t *testing.T) {
 		t.Fatalf("an unknown zone: exit %d, %s", r.code, r.stderr)
 	}
 }
+
+// TestChangesOnByValidField: with --valid-field, --changes-on lists an event on the day its
+// valid time names (a revocation's invalidSince), as the state's fold counts it there.
+func TestChangesOnByValidField(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "strata.db")
+	mustCLI(t, db, "append", "certificate-7F3A", "CertificateRevoked", `{"serial":"7F3A","invalidSince":"2023-03-14T08:00:00Z"}`, "--occurred", "2023-03-20T10:00:00Z")
+	ask := func(extra ...string) bool {
+		args := append([]string{"state", "certificate-7F3A", "--at", "2023-03-15", "--known-at", "now", "--changes-on", "2023-03-14"}, extra...)
+		return strings.Contains(mustCLI(t, db, args...), `"CertificateRevoked"`)
+	}
+	if ask() {
+		t.Error("without --valid-field, the revocation that occurred on 20 March is a change of 14 March")
+	}
+	if !ask("--valid-field", "invalidSince") {
+		t.Error("with --valid-field invalidSince, the revocation invalid since 14 March is not a change of 14 March")
+	}
+}

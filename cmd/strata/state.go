@@ -108,8 +108,9 @@ func newStateCmd(g *globals) *cobra.Command {
                          occurred (valid time) by T, e.g. a revocation recorded on 20 March with an
                          invalidity date of 14 March: --at 2023-03-15 --known-at 2023-03-21 is revoked,
                          --known-at 2023-03-16 is not
-  --changes-on DAY       also list the events that changed it that day (by either time): the
-                         day in UTC, or in --tz ZONE (an IANA name such as Europe/Berlin)
+  --changes-on DAY       also list the events that changed it that day (by either time, the
+                         valid one from --valid-field where it is set): the day in UTC, or in
+                         --tz ZONE (an IANA name such as Europe/Berlin)
   --model certificate    fold with the PKI certificate aggregate instead of merging JSON objects
   --valid-field F        an event holds (valid time) from its payload's time field F when it has
                          one, e.g. a revocation's invalidSince, else from its occurredAt
@@ -198,7 +199,11 @@ Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 				if err != nil {
 					return err
 				}
-				occ, err := query.ChangesOccurred(ctx, st, args[0], day, next)
+				var validTime func(strata.Event) time.Time
+				if validField != "" {
+					validTime = query.FieldValidTime(validField)
+				}
+				occ, err := query.ChangesValid(ctx, st, args[0], day, next, validTime)
 				if err != nil {
 					return err
 				}
