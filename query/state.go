@@ -75,12 +75,22 @@ func (m Model[S]) initial() S {
 	return m.Initial()
 }
 
-func (m Model[S]) validate(op string) error {
+func (m Model[S]) validate(op string) (err error) {
 	if m.Evolve == nil {
 		return strata.Errorf(strata.Invalid, op, "a model needs Evolve")
 	}
 	if m.Name == "" {
 		return strata.Errorf(strata.Invalid, op, "a model needs a name")
+	}
+	// Initial takes nothing and must be pure: one call under recover tells whether it panics,
+	// so that the calls that follow never crash the process.
+	if m.Initial != nil {
+		defer func() {
+			if p := recover(); p != nil {
+				err = strata.Errorf(strata.Internal, op, "model %q: Initial panicked: %v", m.Name, p)
+			}
+		}()
+		m.Initial()
 	}
 	return nil
 }

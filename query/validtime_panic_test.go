@@ -26,3 +26,26 @@ func TestValidTimePanicIsAnError(t *testing.T) {
 		t.Errorf("take snapshots: %v, want an Internal error", err)
 	}
 }
+
+// TestInitialPanicIsAnError: a model's Initial that panics makes StateAt, TakeSnapshots and
+// History return an Internal error instead of crashing the process.
+func TestInitialPanicIsAnError(t *testing.T) {
+	ctx := testCtx(t)
+	st, _ := backends.Open(t, "inmem")
+	mustAppend(t, st, "registry-1", strata.EventData{Type: "Set", Data: []byte(`{"a":1}`)})
+	m := query.JSONModel()
+	m.Name = "test.panicking-initial/1"
+	m.Initial = func() map[string]any { panic("no initial state") }
+	if _, err := query.StateAt(ctx, st, m, "registry-1", query.At{}); strata.ErrorCode(err) != strata.Internal {
+		t.Errorf("state at: %v, want an Internal error", err)
+	}
+	if _, err := query.TakeSnapshots(ctx, st, m, "registry-1", 1); strata.ErrorCode(err) != strata.Internal {
+		t.Errorf("take snapshots: %v, want an Internal error", err)
+	}
+	for _, err := range query.History(ctx, st, m, "registry-1", query.HistoryOptions{}) {
+		if strata.ErrorCode(err) != strata.Internal {
+			t.Errorf("history: %v, want an Internal error", err)
+		}
+		break
+	}
+}
