@@ -66,9 +66,19 @@ func (d Decider[S, C, E]) Fold(s S, events ...E) S {
 }
 
 // validate reports a decider that lacks a function.
-func (d Decider[S, C, E]) validate(op string) error {
+func (d Decider[S, C, E]) validate(op string) (err error) {
 	if d.Decide == nil || d.Evolve == nil {
 		return strata.Errorf(strata.Invalid, op, "a decider needs Decide and Evolve")
+	}
+	// Initial takes nothing and must be pure: one call under recover tells whether it panics,
+	// so that the repository's calls never crash the process.
+	if d.Initial != nil {
+		defer func() {
+			if p := recover(); p != nil {
+				err = strata.Errorf(strata.Invalid, op, "the decider's Initial panicked: %v", p)
+			}
+		}()
+		d.Initial()
 	}
 	return nil
 }

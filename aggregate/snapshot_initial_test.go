@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/aggregate"
 	"github.com/strata-events/strata/codec"
 	"github.com/strata-events/strata/inmem"
@@ -63,5 +64,18 @@ func TestSnapshotIsTheSavedState(t *testing.T) {
 	}
 	if s, v, err := fresh.Load(ctx, "doc-1"); err != nil || s.Status != "" || v != 1 {
 		t.Fatalf("load from the snapshot: %+v %d %v, want the published (empty) status", s, v, err)
+	}
+}
+
+// TestInitialPanicIsRefused: a decider whose Initial panics is refused when the repository is
+// made, rather than crashing the process at the first Load or Handle.
+func TestInitialPanicIsRefused(t *testing.T) {
+	t.Parallel()
+	st := inmem.New()
+	defer st.Close()
+	d := draftDecider
+	d.Initial = func() draftDoc { panic("no initial state") }
+	if _, err := aggregate.New(st, codec.NewRegistry(), d); strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("a decider whose Initial panics: %v, want Invalid", err)
 	}
 }
