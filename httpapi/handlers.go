@@ -327,7 +327,20 @@ func filterOf(r *http.Request, op string, p Principal) (strata.Filter, error) {
 	if n := len(q["type"]); n > strata.MaxQueryTypes {
 		return strata.Filter{}, invalidf(op, "%d types, at most %d", n, strata.MaxQueryTypes)
 	}
-	return strata.Filter{Types: q["type"], StreamPrefix: q.Get("prefix"), Tenant: p.Tenant}, nil
+	// Checked here, as names are on append, so that a subscription that could never match is
+	// a 400 rather than a stream that the store ends at its first read.
+	for _, t := range q["type"] {
+		if err := strata.ValidateEventType(op, t); err != nil {
+			return strata.Filter{}, err
+		}
+	}
+	prefix := q.Get("prefix")
+	if prefix != "" {
+		if err := strata.ValidateStreamName(op, prefix); err != nil {
+			return strata.Filter{}, strata.Errorf(strata.Invalid, op, "prefix: %w", err)
+		}
+	}
+	return strata.Filter{Types: q["type"], StreamPrefix: prefix, Tenant: p.Tenant}, nil
 }
 
 func parseCursor(op, s string) (strata.Position, error) {
