@@ -254,3 +254,30 @@ func TestOpenSnapshotWithoutState(t *testing.T) {
 		t.Errorf("OpenSnapshot(nil state) = %v, %v", ok, err)
 	}
 }
+
+// A sensitive value that only quotes the envelope prefix inside its text (an escaped quote
+// before it) is no lookalike: it is sealed whether or not the subject's key is cached.
+func TestQuotedPrefixInsideASensitiveValueIsNoLookalike(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	if err := codec.Register[wrappedExtra](e.reg, "WrappedExtra", 1); err != nil {
+		t.Fatal(err)
+	}
+	text := `he wrote "strata:enc:v1:s:AAAA" in the form`
+	v := sample()
+	v.DN = text
+	for i := range 2 { // the first write makes the key, the second finds it cached
+		d, err := e.reg.Encode(ctx, v, strata.Metadata{})
+		if err != nil {
+			t.Fatalf("write %d of a sensitive %q: %v", i+1, text, err)
+		}
+		if bytes.Contains(d.Data, []byte("he wrote")) {
+			t.Fatalf("write %d stored in clear: %s", i+1, d.Data)
+		}
+	}
+	w := wrappedExtra{SubjectID: "subject-42", Extra: map[string]string{"k": text}}
+	if _, err := e.reg.Encode(ctx, w, strata.Metadata{}); err != nil {
+		t.Errorf("a sealed map holding %q: %v", text, err)
+	}
+}

@@ -171,7 +171,7 @@ func (w *walker) value(depth int, keys [][]byte) error {
 				if err := w.skipValue(depth); err != nil {
 					return err
 				}
-				if w.f.lookalikes && bytes.Contains(w.data[start:w.i], envelopeToken) {
+				if raw := w.data[start:w.i]; w.f.lookalikes && bytes.Contains(raw, envelopeToken) && holdsLookalike(raw) {
 					return w.lookalike()
 				}
 				w.flush(start, w.i)
@@ -231,6 +231,16 @@ func (w *walker) lookalike() error {
 		return err
 	}
 	return ErrLookalike // not reached: the walk found one
+}
+
+// holdsLookalike reports whether the JSON value raw is, or holds, a string that starts like an
+// envelope. The prefix found inside a string's text (after an escaped quote) or in an object's
+// key is none: checkLookalikes lets those pass.
+func holdsLookalike(raw []byte) bool {
+	if raw[0] == '"' {
+		return isEnvelope(raw)
+	}
+	return checkLookalikes(raw) != nil
 }
 
 // replace writes fn's replacement of the value data[start:w.i]. pick and fn get a copy of the
