@@ -435,3 +435,45 @@ func keySteps(keys [][]byte) []string {
 	}
 	return steps
 }
+
+// FuzzLookalikesInWalk checks that the seal walk refuses lookalikes (as Encode has it do for a
+// subject whose key is cached) exactly when checkLookalikes, run before the walk for the other
+// subjects, refuses the document, for plans made of some of the paths the walker meets in it.
+func FuzzLookalikesInWalk(f *testing.F) {
+	for _, s := range []struct {
+		doc  string
+		pick uint16
+	}{
+		{`{"a":"strata:enc:v1:s:AAAA","b":"x"}`, 0x0001},
+		{`{"a":"he wrote \"strata:enc:v1:s:AAAA\"","b":"strata:enc:v1:j:x"}`, 0x0001},
+		{`{"a":{"strata:enc:v1:s:k":"v"},"b":["strata:enc:v1:s:AAAA"]}`, 0x0003},
+		{`{"a":{"k":"x \"strata:enc:v1:s:y"},"b":1}`, 0x0001},
+	} {
+		f.Add([]byte(s.doc), s.pick)
+	}
+	aead, err := newAEAD(make([]byte, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	id := uuid.MustParse("0190a6c5-6f31-7cc0-8f3c-1b7c2a8e4d10")
+	f.Fuzz(func(t *testing.T, data []byte, pick uint16) {
+		pl, n := newPlan(), 0
+		if _, err := rewrite(data, func(keys [][]byte, _ []byte) bool {
+			if pick&(1<<(n%16)) != 0 {
+				pl.add(keySteps(keys), 0)
+			}
+			n++
+			return false
+		}, nil); err != nil || pl.empty() {
+			return
+		}
+		before := checkLookalikes(data)
+		_, err := sealFields(data, fields{plan: pl, aead: aead, id: id, typ: "Fuzz", subject: "subject-1", lookalikes: true})
+		if (before != nil) != errors.Is(err, ErrLookalike) {
+			t.Fatalf("%q: checkLookalikes says %v, the seal walk %v", data, before, err)
+		}
+		if before != nil && err.Error() != before.Error() {
+			t.Fatalf("%q: checkLookalikes says %v, the seal walk %v", data, before, err)
+		}
+	})
+}

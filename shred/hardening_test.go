@@ -281,3 +281,22 @@ func TestQuotedPrefixInsideASensitiveValueIsNoLookalike(t *testing.T) {
 		t.Errorf("a sealed map holding %q: %v", text, err)
 	}
 }
+
+// A lookalike under the empty member name, the path "", is refused like any other: stored, it
+// would make every read of the event fail.
+func TestRefusesLookalikeUnderEmptyName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	fake := "strata:enc:v1:s:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	ev := strata.EventData{Type: "Raw", Data: []byte(`{"":"` + fake + `"}`)}
+	if err := e.p.Protect(ctx, &ev); !errors.Is(err, shred.ErrLookalike) || strata.ErrorCode(err) != strata.Invalid {
+		t.Errorf("%s: %v, want an Invalid error wrapping ErrLookalike", ev.Data, err)
+	}
+	if err := codec.Register[map[string]string](e.reg, "Tags", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.Encode(ctx, map[string]string{"": fake}, strata.Metadata{}); !errors.Is(err, shred.ErrLookalike) {
+		t.Errorf("a map holding %q under \"\": %v, want ErrLookalike", fake, err)
+	}
+}

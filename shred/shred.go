@@ -306,15 +306,16 @@ func checkLookalikes(data []byte) error {
 		return nil
 	}
 	var at string
+	found := false // at is "" for a value under the empty member name
 	if _, err := rewrite(data, func(keys [][]byte, raw []byte) bool {
-		if at == "" && isEnvelope(raw) {
-			at = pathString(keys)
+		if !found && isEnvelope(raw) {
+			at, found = pathString(keys), true
 		}
 		return false
 	}, nil); err != nil {
 		return err
 	}
-	if at != "" {
+	if found {
 		return fmt.Errorf("%w: the value at %q starts with %q, and would make the event unreadable", ErrLookalike, at, envelopePrefix)
 	}
 	return nil
