@@ -332,8 +332,10 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 			return nil, decodeError(e, fmt.Errorf("%w: transform: %w", ErrUndecodable, err))
 		}
 	}
+	// The transforms gave new bytes: they may hold fields decrypted (see unmarshal).
+	revealed := len(rec.Data) != len(e.Data) || len(rec.Data) > 0 && &rec.Data[0] != &e.Data[0]
 	if et, ok := r.byNameLocked(rec.Type); ok && rec.Schema == et.schema { // no upcaster runs
-		m, err := unmarshal(e, et, rec)
+		m, err := unmarshal(e, et, rec, revealed)
 		if err != nil {
 			return nil, err
 		}
@@ -346,7 +348,7 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 	out := make([]Message, 0, len(recs))
 	for _, rc := range recs {
 		et, _ := r.byNameLocked(rc.Type) // upcast only returns registered types
-		m, err := unmarshal(e, et, rc)
+		m, err := unmarshal(e, et, rc, revealed)
 		if err != nil {
 			return nil, err
 		}
@@ -356,13 +358,44 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 }
 
 // unmarshal decodes rc, of the registered type et, into the message of the stored event e.
-func unmarshal(e strata.Event, et *eventType, rc Record) (Message, error) {
+// revealed says that transforms changed the stored payload: it may hold decrypted personal
+// data, which the error of a value that does not decode then does not quote (see withoutValues).
+func unmarshal(e strata.Event, et *eventType, rc Record, revealed bool) (Message, error) {
 	p := reflect.New(et.goType)
 	if err := json.Unmarshal(rc.Data, p.Interface()); err != nil {
+		if revealed {
+			err = withoutValues(err)
+		}
 		return Message{}, decodeError(e, fmt.Errorf("%w: as %s (schema %d): %w", ErrUndecodable, et.goType, rc.Schema, err))
 	}
 	return Message{Event: e, Type: rc.Type, Schema: rc.Schema, Value: p.Elem().Interface()}, nil
 }
+
+// withoutValues returns the error of json.Unmarshal with a message that does not quote the
+// value that failed: a type mismatch names the field and the Go type; a syntax error, which
+// quotes nothing, is kept; the error of a type's own decoding method (time.Time quotes what it
+// cannot parse) is told by its type only. The error is still wrapped, for errors.As.
+func withoutValues(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return withheldError{fmt.Sprintf("json: cannot unmarshal a JSON value into the field %q of type %s (the value is withheld: it may be personal data)", te.Field, te.Type), err}
+	case errors.As(err, &se):
+		return err
+	}
+	return withheldError{fmt.Sprintf("a value does not decode (%T; its text is withheld: it may be personal data)", err), err}
+}
+
+// withheldError is an error with a message of its own, in place of the one of the error it
+// wraps.
+type withheldError struct {
+	msg string
+	err error
+}
+
+func (e withheldError) Error() string { return e.msg }
+func (e withheldError) Unwrap() error { return e.err }
 
 // DecodeOne decodes an event that must decode into exactly one message.
 func (r *Registry) DecodeOne(ctx context.Context, e strata.Event) (Message, error) {

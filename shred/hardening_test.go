@@ -300,3 +300,30 @@ func TestRefusesLookalikeUnderEmptyName(t *testing.T) {
 		t.Errorf("a map holding %q under \"\": %v, want ErrLookalike", fake, err)
 	}
 }
+
+// A sensitive value that opens but does not decode into its Go type (a raw-JSON writer sent a
+// date the Go type cannot parse) fails to decode with an error that does not quote it: the
+// error reaches log lines, and the value is personal data in clear.
+func TestUndecodableSensitiveValueStaysOutOfTheError(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	if err := e.p.Declare(ctx, strata.EventSchema{Type: "Issued", Sensitive: []string{"subjectDN", "born"}, Subject: "subjectId"}); err != nil {
+		t.Fatal(err)
+	}
+	const born = "02/01/1970 Zyxwv"
+	ev := strata.EventData{Type: "Issued", Schema: 1, Data: []byte(`{"serial":"7F3A","subjectId":"subject-42","subjectDN":"CN=x","born":"` + born + `"}`)}
+	if err := e.p.Protect(ctx, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(ev.Data, []byte(born)) {
+		t.Fatalf("stored in clear: %s", ev.Data)
+	}
+	_, err := e.reg.DecodeOne(ctx, strata.Event{ID: ev.ID, Stream: "certificate-7F3A", Version: 1, Type: ev.Type, Schema: ev.Schema, Data: ev.Data, Meta: ev.Meta})
+	if !errors.Is(err, codec.ErrUndecodable) || strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("decoding a born the Go type cannot parse: %v, want an Invalid ErrUndecodable", err)
+	}
+	if strings.Contains(err.Error(), "02/01/1970") || strings.Contains(err.Error(), "Zyxwv") {
+		t.Errorf("the error quotes the decrypted value: %v", err)
+	}
+}
