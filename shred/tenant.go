@@ -96,7 +96,9 @@ func (p *Protector) HasSubject(ctx context.Context, tenant, subject string) (boo
 // redacted from now on, records a SubjectErased event with meta in TenantErasureStream(tenant,
 // subject) (meta.Tenant is set to tenant; another tenant there is Invalid), and calls the
 // erasure hooks (ErasedTenant reports the tenant to them). The subject's keys in other tenants
-// are not looked at. A subject the tenant has no key or tombstone of is a NotFound error, and
+// are not looked at. The tenant "" is refused (Invalid): its record would read as Erase's,
+// every tenant's, so the subject of no tenant is erased with Erase. A subject the tenant has no
+// key or tombstone of is a NotFound error, and
 // nothing is written: the tenant has no personal data of it. Erasing an erased subject records
 // nothing new and returns the tombstone. A failing hook is returned, to be retried with another
 // EraseTenant; the key is gone either way.
@@ -107,6 +109,11 @@ func (p *Protector) EraseTenant(ctx context.Context, tenant, subject string, met
 	}
 	if err := strata.ValidateKeyTenant(op, tenant); err != nil {
 		return strata.SubjectKey{}, err
+	}
+	if tenant == "" {
+		// Its record would carry no tenant, which is how Erase's reads: projections would drop
+		// the subject's rows of every tenant while their keys live on.
+		return strata.SubjectKey{}, strata.Errorf(strata.Invalid, op, "the subject %q of no tenant is erased with Erase (strata erase without --tenant), which erases it in every tenant: an erasure of the no-tenant scope alone would be recorded as that one", subject)
 	}
 	switch meta.Tenant {
 	case "", tenant:

@@ -140,7 +140,7 @@ func TestEraseTenantOfForeignSubject(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, mustKEK(t))
 	beta := e.writeIn(t, "beta", "certificate-b", sample())
-	for _, tenant := range []string{"acme", ""} {
+	for _, tenant := range []string{"acme"} {
 		_, err := e.p.EraseTenant(ctx, tenant, "subject-42", strata.Metadata{})
 		if !errors.Is(err, strata.ErrNotFound) {
 			t.Fatalf("tenant %q erases beta's subject: %v, want NotFound", tenant, err)
@@ -244,5 +244,25 @@ func TestEraseEveryTenantRecordsNoTenant(t *testing.T) {
 	rec, err := storetest.Collect(e.st.ReadStream(ctx, shred.ErasureStream("subject-42"), strata.ReadStreamOptions{}))
 	if err != nil || len(rec) != 1 || rec[0].Meta.Tenant != "" {
 		t.Fatalf("the erasure in every tenant: %+v %v", rec, err)
+	}
+}
+
+// TestEraseTenantRefusesTheNoTenantScope: EraseTenant of the tenant "" is refused and erases
+// nothing. Its SubjectErased would carry no tenant, which is how Erase's (every tenant's)
+// reads, and projections would drop the subject's rows of every tenant.
+func TestEraseTenantRefusesTheNoTenantScope(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	plain := e.writeIn(t, "", "certificate-p", sample())
+	beta := e.writeIn(t, "beta", "certificate-b", sample())
+	if _, err := e.p.EraseTenant(ctx, "", "subject-42", strata.Metadata{}); strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("EraseTenant of no tenant: %v, want Invalid", err)
+	}
+	if info, _ := e.st.StreamInfo(ctx, shred.ErasureStream("subject-42")); info.Exists {
+		t.Fatal("a refused erasure was recorded")
+	}
+	if got, got2 := e.dn(t, plain), e.dn(t, beta); got != dn || got2 != dn {
+		t.Fatalf("after a refused erasure the data reads %q and %q", got, got2)
 	}
 }
