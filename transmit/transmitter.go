@@ -779,6 +779,10 @@ func (t *Transmitter) backoff(n int) time.Duration {
 	d := t.retryDelay
 	if t.exponential {
 		for i := 1; i < n && d < t.maxDelay; i++ {
+			if d > t.maxDelay/2 {
+				d = t.maxDelay // doubling would pass it, or overflow near the largest duration
+				break
+			}
 			d *= 2
 		}
 	}
