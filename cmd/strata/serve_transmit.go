@@ -23,14 +23,21 @@ func newTransmitCollector(st strata.Store, m *transmit.Manager) prometheus.Colle
 }
 
 // transmitCollector reports each transmitter's deliveries and, at scrape time, its backlog: the
-// matching events after its checkpoint (counted up to maxBacklogCount).
+// matching events after its checkpoint (counted up to maxBacklogCount). The part of the filter
+// the store can apply (hub.Narrow) is pushed down to the read, as the transmitter does, so that
+// unselected events after the checkpoint do not hide selected ones from the count.
 type transmitCollector struct {
 	store   strata.Store
 	m       *transmit.Manager
 	filters map[string]hub.Filter
 }
 
-const maxBacklogCount = 10_000
+const (
+	maxBacklogCount = 10_000
+	// maxBacklogScan bounds the events one scrape reads per transmitter, for filters the store
+	// cannot apply.
+	maxBacklogScan = 10 * maxBacklogCount
+)
 
 var (
 	descTransmitSent    = prometheus.NewDesc("strata_transmitter_sent_total", "Events a transmitter delivered.", []string{"transmitter"}, nil)
@@ -71,13 +78,19 @@ func (c *transmitCollector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			continue
 		}
+		f := c.filters[name]
+		if f == nil {
+			f = hub.All()
+		}
 		n := 0
-		for e, err := range c.store.ReadAll(ctx, strata.ReadAllOptions{After: cp, Limit: maxBacklogCount}) {
+		for e, err := range c.store.ReadAll(ctx, strata.ReadAllOptions{After: cp, Filter: hub.Narrow(f), Limit: maxBacklogScan}) {
 			if err != nil {
 				break
 			}
-			if f := c.filters[name]; f == nil || f.Match(&e) {
-				n++
+			if f.Match(&e) {
+				if n++; n >= maxBacklogCount {
+					break
+				}
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(descTransmitBacklog, prometheus.GaugeValue, float64(n), name)
