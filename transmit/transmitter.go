@@ -477,6 +477,9 @@ func (t *Transmitter) run(ctx context.Context, lease strata.TransmitLease) error
 		case <-ctx.Done():
 			return &strata.Error{Code: strata.Unavailable, Op: op, Msg: "transmitter " + t.name + " stopped", Err: ctx.Err()}
 		}
+		if err := ctx.Err(); err != nil { // select picks any ready case: send nothing more once stopped
+			return &strata.Error{Code: strata.Unavailable, Op: op, Msg: "transmitter " + t.name + " stopped", Err: err}
+		}
 		batch = batch[:0]
 		var last strata.Position
 		var readErr error
@@ -703,7 +706,10 @@ func (t *Transmitter) deliver(ctx context.Context, lease *strata.TransmitLease, 
 				}
 			}
 		}
-		if err := ctx.Err(); err != nil {
+		// Stopped during the send: a round the destination confirmed entirely is still worth
+		// recording (a clean stop re-sends nothing); any failure may be the stop's doing, so
+		// nothing is recorded and the events are sent again.
+		if err := ctx.Err(); err != nil && len(errs) > 0 {
 			return nil, &strata.Error{Code: strata.Unavailable, Op: "transmit", Msg: "transmitter " + t.name + " stopped", Err: err}
 		}
 		next := live[:0:0]
