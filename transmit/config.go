@@ -3,7 +3,9 @@ package transmit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -190,7 +192,8 @@ func ParseConfig(b []byte) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		return Config{}, strata.Errorf(strata.Invalid, op, "%w", err)
 	}
-	if dec.More() {
+	// More misses a stray closing bracket; only the end of the input may follow the object.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Config{}, strata.Errorf(strata.Invalid, op, "trailing data after the configuration object")
 	}
 	if err := cfg.Validate(); err != nil {
