@@ -2,8 +2,12 @@ package transmit_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/inmem"
@@ -69,5 +73,49 @@ func TestCleanStopRecordsAConfirmedBatch(t *testing.T) {
 	}
 	if len(ds) != 2 || ds[0].Status != strata.DeliverySent || ds[1].Status != strata.DeliverySent || cp != last {
 		t.Fatalf("after a stop during a confirmed send: records %+v, checkpoint %s; want both sent and the checkpoint at %s", ds, cp, last)
+	}
+}
+
+// TestCleanStopRecordsAConfirmedRedelivery: the same for a requeued dead letter: confirmed while
+// the transmitter stops, it is recorded sent, not left pending to be sent once more.
+func TestCleanStopRecordsAConfirmedRedelivery(t *testing.T) {
+	t.Parallel()
+	st := inmem.New()
+	defer st.Close()
+	ctx := context.Background()
+	if _, err := st.Append(ctx, "certificate-1", strata.NoStream, strata.EventData{Type: "CertificateRevoked"}); err != nil {
+		t.Fatal(err)
+	}
+	reject := &memSink{fail: func(*transmit.Message) error { return transmit.Reject(errors.New("bad")) }}
+	tr, err := transmit.New(st, "stopped", reject, transmit.WithRetry(0, time.Millisecond, time.Millisecond, false), transmittest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := transmittest.Start(t, tr)
+	transmittest.WaitState(t, st, "stopped", "dead", func(s strata.TransmitterState) bool { return s.Dead == 1 })
+	stop()
+	dead, err := st.Deliveries(ctx, strata.DeliveryQuery{Transmitter: "stopped", Status: strata.DeliveryDead})
+	if err != nil || len(dead) != 1 {
+		t.Fatal(dead, err)
+	}
+	if n, err := st.RequeueDeliveries(ctx, "stopped", []uuid.UUID{dead[0].EventID}); n != 1 || err != nil {
+		t.Fatal(n, err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sink := &stopDuringSend{stop: cancel}
+	tr2, err := transmit.New(st, "stopped", sink, transmittest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr2.Run(rctx); strata.ErrorCode(err) != strata.Unavailable {
+		t.Fatalf("Run = %v, want Unavailable (stopped)", err)
+	}
+	if sink.got != 1 {
+		t.Fatalf("the destination confirmed %d messages, want the requeued one", sink.got)
+	}
+	ds, err := st.Deliveries(ctx, strata.DeliveryQuery{Transmitter: "stopped"})
+	if err != nil || len(ds) != 1 || ds[0].Status != strata.DeliverySent {
+		t.Fatalf("after a stop during a confirmed re-send the record is %+v, %v; want it sent", ds, err)
 	}
 }

@@ -834,8 +834,16 @@ func (t *Transmitter) redeliver(ctx context.Context, lease *strata.TransmitLease
 			}
 			recs = append(recs, sent...)
 		}
-		if err := t.ts.CommitDeliveries(ctx, strata.DeliveryCommit{Transmitter: t.name, Deliveries: recs, Lease: lease}); err != nil {
+		// Like the committer's, this commit outlives a stop (bounded), so that a re-send the
+		// destination confirmed while the transmitter stopped is not made once more.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err = t.ts.CommitDeliveries(cctx, strata.DeliveryCommit{Transmitter: t.name, Deliveries: recs, Lease: lease})
+		cancel()
+		if err != nil {
 			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return &strata.Error{Code: strata.Unavailable, Op: "transmit", Msg: "transmitter " + t.name + " stopped", Err: err}
 		}
 	}
 }
