@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,11 +27,21 @@ func newTransmitCollector(st strata.Store, m *transmit.Manager) prometheus.Colle
 // matching events after its checkpoint (counted up to maxBacklogCount). The part of the filter
 // the store can apply (hub.Narrow) is pushed down to the read, as the transmitter does, so that
 // unselected events after the checkpoint do not hide selected ones from the count.
+//
+// /metrics needs no key: scrapes share one count of the backlogs at a time, and its result
+// for backlogTTL, as the store collector of package httpapi does.
 type transmitCollector struct {
 	store   strata.Store
 	m       *transmit.Manager
 	filters map[string]hub.Filter
+
+	mu        sync.Mutex
+	backlogAt time.Time
+	backlog   map[string]float64
 }
+
+// backlogTTL is how long a count of the backlogs serves later scrapes.
+const backlogTTL = time.Second
 
 const (
 	maxBacklogCount = 10_000
@@ -55,9 +66,7 @@ func (c *transmitCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *transmitCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ts, _ := c.store.(strata.TransmitStore)
+	backlog := c.backlogs()
 	for name, t := range c.m.Transmitters() {
 		sent, failed, dead := t.Counts()
 		ch <- prometheus.MustNewConstMetric(descTransmitSent, prometheus.CounterValue, float64(sent), name)
@@ -71,9 +80,28 @@ func (c *transmitCollector) Collect(ch chan<- prometheus.Metric) {
 		prunedSent, prunedDead := t.Pruned()
 		ch <- prometheus.MustNewConstMetric(descTransmitPruned, prometheus.CounterValue, float64(prunedSent), name, "sent")
 		ch <- prometheus.MustNewConstMetric(descTransmitPruned, prometheus.CounterValue, float64(prunedDead), name, "dead")
-		if ts == nil {
-			continue
+		if n, ok := backlog[name]; ok {
+			ch <- prometheus.MustNewConstMetric(descTransmitBacklog, prometheus.GaugeValue, n, name)
 		}
+	}
+}
+
+// backlogs returns each transmitter's backlog, counted at most once per backlogTTL.
+func (c *transmitCollector) backlogs() map[string]float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.backlogAt.IsZero() && time.Since(c.backlogAt) < backlogTTL {
+		return c.backlog
+	}
+	out := map[string]float64{}
+	ts, ok := c.store.(strata.TransmitStore)
+	if !ok {
+		c.backlog, c.backlogAt = out, time.Now()
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for name := range c.m.Transmitters() {
 		cp, err := ts.TransmitCheckpoint(ctx, name)
 		if err != nil {
 			continue
@@ -93,6 +121,8 @@ func (c *transmitCollector) Collect(ch chan<- prometheus.Metric) {
 				}
 			}
 		}
-		ch <- prometheus.MustNewConstMetric(descTransmitBacklog, prometheus.GaugeValue, float64(n), name)
+		out[name] = float64(n)
 	}
+	c.backlog, c.backlogAt = out, time.Now()
+	return out
 }

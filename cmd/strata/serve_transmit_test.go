@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"iter"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,5 +98,57 @@ func TestTransmitBacklogPastUnselectedEvents(t *testing.T) {
 	got, ok := backlogOf(t, newTransmitCollector(st, m), "revocations")
 	if !ok || got != 1 {
 		t.Fatalf("backlog %v (reported %v), want 1: the undelivered revocation after %d unselected events", got, ok, maxBacklogCount+1)
+	}
+}
+
+// readCounter counts the store's reads of the whole log.
+type readCounter struct {
+	*inmem.Store
+	reads atomic.Int64
+}
+
+func (c *readCounter) ReadAll(ctx context.Context, o strata.ReadAllOptions) iter.Seq2[strata.Event, error] {
+	c.reads.Add(1)
+	return c.Store.ReadAll(ctx, o)
+}
+
+// TestTransmitBacklogScrapesShareACount: /metrics needs no key, and counting a backlog reads
+// the log; scrapes at once share one count rather than each reading.
+func TestTransmitBacklogScrapesShareACount(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := inmem.New()
+	defer st.Close()
+	if _, err := st.Append(ctx, "certificate-2", strata.NoStream, strata.EventData{Type: "CertificateRevoked"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := transmit.Config{Transmitters: []transmit.TransmitterConfig{{Name: "revocations", Type: "down"}}}
+	m, err := transmit.NewManager(st, cfg, transmit.WithManagerLogger(slog.New(slog.DiscardHandler)),
+		transmit.WithSinks(map[string]transmit.SinkFactory{"down": func(context.Context, transmit.SinkConfig) (transmit.Sink, error) { return downSink{}, nil }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(time.Minute); m.Transmitters()["revocations"] == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the transmitter did not start")
+		}
+	}
+	counted := &readCounter{Store: st}
+	c := newTransmitCollector(counted, m)
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, ok := backlogOf(t, c, "revocations"); !ok {
+				t.Error("no backlog reported")
+			}
+		})
+	}
+	wg.Wait()
+	if reads := counted.reads.Load(); reads > n/2 {
+		t.Fatalf("%d scrapes at once read the log %d times", n, reads)
 	}
 }
