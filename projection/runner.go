@@ -52,7 +52,7 @@ func (r *runner) run(ctx context.Context) error {
 	if r.w.p.Setup != nil {
 		if err := r.infra(ctx, func() error {
 			return r.w.ps.CommitProjection(ctx, r.commitOf(r.st.Position, r.st.Processed, r.st.Rebuilding, r.st.Failure, r.st.Pending), func(tx any) error {
-				return r.w.p.Setup(ctx, tx)
+				return recovered("setup", func() error { return r.w.p.Setup(ctx, tx) })
 			})
 		}); err != nil {
 			return err
@@ -272,13 +272,17 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event) error {
 	run := func(tx any) error {
 		out = out[:0]
 		if p.Clear != nil && from.IsZero() && r.st.Processed == 0 {
-			if err := p.Clear(ctx, tx, r.key()); err != nil {
+			if err := recovered("clear", func() error { return p.Clear(ctx, tx, r.key()) }); err != nil {
 				return &handlerError{index: 0, err: fmt.Errorf("clear: %w", err)}
 			}
 		}
 		for i := range batch {
 			e := &batch[i]
-			if p.partitionOf(e) != r.key().Partition {
+			var part int
+			if err := recovered("partition key", func() error { part = p.partitionOf(e); return nil }); err != nil {
+				return &handlerError{index: i, err: err}
+			}
+			if part != r.key().Partition {
 				continue
 			}
 			h := p.Handlers[e.Type]
@@ -366,11 +370,17 @@ func (r *runner) flush(ctx context.Context) error {
 }
 
 // callHandler runs h, turning a panic into an error.
-func callHandler(ctx context.Context, h Handler, c *Context, e strata.Event) (err error) {
+func callHandler(ctx context.Context, h Handler, c *Context, e strata.Event) error {
+	return recovered("handler", func() error { return h(ctx, c, e) })
+}
+
+// recovered runs fn, a hook of the user's (what names it), turning a panic into an error so
+// that it fails the batch instead of the process.
+func recovered(what string, fn func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("handler panicked: %v", p)
+			err = fmt.Errorf("%s panicked: %v", what, p)
 		}
 	}()
-	return h(ctx, c, e)
+	return fn()
 }
