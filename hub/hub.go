@@ -140,7 +140,18 @@ func (h *Hub) dispatch(e strata.Event) {
 	defer h.mu.Unlock()
 	h.head = e.Position
 	for s := range h.subs {
-		if !s.skip.Less(e.Position) || !s.f.Match(&e) {
+		if !s.skip.Less(e.Position) {
+			continue
+		}
+		ok, err := match(s.f, &e)
+		if err != nil {
+			// The subscriber's filter panicked: cut it off, not the hub and everyone else.
+			delete(h.subs, s)
+			s.failed = err
+			close(s.lagged)
+			continue
+		}
+		if !ok {
 			continue
 		}
 		select {
@@ -155,8 +166,21 @@ func (h *Hub) dispatch(e strata.Event) {
 	}
 }
 
-// sub is one subscription. f, skip and the channels are set before it is registered; last and
-// lagCursor are written under the hub's mutex, and lagCursor read after lagged is closed.
+// match runs f on e for the dispatcher, turning a panic of a user's filter (a Predicate, a
+// FilterFunc) into an Internal error.
+func match(f Filter, e *strata.Event) (ok bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = strata.Errorf(strata.Internal, "hub subscribe", "the subscription's filter panicked on the event at %s: %v", e.Position, p)
+		}
+	}()
+	return f.Match(e), nil
+}
+
+// sub is one subscription. f, skip and the channels are set before it is registered; last,
+// lagCursor and failed are written under the hub's mutex, and lagCursor and failed read after
+// lagged is closed (the subscriber was cut off: it lagged, or its filter failed when failed is
+// set).
 type sub struct {
 	f         Filter
 	ch        chan *strata.Event // shared by every subscriber the event is given to: never modified
@@ -164,6 +188,7 @@ type sub struct {
 	last      strata.Position    // the last event given to ch
 	lagged    chan struct{}
 	lagCursor strata.Position
+	failed    error
 }
 
 type subOptions struct {
@@ -189,7 +214,8 @@ func Buffer(n int) SubOption {
 
 // Subscribe yields the events f selects (nil selects all), in log order, as the hub dispatches
 // them, until ctx is done (yielding an Unavailable error wrapping ctx's error), the hub stops,
-// or the subscriber lags (yielding an Unavailable error wrapping a *LaggedError; see [Lagged]).
+// or the subscriber lags (yielding an Unavailable error wrapping a *LaggedError; see [Lagged]),
+// or f panics on a live event (yielding an Internal error; the hub and the others go on).
 // Nothing happens until the sequence is ranged over. The events' Data is shared between
 // subscribers: do not modify it.
 func (h *Hub) Subscribe(ctx context.Context, f Filter, opts ...SubOption) iter.Seq2[strata.Event, error] {
@@ -243,6 +269,10 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, opts ...SubOption) iter.S
 					default:
 					}
 					break
+				}
+				if s.failed != nil {
+					yield(strata.Event{}, s.failed)
+					return
 				}
 				yield(strata.Event{}, &strata.Error{Code: strata.Unavailable, Op: op, Err: &LaggedError{Cursor: s.lagCursor}})
 				return
