@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,10 +30,12 @@ type runner struct {
 	failedAt time.Time // when the first of them failed
 }
 
-// handlerError is a handler's error for the event at index in the batch.
+// handlerError is a handler's error for the event at index in the batch. out is what the
+// handlers of the events before it emitted.
 type handlerError struct {
 	index int
 	err   error
+	out   []emitted
 }
 
 func (e *handlerError) Error() string { return e.err.Error() }
@@ -136,7 +139,7 @@ func (r *runner) run(ctx context.Context) error {
 				break
 			}
 		}
-		if err := r.handle(ctx, batch); err != nil {
+		if err := r.handle(ctx, batch, nil); err != nil {
 			return err
 		}
 		if r.w.o.onBatch != nil {
@@ -205,9 +208,11 @@ func (r *runner) infra(ctx context.Context, fn func() error) error {
 }
 
 // handle commits batch, splitting it at a failing event and retrying that event with backoff.
-func (r *runner) handle(ctx context.Context, batch []strata.Event) error {
+// applied, if not nil, says that the handlers of an External projection already ran for batch
+// and what they emitted: the batch is committed without running them again.
+func (r *runner) handle(ctx context.Context, batch []strata.Event, applied *[]emitted) error {
 	for len(batch) > 0 {
-		err := r.commit(ctx, batch)
+		err := r.commit(ctx, batch, applied)
 		var he *handlerError
 		if !errors.As(err, &he) {
 			if err == nil {
@@ -231,8 +236,13 @@ func (r *runner) handle(ctx context.Context, batch []strata.Event) error {
 		r.w.o.log.Warn("projection handler failed", "projection", r.w.p.Name, "version", r.w.p.Version, "partition", r.key().Partition,
 			"event", e.ID, "type", e.Type, "position", e.Position.String(), "attempt", r.attempts, "err", he.err)
 		if he.index > 0 {
-			// Commit the events before the failing one, then try it alone.
-			if err := r.handle(ctx, batch[:he.index]); err != nil {
+			// Commit the events before the failing one, then try it alone. An External
+			// projection's handlers have applied them already: they are not delivered again.
+			var applied *[]emitted
+			if r.w.p.External {
+				applied = &he.out
+			}
+			if err := r.handle(ctx, batch[:he.index], applied); err != nil {
 				return err
 			}
 			batch = batch[he.index:]
@@ -262,8 +272,10 @@ func (r *runner) handle(ctx context.Context, batch []strata.Event) error {
 }
 
 // commit runs the handlers of batch and moves the checkpoint past it, in one transaction unless
-// the projection is External; then it appends what the handlers emitted.
-func (r *runner) commit(ctx context.Context, batch []strata.Event) error {
+// the projection is External; then it appends what the handlers emitted. For an External
+// projection, applied (if not nil) is what the handlers emitted when they already ran for batch:
+// they are not run again.
+func (r *runner) commit(ctx context.Context, batch []strata.Event, applied *[]emitted) error {
 	p := &r.w.p
 	from := r.st.Position
 	to := batch[len(batch)-1].Position
@@ -280,7 +292,7 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event) error {
 			e := &batch[i]
 			var part int
 			if err := recovered("partition key", func() error { part = p.partitionOf(e); return nil }); err != nil {
-				return &handlerError{index: i, err: err}
+				return &handlerError{index: i, err: err, out: slices.Clone(out)}
 			}
 			if part != r.key().Partition {
 				continue
@@ -291,7 +303,7 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event) error {
 			}
 			c := Context{Tx: tx, Key: r.key(), Rebuilding: rebuilding && !r.st.RebuildTarget.Less(e.Position), source: e, name: p.Name}
 			if err := callHandler(ctx, h, &c, *e); err != nil {
-				return &handlerError{index: i, err: err}
+				return &handlerError{index: i, err: err, out: slices.Clone(out)}
 			}
 			out = append(out, c.out...)
 		}
@@ -299,7 +311,10 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event) error {
 	}
 	stillRebuilding := rebuilding && to.Less(r.st.RebuildTarget)
 	processed := r.st.Processed + int64(len(batch))
-	if p.External {
+	switch {
+	case p.External && applied != nil:
+		out = *applied
+	case p.External:
 		if err := run(nil); err != nil {
 			return err
 		}
