@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -281,8 +282,10 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event, applied *[]em
 	to := batch[len(batch)-1].Position
 	rebuilding := r.st.Rebuilding
 	var out []emitted
+	var ends []int     // ends[i]: len(out) once the event at i was handled
+	var encoded []byte // out, encoded for the outbox
 	run := func(tx any) error {
-		out = out[:0]
+		out, ends = out[:0], ends[:0]
 		if p.Clear != nil && from.IsZero() && r.st.Processed == 0 {
 			if err := recovered("clear", func() error { return p.Clear(ctx, tx, r.key()) }); err != nil {
 				return &handlerError{index: 0, err: fmt.Errorf("clear: %w", err)}
@@ -290,6 +293,7 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event, applied *[]em
 		}
 		for i := range batch {
 			e := &batch[i]
+			ends = append(ends, len(out))
 			var part int
 			if err := recovered("partition key", func() error { part = p.partitionOf(e); return nil }); err != nil {
 				return &handlerError{index: i, err: err, out: slices.Clone(out)}
@@ -306,8 +310,11 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event, applied *[]em
 				return &handlerError{index: i, err: err, out: slices.Clone(out)}
 			}
 			out = append(out, c.out...)
+			ends[i] = len(out)
 		}
-		return nil
+		var err error
+		encoded, err = outboxFits(out, ends)
+		return err
 	}
 	stillRebuilding := rebuilding && to.Less(r.st.RebuildTarget)
 	processed := r.st.Processed + int64(len(batch))
@@ -319,7 +326,10 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event, applied *[]em
 			return err
 		}
 	}
-	pending, err := encodeOutbox(out)
+	pending, err := encoded, error(nil)
+	if !p.External || applied != nil {
+		pending, err = encodeOutbox(out)
+	}
 	if err == nil && len(r.st.Pending) > 0 {
 		err = strata.Errorf(strata.Internal, "projection commit", "outbox not flushed")
 	}
@@ -335,9 +345,8 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event, applied *[]em
 			if err := run(tx); err != nil {
 				return err
 			}
-			var err error
-			pending, err = encodeOutbox(out)
-			return err
+			pending = encoded
+			return nil
 		}
 		commit.Emitted = func() ([]byte, error) { return pending, nil }
 	}
@@ -346,6 +355,38 @@ func (r *runner) commit(ctx context.Context, batch []strata.Event, applied *[]em
 	}
 	r.st.Position, r.st.Processed, r.st.Rebuilding, r.st.Failure, r.st.Pending = to, processed, stillRebuilding, nil, pending
 	return r.flush(ctx)
+}
+
+// outboxFits checks that what a batch emitted can be stored in the partition's outbox: it
+// encodes (an event's Data must be JSON) and fits in strata.MaxDataLen (the store refuses a
+// larger one as Invalid). Otherwise the batch would be refused for ever. It fails the first event
+// whose emissions do not encode or take the outbox past the limit, like a handler's error: the
+// events before it are committed, it is tried alone and, if it fails alone, the partition fails
+// on it.
+func outboxFits(out []emitted, ends []int) ([]byte, error) {
+	if b, err := encodeOutbox(out); err == nil && len(b) <= strata.MaxDataLen {
+		return b, nil
+	}
+	size := 1 // the array's brackets and commas
+	for i, end := range ends {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		for _, em := range out[start:end] {
+			b, err := json.Marshal(em)
+			if err != nil {
+				return nil, &handlerError{index: i, out: slices.Clone(out[:start]),
+					err: strata.Errorf(strata.Invalid, "projection emit", "an event emitted to %q (%s) cannot be stored in the outbox: %w", em.Stream, em.Event.Type, err)}
+			}
+			size += len(b) + 1
+		}
+		if size > strata.MaxDataLen {
+			return nil, &handlerError{index: i, out: slices.Clone(out[:start]),
+				err: strata.Errorf(strata.Invalid, "projection emit", "the events emitted in one batch up to this one take %d bytes in the outbox, more than %d", size, strata.MaxDataLen)}
+		}
+	}
+	return encodeOutbox(out)
 }
 
 // flush appends the outbox's events and clears it. Their IDs are deterministic, so appending
