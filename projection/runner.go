@@ -42,6 +42,13 @@ type handlerError struct {
 func (e *handlerError) Error() string { return e.err.Error() }
 func (e *handlerError) Unwrap() error { return e.err }
 
+// setupError is the Setup hook's error. Unless the store may succeed on a retry, it ends the
+// worker: claiming the partition again would only run Setup again.
+type setupError struct{ err error }
+
+func (e *setupError) Error() string { return e.err.Error() }
+func (e *setupError) Unwrap() error { return e.err }
+
 type item struct {
 	e   strata.Event
 	err error
@@ -53,12 +60,30 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	if r.w.p.Setup != nil {
-		if err := r.infra(ctx, func() error {
+	// Setup is tried as often as a failing event (partitions that set up at once may race
+	// on creating the same tables) before it ends the worker.
+	for n := 1; r.w.p.Setup != nil; n++ {
+		err := r.infra(ctx, func() error {
 			return r.w.ps.CommitProjection(ctx, r.commitOf(r.st.Position, r.st.Processed, r.st.Rebuilding, r.st.Failure, r.st.Pending), func(tx any) error {
-				return recovered("setup", func() error { return r.w.p.Setup(ctx, tx) })
+				if err := recovered("setup", func() error { return r.w.p.Setup(ctx, tx) }); err != nil {
+					return &setupError{err: err}
+				}
+				return nil
 			})
-		}); err != nil {
+		})
+		if err == nil {
+			break
+		}
+		var se *setupError
+		if !errors.As(err, &se) || ctx.Err() != nil {
+			return err
+		}
+		k := r.key()
+		if n >= r.w.o.attempts {
+			return &setupError{err: strata.Errorf(strata.Invalid, "projection setup", "projection %q version %d partition %d: setup: %w", k.Name, k.Version, k.Partition, se.err)}
+		}
+		r.w.o.log.Warn("projection setup failed", "projection", k.Name, "version", k.Version, "partition", k.Partition, "attempt", n, "err", se.err)
+		if err := sleep(ctx, backoff(r.w.o.backoff, r.w.o.maxBackoff, n)); err != nil {
 			return err
 		}
 	}

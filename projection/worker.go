@@ -163,7 +163,9 @@ func (w *Worker) init(ctx context.Context) error {
 }
 
 // Run runs the worker until ctx is done (it then returns nil) or a partition it runs fails (it
-// returns a *FailedError, after stopping its other partitions and releasing their leases). A
+// returns a *FailedError, after stopping its other partitions and releasing their leases; an
+// Invalid *strata.Error wrapping the hook's error when Setup fails as many times as a failing
+// event is tried, other than with a retryable store error). A
 // failed partition resumes from the failed event when a worker claims it again: restart after
 // fixing the handler.
 func (w *Worker) Run(ctx context.Context) error { return w.run(ctx, false) }
@@ -240,12 +242,16 @@ func (w *Worker) run(ctx context.Context, catchup bool) error {
 			}
 			delete(running, p)
 			var fe *FailedError
+			var se *setupError
 			switch {
 			case h.err == nil && catchup:
 				finished[p] = true
 			case errors.As(h.err, &fe):
 				finished[p] = true
 				failure = h.err
+			case errors.As(h.err, &se):
+				finished[p] = true
+				failure = se.err
 			case h.err != nil && !errors.Is(h.err, errLeaseLost) && !errors.Is(h.err, context.Canceled):
 				w.o.log.Warn("projection partition stopped", "projection", w.p.Name, "version", w.p.Version, "partition", p, "err", h.err)
 			}
