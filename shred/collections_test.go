@@ -618,3 +618,33 @@ func TestRedactCollections(t *testing.T) {
 		t.Fatalf("log line %s", out)
 	}
 }
+
+// TestDeclaredPathsFoldCase: a declared path matches member names without regard to case, as
+// encoding/json matches them with a Go reader's fields: a raw writer's "Email" or "EMAIL" for a
+// declared "email" is sealed, not stored in clear, and reveals as it was sent.
+func TestDeclaredPathsFoldCase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, mustKEK(t))
+	schema := strata.EventSchema{Type: "ConsentGiven", Subject: "subjectId", Sensitive: []string{"email", "contacts.*.phone", "holder.name"}}
+	if err := e.p.Declare(ctx, schema); err != nil {
+		t.Fatal(err)
+	}
+	payload := `{"subjectId":"subject-9","Email":"qx1@example.org","contacts":{"bob":{"PHONE":"qx-555"}},"Holder":{"NAME":"Qx Kelvin"},"note":"kept"}`
+	ev := strata.EventData{Type: schema.Type, Data: []byte(payload)}
+	if err := e.p.Protect(ctx, &ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, clear := range []string{"qx1@", "qx-555", "Qx Kelvin"} {
+		if bytes.Contains(ev.Data, []byte(clear)) {
+			t.Errorf("%q in clear: %s", clear, ev.Data)
+		}
+	}
+	if !bytes.Contains(ev.Data, []byte(`"note":"kept"`)) {
+		t.Errorf("lost the note: %s", ev.Data)
+	}
+	back := strata.Event{ID: ev.ID, Type: ev.Type, Data: ev.Data, Meta: ev.Meta}
+	if err := e.p.Reveal(ctx, &back); err != nil || string(back.Data) != payload {
+		t.Fatalf("revealed %s %v", back.Data, err)
+	}
+}

@@ -1,10 +1,13 @@
 package shred
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/strata-events/strata"
 )
@@ -31,6 +34,14 @@ type plan struct {
 	subject string
 	// subjectIndex, for a Go type, is the field index path of the subject field.
 	subjectIndex []int
+
+	// fold, for a declared schema, makes the lookup match member names without regard to case,
+	// as encoding/json matches struct fields: a raw writer's "Email" for a declared "email"
+	// reaches a Go reader's Email field, so it is sealed too. foldedSensitive and foldedLeaves
+	// are sensitive and leaves with their keys folded (see foldKey).
+	fold            bool
+	foldedSensitive map[string]byte
+	foldedLeaves    map[string]bool
 
 	// dynamic, for a Go type, is set when it has fields of interface type: the values they hold
 	// are checked for tags at every Encode (see checkDynamic).
@@ -83,6 +94,14 @@ func (pl *plan) add(steps []string, kind byte) {
 // It allocates nothing: most values are ruled out by their last key alone, the path of the
 // others is joined on the stack, and the paths with a "*" are compared key by key.
 func (pl *plan) lookup(keys [][]byte) (byte, bool) {
+	if kind, ok := pl.lookupExact(keys); ok || !pl.fold {
+		return kind, ok
+	}
+	return pl.lookupFolded(keys)
+}
+
+// lookupExact is lookup with member names compared byte for byte.
+func (pl *plan) lookupExact(keys [][]byte) (byte, bool) {
 	if !pl.leaves[string(keys[len(keys)-1])] {
 		if !pl.anyLeaf {
 			return 0, false
@@ -122,6 +141,64 @@ next:
 	return 0, false
 }
 
+// lookupFolded is lookup with member names compared as encoding/json compares them with
+// struct fields (bytes.EqualFold). Keys are folded on the stack for the common short ones.
+func (pl *plan) lookupFolded(keys [][]byte) (byte, bool) {
+	var buf [128]byte
+	if !pl.foldedLeaves[string(foldKey(buf[:0], keys[len(keys)-1]))] && !pl.anyLeaf {
+		return 0, false
+	}
+	path := buf[:0]
+	for i, k := range keys {
+		if i > 0 {
+			path = append(path, '.')
+		}
+		path = foldKey(path, k)
+	}
+	if kind, ok := pl.foldedSensitive[string(path)]; ok {
+		return kind, true
+	}
+next:
+	for _, w := range pl.wild {
+		if len(w.steps) != len(keys) {
+			continue
+		}
+		for i, st := range w.steps {
+			if st != "*" && !bytes.EqualFold([]byte(st), keys[i]) {
+				continue next
+			}
+		}
+		return w.kind, true
+	}
+	return 0, false
+}
+
+// foldKey appends k folded to dst: each rune replaced by the smallest rune of its case-folding
+// orbit (unicode.SimpleFold), so that two keys fold alike exactly when bytes.EqualFold finds
+// them equal.
+func foldKey(dst, k []byte) []byte {
+	for i := 0; i < len(k); {
+		c := k[i]
+		if c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			// 'K' and 'S' have non-ASCII folds (the Kelvin sign, the long s), which are larger.
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(k[i:])
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		dst = utf8.AppendRune(dst, m)
+		i += n
+	}
+	return dst
+}
+
 // empty reports whether the plan marks nothing sensitive (a nil plan included).
 func (pl *plan) empty() bool { return pl == nil || len(pl.sensitive) == 0 && len(pl.wild) == 0 }
 
@@ -145,6 +222,15 @@ func declaredPlan(s strata.EventSchema) *plan {
 			return pl
 		}
 		pl.add(steps, 0)
+	}
+	pl.fold = true
+	pl.foldedSensitive = make(map[string]byte, len(pl.sensitive))
+	for path, kind := range pl.sensitive {
+		pl.foldedSensitive[string(foldKey(nil, []byte(path)))] = kind
+	}
+	pl.foldedLeaves = make(map[string]bool, len(pl.leaves))
+	for leaf := range pl.leaves {
+		pl.foldedLeaves[string(foldKey(nil, []byte(leaf)))] = true
 	}
 	return pl
 }

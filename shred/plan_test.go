@@ -1,6 +1,7 @@
 package shred
 
 import (
+	"bytes"
 	"errors"
 	"maps"
 	"reflect"
@@ -143,5 +144,19 @@ func TestPlanOfType(t *testing.T) {
 		} `json:"a"`
 	}]()).err, ErrUnprotectable) {
 		t.Fatal("a subject in a slice was accepted")
+	}
+}
+
+// TestFoldKeyIsEqualFold: two keys fold alike exactly when bytes.EqualFold finds them equal,
+// non-ASCII folds (the Kelvin sign, the long s) included.
+func TestFoldKeyIsEqualFold(t *testing.T) {
+	keys := []string{"email", "Email", "EMAIL", "eMaIl", "k", "K", "\u212a", "s", "S", "\u017f", "straße", "STRASSE", "Straße", "µ", "Μ", "μ", "", "a.b", "A.B", "[]", "ǅ", "ǆ", "Ǆ", "\xff"}
+	for _, a := range keys {
+		for _, b := range keys {
+			fa, fb := string(foldKey(nil, []byte(a))), string(foldKey(nil, []byte(b)))
+			if (fa == fb) != bytes.EqualFold([]byte(a), []byte(b)) {
+				t.Errorf("%q and %q fold to %q and %q; EqualFold says %v", a, b, fa, fb, bytes.EqualFold([]byte(a), []byte(b)))
+			}
+		}
 	}
 }
