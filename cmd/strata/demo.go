@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/ledger"
 	"github.com/strata-events/strata/shred"
 )
 
@@ -113,6 +114,19 @@ func (d *demo) event(typ string, payload any, occurred string, meta strata.Metad
 }
 
 func runDemo(ctx context.Context, st strata.Store, db dsn, out io.Writer, kek *shred.LocalKEK) error {
+	// The demo signs checkpoints with its own key. A log that another key signs would refuse
+	// that only after the whole run was written: refuse it before writing anything.
+	skey, _, err := demoKey()
+	if err != nil {
+		return err
+	}
+	signer, err := ledger.NewSigner(skey)
+	if err != nil {
+		return err
+	}
+	if err := checkSigningKey(ctx, st, "demo", signer); err != nil {
+		return fmt.Errorf("%w; run the demo on a database of its own (--db sqlite:demo.db)", err)
+	}
 	// Each run registers itself in the stream strata-demo; its version numbers the runs, so a
 	// second run on the same database picks serials that do not collide with the first.
 	res, err := st.Append(ctx, "strata-demo", strata.Any, strata.EventData{Type: "DemoStarted", Data: json.RawMessage(`{"by":"strata demo"}`)})

@@ -236,3 +236,31 @@ func TestVerifyOneOfflineCheckAtATime(t *testing.T) {
 		t.Errorf("stdout %q, want nothing", r.stdout)
 	}
 }
+
+// TestSigningKeyRefusedBeforeWriting: a log whose checkpoints another key signs makes seal --key
+// and demo fail with exit 2 (invalid input, nothing written) before they seal or append anything.
+func TestSigningKeyRefusedBeforeWriting(t *testing.T) {
+	db := tempDB(t)
+	dir := t.TempDir()
+	mustCLI(t, db, "append", "s-1", "T", `{}`)
+	mustCLI(t, "", "keys", "generate", "--origin", "ca.example/log", "--out", filepath.Join(dir, "log"))
+	mustCLI(t, "", "keys", "generate", "--origin", "other.example/log", "--out", filepath.Join(dir, "other"))
+	mustCLI(t, db, "seal", "--key", filepath.Join(dir, "log.key"))
+
+	mustCLI(t, db, "append", "s-1", "T", `{}`)
+	r := cli(t, testContext(t), db, "", "seal", "--key", filepath.Join(dir, "other.key"))
+	if r.code != exitInvalid {
+		t.Fatalf("seal with another key: exit %d, want %d: %s%s", r.code, exitInvalid, r.stdout, r.stderr)
+	}
+	if out := mustCLI(t, db, "seal"); !strings.HasPrefix(out, "sealed 1 events") {
+		t.Errorf("the refused seal sealed events; a later seal says %q, want sealed 1 events", out)
+	}
+
+	r = cli(t, testContext(t), db, "", "demo")
+	if r.code != exitInvalid {
+		t.Fatalf("demo on a log signed by another key: exit %d, want %d: %s", r.code, exitInvalid, r.stderr)
+	}
+	if out := mustCLI(t, db, "streams"); len(lines(t, out)) != 1 {
+		t.Errorf("the refused demo wrote streams:\n%s", out)
+	}
+}
