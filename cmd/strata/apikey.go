@@ -71,7 +71,7 @@ A key is printed once, when it is created; the store keeps only its SHA-256 hash
 		Args:  argsExactly(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			st, _, err := g.openExisting(ctx)
 			if err != nil {
 				return err
 			}

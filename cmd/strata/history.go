@@ -58,7 +58,7 @@ search to streams with these prefixes; without it every event of the tenant is s
 				}
 			}
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			st, _, err := g.openExisting(ctx)
 			if err != nil {
 				return err
 			}

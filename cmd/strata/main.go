@@ -6,8 +6,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -105,7 +107,8 @@ func newRoot(getenv env) (*cobra.Command, *bool) {
 		Long: `strata appends events to streams and reads them back per stream or as one gap-free global log.
 
 The database is chosen with --db or STRATA_DB (default ` + defaultDSN + `):
-  sqlite:PATH            an SQLite file (also sqlite://PATH)
+  sqlite:PATH            an SQLite file (also sqlite://PATH); the first command that writes creates
+                         it, commands that only read fail with exit 4 when it does not exist
   postgres://...         PostgreSQL (also postgresql://); ?schema=NAME picks the schema (default strata),
                          ?group_commit=N the concurrent writers of small appends (default ` +
 			strconv.Itoa(postgres.DefaultGroupWriters) + `; 0 = off)
@@ -183,11 +186,29 @@ func (g *globals) dsn() string {
 	return defaultDSN
 }
 
-// open opens the store named by the DSN. The caller closes it.
+// open opens the store named by the DSN, creating an SQLite file that does not exist yet. The
+// caller closes it.
 func (g *globals) open(ctx context.Context) (strata.Store, dsn, error) {
+	return g.openStore(ctx, false)
+}
+
+// openExisting is open for the commands that only read: an SQLite file that does not exist is
+// a NotFound error, not a new empty database. Otherwise a typo in --db, or the default
+// strata.db in another directory, read nothing, succeeded and left an empty file behind.
+func (g *globals) openExisting(ctx context.Context) (strata.Store, dsn, error) {
+	return g.openStore(ctx, true)
+}
+
+// openStore opens the store named by the DSN; with mustExist, an SQLite file must exist.
+func (g *globals) openStore(ctx context.Context, mustExist bool) (strata.Store, dsn, error) {
 	d, err := parseDSN(g.dsn())
 	if err != nil {
 		return nil, dsn{}, err
+	}
+	if mustExist && d.backend == backendSQLite {
+		if _, err := os.Stat(d.target); errors.Is(err, fs.ErrNotExist) {
+			return nil, d, strata.Errorf(strata.NotFound, "open", "database %s does not exist: a command that only reads creates none (check --db or STRATA_DB)", d)
+		}
 	}
 	st, err := d.open(ctx)
 	if err != nil {

@@ -563,8 +563,9 @@ func TestAppendOccurredZeroTime(t *testing.T) {
 		r := cli(t, testContext(t), db, "", "append", "s", "E", `{}`, "--occurred", occ)
 		wantErr(t, r, exitInvalid, "--occurred")
 	}
-	if out := mustCLI(t, db, "read", "s"); out != "" {
-		t.Errorf("an event was written: %s", out)
+	// The refused appends did not even create the database: read finds none (exit 4).
+	if r := cli(t, testContext(t), db, "", "read", "s"); r.code != exitNotFound && (r.code != exitOK || r.stdout != "") {
+		t.Errorf("an event was written: exit %d: %s%s", r.code, r.stdout, r.stderr)
 	}
 }
 
@@ -619,5 +620,41 @@ func TestBenchFlagDefaults(t *testing.T) {
 				t.Errorf("bench %s --help lacks %q:\n%s", tc.workload, w, r.stdout)
 			}
 		}
+	}
+}
+
+// TestReadersDoNotCreateADatabase: a command that only reads, given an SQLite file that does
+// not exist (a typo in --db, or the default strata.db in another directory), fails with exit 4
+// instead of creating an empty database and printing nothing; writers still create the file.
+func TestReadersDoNotCreateADatabase(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "typo.db")
+	db := "sqlite:" + path
+	for _, args := range [][]string{
+		{"read", "--all"},
+		{"read", "s"},
+		{"streams"},
+		{"state", "s"},
+		{"history", "s"},
+		{"query", "--tenant", "t", "--all"},
+		{"schema", "list"},
+		{"apikey", "list"},
+		{"projections", "list"},
+		{"projections", "status"},
+		{"retention", "plan"},
+		{"retention", "holds"},
+	} {
+		r := cli(t, testContext(t), db, "", args...)
+		if r.code != exitNotFound || !strings.Contains(r.stderr, path) {
+			t.Errorf("strata %s on a missing file: exit %d, want %d naming the file: %s%s", strings.Join(args, " "), r.code, exitNotFound, r.stdout, r.stderr)
+		}
+		if _, err := os.Stat(path); err == nil {
+			t.Fatalf("strata %s created %s", strings.Join(args, " "), path)
+		}
+	}
+	mustCLI(t, db, "query", "--create-indexes") // sets up a store: a new one too
+	mustCLI(t, db, "append", "s", "T", `{}`)
+	if got := lines(t, mustCLI(t, db, "read", "s")); len(got) != 1 {
+		t.Errorf("read after the first append: %d events, want 1", len(got))
 	}
 }

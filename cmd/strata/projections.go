@@ -106,7 +106,7 @@ catching up, running), events read, lag in events and seconds, and progress.`,
 		Args: argsExactly(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			st, _, err := g.openExisting(ctx)
 			if err != nil {
 				return err
 			}
@@ -140,7 +140,7 @@ expiry, and the failure record (event, position, error) of a failed partition.`,
 				name = args[0]
 			}
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			st, _, err := g.openExisting(ctx)
 			if err != nil {
 				return err
 			}

@@ -61,7 +61,11 @@ events a little, so they are not made by default; see docs/AUDITOR.md).`,
 					return err
 				}
 			}
-			st, _, err := g.open(ctx)
+			open := g.openExisting
+			if createIndexes {
+				open = g.open // it sets up a store: a new one too
+			}
+			st, _, err := open(ctx)
 			if err != nil {
 				return err
 			}

@@ -87,7 +87,7 @@ func readStream(cmd *cobra.Command, g *globals, stream string, fl readFlags) (er
 		}
 	}
 	ctx := cmd.Context()
-	st, _, err := g.open(ctx)
+	st, _, err := g.openExisting(ctx)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func readAll(cmd *cobra.Command, g *globals, fl readFlags) (err error) {
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 	}
-	st, _, err := g.open(ctx)
+	st, _, err := g.openExisting(ctx)
 	if err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ what no other policy names).`,
 				return err
 			}
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			st, _, err := g.openExisting(ctx)
 			if err != nil {
 				return err
 			}
@@ -167,7 +167,7 @@ what no other policy names).`,
 			if reason == "" {
 				return invalidf("retention hold", "--reason is required")
 			}
-			return withRetention(cmd.Context(), g, func(rs strata.RetentionStore) error {
+			return withRetention(cmd.Context(), g, false, func(rs strata.RetentionStore) error {
 				return rs.PlaceLegalHold(cmd.Context(), strata.LegalHold{Stream: args[0], Reason: reason, HeldBy: heldBy})
 			})
 		},
@@ -179,7 +179,7 @@ what no other policy names).`,
 		Short: "Lift a legal hold",
 		Args:  argsExactly(1, "STREAM"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withRetention(cmd.Context(), g, func(rs strata.RetentionStore) error {
+			return withRetention(cmd.Context(), g, false, func(rs strata.RetentionStore) error {
 				return rs.ReleaseLegalHold(cmd.Context(), args[0])
 			})
 		},
@@ -189,7 +189,7 @@ what no other policy names).`,
 		Short: "List the streams under legal hold",
 		Args:  argsExactly(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withRetention(cmd.Context(), g, func(rs strata.RetentionStore) error {
+			return withRetention(cmd.Context(), g, true, func(rs strata.RetentionStore) error {
 				w := newLineWriter(cmd.OutOrStdout())
 				for h, err := range rs.LegalHolds(cmd.Context()) {
 					if err != nil {
@@ -223,8 +223,13 @@ func purgers(r *query.Retention, st strata.Store) {
 	}
 }
 
-func withRetention(ctx context.Context, g *globals, fn func(strata.RetentionStore) error) (err error) {
-	st, _, err := g.open(ctx)
+// withRetention runs fn on the store's retention; readOnly commands do not create a database.
+func withRetention(ctx context.Context, g *globals, readOnly bool, fn func(strata.RetentionStore) error) (err error) {
+	open := g.open
+	if readOnly {
+		open = g.openExisting
+	}
+	st, _, err := open(ctx)
 	if err != nil {
 		return err
 	}

@@ -161,7 +161,7 @@ Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 				return err
 			}
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			st, _, err := g.openExisting(ctx)
 			if err != nil {
 				return err
 			}

@@ -23,7 +23,7 @@ lastRecordedAt. --after NAME continues a listing after the last name printed.`,
 				return invalidf("streams", "--limit must be 0 or more")
 			}
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			st, _, err := g.openExisting(ctx)
 			if err != nil {
 				return err
 			}
