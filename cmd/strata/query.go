@@ -30,13 +30,13 @@ func newQueryCmd(g *globals) *cobra.Command {
 position), one JSON object per line. A page holds --limit events (default 100, at most 1000); when
 another page follows, a last line {"next":"CURSOR"} says so: pass it as --cursor for the next page.
 Cursors stay valid while events are appended. --all prints every page. --count prints
-{"count":N} instead.
+{"count":N} of every match instead (it takes no --cursor, --limit or --all).
 
 The tenant is required: no query reads across tenants. --correlation finds one request's events
 (every stream it touched), --session what one operator did in one sitting.
 
---create-indexes builds the search indexes (once per store; each index costs appends of tenant
-events a little, so they are not made by default; see docs/AUDITOR.md).`,
+--create-indexes builds the search indexes, and takes no other flag (once per store; each index
+costs appends of tenant events a little, so they are not made by default; see docs/AUDITOR.md).`,
 		Example: `  strata query --tenant acme-ca --type CertificateRevoked --from 2023-03-14 --to 2023-03-15
   strata query --tenant acme-ca --correlation req-1 --all
   strata query --tenant acme-ca --principal operator:mkim --count
@@ -44,6 +44,9 @@ events a little, so they are not made by default; see docs/AUDITOR.md).`,
 		Args: argsExactly(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			const op = "query"
+			if err := queryFlagsAgree(cmd, count, createIndexes); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			now := time.Now()
 			if from != "" {
@@ -141,4 +144,30 @@ events a little, so they are not made by default; see docs/AUDITOR.md).`,
 	f.BoolVar(&count, "count", false, "print how many events match")
 	f.BoolVar(&createIndexes, "create-indexes", false, "build the search indexes and exit")
 	return c
+}
+
+// queryFlagsAgree refuses the flags that --count and --create-indexes would ignore: the store
+// counts every match, whatever the cursor and page size, and building the indexes searches
+// nothing. Printing an answer to another question than the one asked is worse than an error.
+func queryFlagsAgree(cmd *cobra.Command, count, createIndexes bool) error {
+	changed := func(names ...string) string {
+		for _, n := range names {
+			if cmd.Flags().Changed(n) {
+				return "--" + n
+			}
+		}
+		return ""
+	}
+	if createIndexes {
+		if f := changed("tenant", "type", "subsystem", "category", "principal", "session", "correlation", "causation",
+			"prefix", "from", "to", "limit", "cursor", "all", "count"); f != "" {
+			return invalidf("query", "--create-indexes builds the search indexes and searches nothing: leave out %s", f)
+		}
+	}
+	if count {
+		if f := changed("cursor", "limit", "all"); f != "" {
+			return invalidf("query", "--count counts every matching event, from the first and not by page: leave out %s", f)
+		}
+	}
+	return nil
 }

@@ -168,3 +168,36 @@ func TestChangesOnByValidField(t *testing.T) {
 		t.Error("with --valid-field invalidSince, the revocation invalid since 14 March is not a change of 14 March")
 	}
 }
+
+// TestQueryRefusesFlagsItWouldIgnore: --count counts every match (the store ignores the cursor
+// and the page size) and --create-indexes searches nothing, so the flags those would ignore are
+// refused with exit 2 instead of printing a count, or building indexes, that answer another
+// question than the one asked.
+func TestQueryRefusesFlagsItWouldIgnore(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	for range 3 {
+		mustCLI(t, db, "append", "s", "E", `{}`, "--meta", "tenant=t")
+	}
+	out := lines(t, mustCLI(t, db, "query", "--tenant", "t", "--limit", "1"))
+	next, _ := out[len(out)-1]["next"].(string)
+	if next == "" {
+		t.Fatalf("no next cursor after a page of 1: %v", out)
+	}
+	for _, args := range [][]string{
+		{"--tenant", "t", "--count", "--cursor", next},
+		{"--tenant", "t", "--count", "--limit", "1"},
+		{"--tenant", "t", "--count", "--all"},
+		{"--create-indexes", "--tenant", "t"},
+		{"--create-indexes", "--type", "E"},
+		{"--create-indexes", "--count"},
+	} {
+		r := cli(t, testContext(t), db, "", append([]string{"query"}, args...)...)
+		if r.code != exitInvalid || r.stdout != "" {
+			t.Errorf("strata query %s: exit %d, want %d and no output: %s%s", strings.Join(args, " "), r.code, exitInvalid, r.stdout, r.stderr)
+		}
+	}
+	if got := lines(t, mustCLI(t, db, "query", "--tenant", "t", "--count")); len(got) != 1 || got[0]["count"] != 3.0 {
+		t.Errorf("--count: %v, want 3", got)
+	}
+}
