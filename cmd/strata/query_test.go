@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -199,5 +200,39 @@ func TestQueryRefusesFlagsItWouldIgnore(t *testing.T) {
 	}
 	if got := lines(t, mustCLI(t, db, "query", "--tenant", "t", "--count")); len(got) != 1 || got[0]["count"] != 3.0 {
 		t.Errorf("--count: %v, want 3", got)
+	}
+}
+
+// TestStateRefusesBadFlagsBeforeSnapshots: state --take-snapshots saved its snapshots before it
+// read --changes-on and --tz, so a typo there failed with exit 2 (nothing written) after writing;
+// and --tz without --changes-on was ignored. Every flag is now checked before anything is saved.
+func TestStateRefusesBadFlagsBeforeSnapshots(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "strata.db")
+	db := "sqlite:" + path
+	for range 4 {
+		mustCLI(t, db, "append", "s", "E", `{"a":1}`)
+	}
+	for _, args := range [][]string{
+		{"--take-snapshots", "1", "--changes-on", "bogus"},
+		{"--take-snapshots", "1", "--changes-on", "2023-03-14", "--tz", "Nowhere/Atlantis"},
+		{"--tz", "Europe/Berlin"},
+	} {
+		r := cli(t, testContext(t), db, "", append([]string{"state", "s"}, args...)...)
+		if r.code != exitInvalid || r.stdout != "" {
+			t.Errorf("strata state s %s: exit %d, want %d and no output: %s%s", strings.Join(args, " "), r.code, exitInvalid, r.stdout, r.stderr)
+		}
+	}
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var n int
+	if err := raw.QueryRow(`SELECT count(*) FROM temporal_snapshots`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("the refused commands saved %d snapshots", n)
 	}
 }

@@ -156,6 +156,19 @@ Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 			if snapEvery < 0 {
 				return invalidf(op, "--take-snapshots must be 1 or more (0: take none)")
 			}
+			if tz != "" && changesOn == "" {
+				return invalidf(op, "--tz works with --changes-on (it sets the zone of that day)")
+			}
+			// Every flag is read before --take-snapshots writes: a refused command writes nothing.
+			var day time.Time
+			if changesOn != "" {
+				if day, err = query.ParseTime(changesOn, now); err != nil {
+					return err
+				}
+				if day, err = startOfDay(day, tz); err != nil {
+					return err
+				}
+			}
 			m, err := models(model, validField)
 			if err != nil {
 				return err
@@ -186,13 +199,6 @@ Times: RFC 3339, 2006-01-02[T15:04] (UTC), now, or relative such as -90d.`,
 				line.At = timeString(strata.Timestamp(now))
 			}
 			if changesOn != "" {
-				day, err := query.ParseTime(changesOn, now)
-				if err != nil {
-					return err
-				}
-				if day, err = startOfDay(day, tz); err != nil {
-					return err
-				}
 				next := day.AddDate(0, 0, 1) // 23 or 25 hours on a day that changes the clocks
 				seen := map[string]bool{}
 				rec, err := query.Changes(ctx, st, args[0], day, next)
