@@ -29,7 +29,7 @@ const mysqlRawMaxRows = 1000
 func setupMySQLBench(ctx context.Context, d dsn, clients int) (env *benchEnv, err error) {
 	u, err := url.Parse(d.target)
 	if err != nil {
-		return nil, invalidf("bench", "bad MySQL URL: %s", redactErr(err))
+		return nil, invalidf("bench", "bad MySQL URL: %s", redactErr(d.target, err))
 	}
 	cfg, err := mysqlConfig(u)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strconv"
 	"strings"
@@ -55,7 +56,7 @@ func parseDSN(s string) (dsn, error) {
 	case "postgres", "postgresql":
 		u, err := url.Parse(s)
 		if err != nil {
-			return dsn{}, invalidf(op, "database URL is not valid: %s", redactErr(err))
+			return dsn{}, invalidf(op, "database URL is not valid: %s", redactErr(s, err))
 		}
 		d := dsn{backend: backendPostgres}
 		q := u.Query()
@@ -82,7 +83,7 @@ func parseDSN(s string) (dsn, error) {
 	case "mysql":
 		u, err := url.Parse(s)
 		if err != nil {
-			return dsn{}, invalidf(op, "database URL is not valid: %s", redactErr(err))
+			return dsn{}, invalidf(op, "database URL is not valid: %s", redactErr(s, err))
 		}
 		if u.Host == "" {
 			return dsn{}, invalidf(op, "database %s: want mysql://user:pass@host:port/db", u.Redacted())
@@ -120,9 +121,16 @@ func (d dsn) groupWriters() int {
 	return d.groupCommit
 }
 
-// redactErr returns the message of a url.Parse error without the URL, which may hold a password.
-func redactErr(err error) string {
-	if ue, ok := err.(*url.Error); ok {
+// redactErr returns the message of the url.Parse error of dsn without the URL, which may hold
+// a password. When dsn may hold a user name or password (it has an '@'), the reason is left out
+// too: url.Parse quotes what it took for the port or a bad escape, which is then a piece of the
+// password ("invalid port \":hunter2\"" for u:hunter2#x@host).
+func redactErr(dsn string, err error) string {
+	if strings.Contains(dsn, "@") {
+		return "it does not parse (a user name or password that holds / # ? @ : or % must be percent-encoded, e.g. %2F for /)"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
 		return ue.Err.Error()
 	}
 	return err.Error()

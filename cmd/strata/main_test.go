@@ -658,3 +658,24 @@ func TestReadersDoNotCreateADatabase(t *testing.T) {
 		t.Errorf("read after the first append: %d events, want 1", len(got))
 	}
 }
+
+// TestDSNErrorsHidePasswords: a password with a character that URLs reserve ('/', '#', '?' or a
+// bad '%' escape) made url.Parse fail with a message quoting what it took for the port or an
+// escape, a piece of the password, and that message went to stderr.
+func TestDSNErrorsHidePasswords(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ dsn, secret string }{
+		{"postgres://u:hunter2#x@127.0.0.1:5432/db", "hunter2"},
+		{"postgresql://u:hunter2/x@127.0.0.1:5432/db", "hunter2"},
+		{"mysql://u:hunter2?x@127.0.0.1:3306/db", "hunter2"},
+		{"mysql://u:hun%zzter@127.0.0.1:3306/db", "%zz"},
+	} {
+		r := cli(t, testContext(t), c.dsn, "", "streams")
+		if r.code != exitInvalid {
+			t.Errorf("%s: exit %d, want %d: %s", c.dsn, r.code, exitInvalid, r.stderr)
+		}
+		if strings.Contains(r.stderr, c.secret) || !strings.Contains(r.stderr, "not valid") {
+			t.Errorf("%s: the error shows a piece of the password (or says nothing): %q", c.dsn, r.stderr)
+		}
+	}
+}
