@@ -238,6 +238,9 @@ this binary knows (certificate_status); otherwise the application's workers do t
 		Args:    argsExactly(1, "a projection name"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			name := args[0]
+			if runIt && noWait {
+				return invalidf("projections rebuild", "--run works here until the rebuild has caught up, --no-wait returns at once: leave out one of --run and --no-wait")
+			}
 			ctx := cmd.Context()
 			st, _, err := g.open(ctx)
 			if err != nil {
@@ -286,7 +289,7 @@ this binary knows (certificate_status); otherwise the application's workers do t
 	}
 	f := c.Flags()
 	f.IntVar(&version, "version", 0, "the version (default: the active one, else the newest)")
-	f.BoolVar(&noWait, "no-wait", false, "reset and return without waiting")
+	f.BoolVar(&noWait, "no-wait", false, "reset and return without waiting (not with --run)")
 	f.BoolVar(&runIt, "run", false, "run the projection's workers in this process (certificate_status)")
 	return c
 }

@@ -36,3 +36,15 @@ func TestProjectionsCLI(t *testing.T) {
 	}
 	wantErr(t, cli(t, testContext(t), db, "", "projections", "pause", "nope"), exitNotFound, "no projection")
 }
+
+// TestProjectionsRebuildRunRefusesNoWait: --run works until the rebuild has caught up, which
+// --no-wait says not to do; the pair ran the whole rebuild, ignoring --no-wait, and exited 0.
+func TestProjectionsRebuildRunRefusesNoWait(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	mustCLI(t, db, "append", "certificate-1", "CertificateIssued", `{"serial":"1"}`)
+	wantErr(t, cli(t, testContext(t), db, "", "projections", "rebuild", "certificate_status", "--run", "--no-wait"), exitInvalid, "--no-wait")
+	if out := mustCLI(t, db, "projections", "list"); out != "" {
+		t.Errorf("the refused rebuild built the projection:\n%s", out)
+	}
+}
