@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,6 +30,11 @@ With --witness it makes a witness's cosigning key (C2SP tlog-cosignature) instea
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if origin == "" {
 				return invalidf("keys generate", "--origin is required (e.g. ca.example/strata)")
+			}
+			// PREFIX.key must name a file of its own: "", "dir/" or "." would make hidden
+			// files .key and .pub (or ..key) where nobody looks for a log's secret key.
+			if base := filepath.Base(out); out == "" || os.IsPathSeparator(out[len(out)-1]) || base == "." || base == ".." {
+				return invalidf("keys generate", "--out %q names no file: give a path prefix such as ca-log or keys/ca-log", out)
 			}
 			gen := ledger.GenerateKey
 			if witness {

@@ -264,3 +264,18 @@ func TestSigningKeyRefusedBeforeWriting(t *testing.T) {
 		t.Errorf("the refused demo wrote streams:\n%s", out)
 	}
 }
+
+// TestKeysGenerateNeedsAFileName: an --out that names no file (empty, or a directory ending in
+// a slash) wrote the hidden files .key and .pub, where nobody looks for a log's secret key.
+func TestKeysGenerateNeedsAFileName(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, out := range []string{"", dir + string(filepath.Separator), "."} {
+		wantErr(t, cli(t, testContext(t), "", "", "keys", "generate", "--origin", "ca.example/log", "--out", out), exitInvalid, "--out")
+	}
+	for _, p := range []string{".key", ".pub", "..key", "..pub"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
+			t.Errorf("keys generate wrote %s", p)
+		}
+	}
+}
