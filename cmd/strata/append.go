@@ -124,6 +124,9 @@ func readPayload(stdin io.Reader, arg string) (json.RawMessage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read payload from standard input: %w", err)
 		}
+		if len(b) > strata.MaxDataLen { // cut at the limit: it would read as broken JSON
+			return nil, invalidf("append", "the payload on standard input is larger than %d bytes, the most an event holds", strata.MaxDataLen)
+		}
 		data = b
 	}
 	var v any

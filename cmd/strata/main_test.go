@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-events/strata"
 )
 
 // cli runs one command line against the database dsn and returns its output and exit code.
@@ -677,5 +679,18 @@ func TestDSNErrorsHidePasswords(t *testing.T) {
 		if strings.Contains(r.stderr, c.secret) || !strings.Contains(r.stderr, "not valid") {
 			t.Errorf("%s: the error shows a piece of the password (or says nothing): %q", c.dsn, r.stderr)
 		}
+	}
+}
+
+// TestAppendStdinTooLarge: a payload on standard input larger than an event holds was cut at
+// the limit and then reported as "not valid JSON", which sent the user looking for a syntax
+// error in a valid document.
+func TestAppendStdinTooLarge(t *testing.T) {
+	t.Parallel()
+	big := `{"a":"` + strings.Repeat("x", strata.MaxDataLen) + `"}`
+	r := cli(t, testContext(t), "mem:", big, "append", "s", "E", "-")
+	wantErr(t, r, exitInvalid, "larger than")
+	if strings.Contains(r.stderr, "not valid JSON") {
+		t.Errorf("a valid payload is reported as invalid JSON: %s", r.stderr)
 	}
 }
