@@ -90,12 +90,15 @@ Policies: the default keeps --max-age (90d). Each --policy is name=N[,tenant=T][
 type, default). A --policy without tenant= and types= is the default (e.g. name=all,keep: keep
 what no other policy names).`,
 	}
-	pf := c.PersistentFlags()
-	pf.StringArrayVar(&fl.policies, "policy", nil, "a policy: name=N,tenant=T,types=A|B,age=365d or ...,keep (repeatable)")
-	pf.StringVar(&fl.maxAge, "max-age", "", "the default policy's age (default 90d)")
-	pf.IntVar(&fl.batch, "batch", 0, "events per transaction (default 2000)")
-	pf.StringVar(&fl.principal, "principal", "", "who runs retention (recorded on its audit events)")
-	pf.BoolVar(&fl.allowUnsealed, "allow-unsealed", false, "also remove events the ledger has not sealed")
+	// The policy flags belong to plan and run: hold, release and holds would ignore them.
+	policyFlags := func(c *cobra.Command) {
+		pf := c.Flags()
+		pf.StringArrayVar(&fl.policies, "policy", nil, "a policy: name=N,tenant=T,types=A|B,age=365d or ...,keep (repeatable)")
+		pf.StringVar(&fl.maxAge, "max-age", "", "the default policy's age (default 90d)")
+		pf.IntVar(&fl.batch, "batch", 0, "events per transaction (default 2000)")
+		pf.StringVar(&fl.principal, "principal", "", "who runs retention (recorded on its audit events)")
+		pf.BoolVar(&fl.allowUnsealed, "allow-unsealed", false, "also remove events the ledger has not sealed")
+	}
 	report := func(cmd *cobra.Command, rep *query.Report) error {
 		w := newLineWriter(cmd.OutOrStdout())
 		if err := w.write(rep); err != nil {
@@ -157,6 +160,8 @@ what no other policy names).`,
 			return report(cmd, rep)
 		},
 	}
+	policyFlags(plan)
+	policyFlags(run)
 	run.Flags().StringVar(&fl.schedule, "schedule", "", "run on this cron schedule (5 fields, UTC; e.g. '0 3 * * *' or @daily) until interrupted")
 	var reason, heldBy string
 	hold := &cobra.Command{

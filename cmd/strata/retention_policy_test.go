@@ -51,3 +51,25 @@ func TestRetentionCatchAllPolicyTakesTheDefaultsPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionHoldCommandsTakeNoPolicyFlags: the policy flags were persistent flags of
+// strata retention, so hold, release and holds accepted --policy, --max-age and the rest,
+// even malformed, did nothing with them and exited 0.
+func TestRetentionHoldCommandsTakeNoPolicyFlags(t *testing.T) {
+	t.Parallel()
+	db := tempDB(t)
+	mustCLI(t, db, "append", "s", "E", `{}`)
+	for _, args := range [][]string{
+		{"hold", "s", "--reason", "case 1", "--max-age", "1d"},
+		{"release", "s", "--policy", "name=x,keep"},
+		{"holds", "--allow-unsealed"},
+		{"holds", "--batch", "10"},
+	} {
+		r := cli(t, testContext(t), db, "", append([]string{"retention"}, args...)...)
+		wantErr(t, r, exitInvalid, "unknown flag")
+	}
+	if out := mustCLI(t, db, "retention", "holds"); out != "" {
+		t.Errorf("a refused hold was placed: %s", out)
+	}
+	mustCLI(t, db, "retention", "plan", "--max-age", "1d", "--batch", "10", "--allow-unsealed", "--principal", "dpo")
+}
