@@ -196,3 +196,45 @@ func checkProtectBench(t *testing.T, out string) {
 		t.Errorf("bench protect printed no rounds:\n%s", out)
 	}
 }
+
+// TestPostgresReadersDoNotCreateASchema: a command that only reads, given a schema that holds
+// no store (a typo in ?schema=), fails with exit 4 instead of creating the schema with empty
+// tables and printing nothing; a command that writes still creates it.
+func TestPostgresReadersDoNotCreateASchema(t *testing.T) {
+	t.Parallel()
+	db := postgresDB(t)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	schema := q.Get("schema")
+	q.Del("schema")
+	u.RawQuery = q.Encode()
+	schemaExists := func() bool {
+		ctx := testContext(t)
+		c, err := pgx.Connect(ctx, u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var ok bool
+		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	for _, args := range [][]string{{"streams"}, {"read", "--all"}, {"query", "--tenant", "t"}} {
+		r := cli(t, testContext(t), db, "", args...)
+		if r.code != exitNotFound || !strings.Contains(r.stderr, schema) {
+			t.Errorf("strata %s on a schema without a store: exit %d, want %d naming the schema: %s%s", strings.Join(args, " "), r.code, exitNotFound, r.stdout, r.stderr)
+		}
+	}
+	if schemaExists() {
+		t.Fatalf("a command that only reads created schema %s", schema)
+	}
+	mustCLI(t, db, "append", "s", "E", `{}`)
+	if got := lines(t, mustCLI(t, db, "streams")); len(got) != 1 {
+		t.Errorf("streams after the first append: %v", got)
+	}
+}

@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/inmem"
@@ -178,6 +182,37 @@ func (d dsn) flagValue() string {
 	}
 	u.RawQuery = q.Encode()
 	return u.Redacted()
+}
+
+// mustExist returns a NotFound error when the store d names has not been created yet: a missing
+// SQLite file, a PostgreSQL schema without strata's tables. Opening would create it, empty.
+// Any other trouble (an unreachable server) is left to open, which reports it as a store does.
+func (d dsn) mustExist(ctx context.Context) error {
+	const op = "open"
+	switch d.backend {
+	case backendSQLite:
+		if _, err := os.Stat(d.target); errors.Is(err, fs.ErrNotExist) {
+			return strata.Errorf(strata.NotFound, op, "database %s does not exist: a command that only reads creates none (check --db or STRATA_DB)", d)
+		}
+	case backendPostgres:
+		c, err := pgx.Connect(ctx, d.target)
+		if err != nil {
+			return nil
+		}
+		defer c.Close(context.Background())
+		schema := d.schema
+		if schema == "" {
+			schema = postgres.DefaultSchema
+		}
+		var found bool
+		if err := c.QueryRow(ctx, `SELECT to_regclass(quote_ident($1) || '.events') IS NOT NULL`, schema).Scan(&found); err != nil {
+			return nil
+		}
+		if !found {
+			return strata.Errorf(strata.NotFound, op, "database %s holds no strata store in schema %s: a command that only reads creates none (check --db or STRATA_DB)", d, schema)
+		}
+	}
+	return nil
 }
 
 // open opens the store.

@@ -6,10 +6,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -205,9 +203,9 @@ func (g *globals) openStore(ctx context.Context, mustExist bool) (strata.Store, 
 	if err != nil {
 		return nil, dsn{}, err
 	}
-	if mustExist && d.backend == backendSQLite {
-		if _, err := os.Stat(d.target); errors.Is(err, fs.ErrNotExist) {
-			return nil, d, strata.Errorf(strata.NotFound, "open", "database %s does not exist: a command that only reads creates none (check --db or STRATA_DB)", d)
+	if mustExist {
+		if err := d.mustExist(ctx); err != nil {
+			return nil, d, err
 		}
 	}
 	st, err := d.open(ctx)
