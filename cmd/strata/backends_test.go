@@ -238,3 +238,20 @@ func TestPostgresReadersDoNotCreateASchema(t *testing.T) {
 		t.Errorf("streams after the first append: %v", got)
 	}
 }
+
+// TestMySQLReadersDoNotCreateTables: a command that only reads, given a MySQL database without
+// strata's tables, fails with exit 4 instead of creating them and printing nothing.
+func TestMySQLReadersDoNotCreateTables(t *testing.T) {
+	t.Parallel()
+	db := mysqlDB(t)
+	for _, args := range [][]string{{"streams"}, {"read", "--all"}} {
+		r := cli(t, testContext(t), db, "", args...)
+		if r.code != exitNotFound || !strings.Contains(r.stderr, "no strata store") {
+			t.Errorf("strata %s on a database without a store: exit %d, want %d: %s%s", strings.Join(args, " "), r.code, exitNotFound, r.stdout, r.stderr)
+		}
+	}
+	mustCLI(t, db, "append", "s", "E", `{}`)
+	if got := lines(t, mustCLI(t, db, "streams")); len(got) != 1 {
+		t.Errorf("streams after the first append: %v", got)
+	}
+}

@@ -185,8 +185,8 @@ func (d dsn) flagValue() string {
 }
 
 // mustExist returns a NotFound error when the store d names has not been created yet: a missing
-// SQLite file, a PostgreSQL schema without strata's tables. Opening would create it, empty.
-// Any other trouble (an unreachable server) is left to open, which reports it as a store does.
+// SQLite file, a PostgreSQL schema or a MySQL database without strata's tables. Opening would
+// create it, empty. Any other trouble (an unreachable server) is left to open, which reports it as a store does.
 func (d dsn) mustExist(ctx context.Context) error {
 	const op = "open"
 	switch d.backend {
@@ -210,6 +210,27 @@ func (d dsn) mustExist(ctx context.Context) error {
 		}
 		if !found {
 			return strata.Errorf(strata.NotFound, op, "database %s holds no strata store in schema %s: a command that only reads creates none (check --db or STRATA_DB)", d, schema)
+		}
+	case backendMySQL:
+		u, err := url.Parse(d.target)
+		if err != nil {
+			return nil
+		}
+		cfg, err := mysqlConfig(u)
+		if err != nil || cfg.DBName == "" {
+			return nil
+		}
+		db, err := openMySQL(cfg, 1)
+		if err != nil {
+			return nil
+		}
+		defer db.Close()
+		var found bool
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'events'`).Scan(&found); err != nil {
+			return nil
+		}
+		if !found {
+			return strata.Errorf(strata.NotFound, op, "database %s holds no strata store: a command that only reads creates none (check --db or STRATA_DB)", d)
 		}
 	}
 	return nil
