@@ -92,6 +92,12 @@ func parseDSN(s string) (dsn, error) {
 		if u.Host == "" {
 			return dsn{}, invalidf(op, "database %s: want mysql://user:pass@host:port/db", u.Redacted())
 		}
+		// The driver would send them to the server as session variables.
+		for _, p := range []string{"schema", "group_commit"} {
+			if u.Query().Has(p) {
+				return dsn{}, invalidf(op, "database %s: %s is a parameter of PostgreSQL DSNs; a MySQL store lives in the database the path names", u.Redacted(), p)
+			}
+		}
 		return dsn{backend: backendMySQL, target: s}, nil
 	case "mem", "memory", "inmem":
 		if strings.Trim(rest, "/") != "" {

@@ -694,3 +694,14 @@ func TestAppendStdinTooLarge(t *testing.T) {
 		t.Errorf("a valid payload is reported as invalid JSON: %s", r.stderr)
 	}
 }
+
+// TestMySQLDSNRefusesPostgresParameters: ?schema= and ?group_commit= are strata's parameters of
+// PostgreSQL DSNs. On a mysql:// DSN they went to the driver as session variables, and the open
+// failed with an internal error about transaction_isolation that named neither.
+func TestMySQLDSNRefusesPostgresParameters(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"schema=strata", "group_commit=0"} {
+		r := cli(t, testContext(t), "mysql://root@127.0.0.1:3306/test?"+p, "", "streams")
+		wantErr(t, r, exitInvalid, strings.Split(p, "=")[0])
+	}
+}
