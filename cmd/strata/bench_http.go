@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
+
+	"github.com/strata-events/strata"
 )
 
 // newBenchHTTPCmd is `strata bench http`: a load generator for a running strata serve, meant to
@@ -97,6 +99,7 @@ func benchHTTP(ctx context.Context, url, key string, clients, batch, payload int
 		lat           []time.Duration
 		requests, bad int64
 		err           error
+		failure       string // why the last request that failed did
 	}
 	stats := make([]clientStats, clients)
 	var wg sync.WaitGroup
@@ -131,8 +134,13 @@ func benchHTTP(ctx context.Context, url, key string, clients, batch, payload int
 				req.Header.Set("Authorization", "Bearer "+key)
 				resp, err := client.Do(req)
 				ok := false
-				if err == nil {
+				if err != nil {
+					st.failure = err.Error()
+				} else {
 					ok = resp.StatusCode == http.StatusCreated
+					if !ok {
+						st.failure = resp.Status
+					}
 					if !ok && st.err == nil && (resp.StatusCode == 401 || resp.StatusCode == 403) {
 						msg, _ := io.ReadAll(resp.Body)
 						resp.Body.Close()
@@ -157,6 +165,7 @@ func benchHTTP(ctx context.Context, url, key string, clients, batch, payload int
 	wg.Wait()
 	var all []time.Duration
 	r := httpBenchResult{Clients: clients, Batch: batch, Elapsed: duration}
+	failure := ""
 	for _, st := range stats {
 		if st.err != nil {
 			return r, st.err
@@ -164,9 +173,16 @@ func benchHTTP(ctx context.Context, url, key string, clients, batch, payload int
 		r.Requests += st.requests
 		r.Fails += st.bad
 		all = append(all, st.lat...)
+		if st.failure != "" {
+			failure = st.failure
+		}
 	}
 	if ctx.Err() != nil {
 		return r, ctx.Err()
+	}
+	if r.Requests == 0 && r.Fails > 0 {
+		// Nothing was measured but failures: a server that is down or refuses every append.
+		return r, strata.Errorf(strata.Unavailable, "bench http", "no append succeeded: %d requests failed, the last with %s", r.Fails, failure)
 	}
 	r.Events = r.Requests * int64(batch)
 	slices.Sort(all)
