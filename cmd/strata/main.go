@@ -127,6 +127,9 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 conflict, 4 not found, 5 unavailab
 	})
 	wrap := func(c *cobra.Command) *cobra.Command {
 		fn := c.RunE
+		if fn == nil { // a group of subcommands: requireSubcommands gives it its RunE
+			return c
+		}
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			*started = true
 			return fn(cmd, args)
@@ -157,7 +160,34 @@ Exit codes: 0 ok, 1 error, 2 invalid input, 3 conflict, 4 not found, 5 unavailab
 		newRetentionCmd(g, wrap),
 		newTransmitCmd(g, wrap),
 	)
+	requireSubcommands(root)
 	return root, started
+}
+
+// requireSubcommands makes every group of subcommands below root that has no RunE of its own
+// refuse to run without one of them. Cobra would print the group's help and exit 0, for
+// "strata retention rnu" too, which a script then takes for a retention run.
+func requireSubcommands(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		requireSubcommands(c)
+		if !c.HasSubCommands() || c.RunE != nil || c.Run != nil {
+			continue
+		}
+		var names []string
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			op := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+			if len(args) > 0 {
+				return invalidf(op, "unknown subcommand %q: want one of %s (see %s --help)", args[0], strings.Join(names, ", "), cmd.CommandPath())
+			}
+			return invalidf(op, "want a subcommand: one of %s (see %s --help)", strings.Join(names, ", "), cmd.CommandPath())
+		}
+	}
 }
 
 // withSubcommands adds subs to c and returns c.

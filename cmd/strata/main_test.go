@@ -705,3 +705,25 @@ func TestMySQLDSNRefusesPostgresParameters(t *testing.T) {
 		wantErr(t, r, exitInvalid, strings.Split(p, "=")[0])
 	}
 }
+
+// TestGroupCommandsRefuseUnknownSubcommands: strata keys (alone or with a typo) panicked, as its
+// wrapped RunE called a nil function; projections, retention and transmit printed their help
+// and exited 0 for a misspelt subcommand, so "strata retention rnu" passed for a retention run.
+func TestGroupCommandsRefuseUnknownSubcommands(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"keys"}, {"keys", "bogus"},
+		{"projections"}, {"projections", "bogus"},
+		{"retention"}, {"retention", "rnu"},
+		{"transmit"}, {"transmit", "bogus"},
+	} {
+		r := cli(t, testContext(t), "mem:", "", args...)
+		wantErr(t, r, exitInvalid, "subcommand")
+		if r.stdout != "" {
+			t.Errorf("strata %s printed %q", strings.Join(args, " "), r.stdout)
+		}
+	}
+	if r := cli(t, testContext(t), "", "", "retention", "--help"); r.code != 0 || !strings.Contains(r.stdout, "legal hold") {
+		t.Errorf("retention --help: exit %d: %s", r.code, r.stderr)
+	}
+}
