@@ -50,7 +50,7 @@ result with "replayed":true.`,
 					return invalidf(op, "--id %q is not a UUID", id)
 				}
 			}
-			if ev.Meta, err = parseMeta(meta); err != nil {
+			if ev.Meta, err = parseMeta(op, meta); err != nil {
 				return err
 			}
 			if occurred != "" {
@@ -140,17 +140,17 @@ func readPayload(stdin io.Reader, arg string) (json.RawMessage, error) {
 	return data, nil
 }
 
-// parseMeta reads --meta key=value pairs into Metadata.
-func parseMeta(pairs []string) (strata.Metadata, error) {
+// parseMeta reads the --meta key=value pairs of the command op into Metadata.
+func parseMeta(op string, pairs []string) (strata.Metadata, error) {
 	var m strata.Metadata
 	seen := make(map[string]bool, len(pairs))
 	for _, p := range pairs {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || k == "" {
-			return strata.Metadata{}, invalidf("append", "--meta %q: want key=value", p)
+			return strata.Metadata{}, invalidf(op, "--meta %q: want key=value", p)
 		}
 		if seen[k] {
-			return strata.Metadata{}, invalidf("append", "--meta %q: key %q given twice", p, k)
+			return strata.Metadata{}, invalidf(op, "--meta %q: key %q given twice", p, k)
 		}
 		seen[k] = true
 		m.Set(k, v)

@@ -67,7 +67,7 @@ func FuzzParseMeta(f *testing.F) {
 	f.Add("=x", "y")
 	f.Add("principal=", "sig.kid=k=v")
 	f.Fuzz(func(t *testing.T, a, b string) {
-		m, err := parseMeta([]string{a, b})
+		m, err := parseMeta("append", []string{a, b})
 		if err != nil {
 			if strata.ErrorCode(err) != strata.Invalid {
 				t.Fatalf("%q %q: %v is not Invalid", a, b, err)

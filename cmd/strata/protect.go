@@ -155,7 +155,7 @@ written. Without --tenant, the subject is erased in every tenant (recorded in er
   strata erase subject-4711 --meta principal=dpo:mkim   # in every tenant`,
 		Args: argsExactly(1, "SUBJECT"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			m, err := parseMeta(meta)
+			m, err := parseMeta("erase", meta)
 			if err != nil {
 				return err
 			}

@@ -184,3 +184,17 @@ func TestAuditCommandsReveal(t *testing.T) {
 		}
 	}
 }
+
+// TestEraseMetaErrorsNameErase: a malformed --meta of strata erase was reported as an error of
+// "append", a command the user had not run.
+func TestEraseMetaErrorsNameErase(t *testing.T) {
+	t.Parallel()
+	for _, meta := range []string{"principal", "a=1"} {
+		args := []string{"erase", "subject-1", "--meta", meta}
+		if meta == "a=1" {
+			args = append(args, "--meta", "a=2")
+		}
+		r := cli(t, testContext(t), "mem:", "", args...)
+		wantErr(t, r, exitInvalid, "strata: erase: --meta")
+	}
+}
