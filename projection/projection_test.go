@@ -539,8 +539,11 @@ func TestJoinHandsOverOnce(t *testing.T) {
 				}
 				return d
 			}
-			wa, _ := projection.NewWorker(s, slow(ma), fastOpts(projection.WithOwner("a"), projection.WithBatchSize(5))...)
-			wb, _ := projection.NewWorker(s2, slow(mb), fastOpts(projection.WithOwner("b"), projection.WithBatchSize(5))...)
+			// A lease that outlasts the renewals a loaded CI machine delays: the test is about the
+			// hand-over, and a lease that ran out under load would hand a partition over again.
+			lease := projection.WithLease(3 * time.Second)
+			wa, _ := projection.NewWorker(s, slow(ma), fastOpts(projection.WithOwner("a"), projection.WithBatchSize(5), lease)...)
+			wb, _ := projection.NewWorker(s2, slow(mb), fastOpts(projection.WithOwner("b"), projection.WithBatchSize(5), lease)...)
 			start(t, ctx, wa)
 			waitFor(t, "a holding every partition", func() bool {
 				sts, _ := projection.Statuses(ctx, s, "joined")
@@ -553,7 +556,7 @@ func TestJoinHandsOverOnce(t *testing.T) {
 				return n == 4
 			})
 			start(t, ctx, wb)
-			deadline := time.Now().Add(3 * time.Second)
+			deadline := time.Now().Add(30 * time.Second)
 			for {
 				sts, _ := s.(strata.ProjectionStore).ProjectionStates(ctx, "joined")
 				owners := map[string]int{}
