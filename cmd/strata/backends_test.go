@@ -224,7 +224,7 @@ func TestPostgresReadersDoNotCreateASchema(t *testing.T) {
 		}
 		return ok
 	}
-	for _, args := range [][]string{{"streams"}, {"read", "--all"}, {"query", "--tenant", "t"}} {
+	for _, args := range [][]string{{"streams"}, {"read", "--all"}, {"query", "--tenant", "t"}, {"verify", "--quiet"}, {"proof", "01890a5d-ac96-774b-bcce-b302099a8057"}, {"transmit", "status"}} {
 		r := cli(t, testContext(t), db, "", args...)
 		if r.code != exitNotFound || !strings.Contains(r.stderr, schema) {
 			t.Errorf("strata %s on a schema without a store: exit %d, want %d naming the schema: %s%s", strings.Join(args, " "), r.code, exitNotFound, r.stdout, r.stderr)

@@ -645,6 +645,9 @@ func TestReadersDoNotCreateADatabase(t *testing.T) {
 		{"projections", "status"},
 		{"retention", "plan"},
 		{"retention", "holds"},
+		{"proof", "01890a5d-ac96-774b-bcce-b302099a8057"},
+		{"transmit", "status"},
+		{"transmit", "dlq", "list", "--transmitter", "hooks"},
 	} {
 		r := cli(t, testContext(t), db, "", args...)
 		if r.code != exitNotFound || !strings.Contains(r.stderr, path) {

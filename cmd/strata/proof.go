@@ -39,7 +39,7 @@ kept from earlier, whose checkpoint is used), checked offline by strata verify -
 				return invalidf("proof", "%q is not an event ID (a UUID)", args[0])
 			}
 			ctx := cmd.Context()
-			st, _, err := g.open(ctx)
+			st, _, err := g.openExisting(ctx) // a proof is read from a store that exists
 			if err != nil {
 				return err
 			}
@@ -84,7 +84,7 @@ func writeConsistency(cmd *cobra.Command, g *globals, from, out string) (err err
 		return err
 	}
 	ctx := cmd.Context()
-	st, _, err := g.open(ctx)
+	st, _, err := g.openExisting(ctx) // a proof is read from a store that exists
 	if err != nil {
 		return err
 	}

@@ -79,10 +79,11 @@ func transmitStore(st strata.Store) (strata.TransmitStore, error) {
 	return ts, nil
 }
 
-// openTransmitDB opens the store of --db as a TransmitStore. done closes it and, like
+// openTransmitDB opens the existing store of --db as a TransmitStore (a missing one holds no
+// transmitter to report or retry: it is NotFound, not made). done closes it and, like
 // closeStore, reports a failure to close in *err unless *err holds an error already.
 func openTransmitDB(ctx context.Context, g *globals) (ts strata.TransmitStore, done func(*error), err error) {
-	st, _, err := g.open(ctx)
+	st, _, err := g.openExisting(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -185,7 +185,7 @@ func audit(cmd *cobra.Command, g *globals, policy *ledger.Policy, quiet bool, ev
 			return strata.Errorf(strata.NotFound, "verify", "no database at %s: an audit reads an existing store (check --db)", d.target)
 		}
 	}
-	st, _, err := g.open(ctx)
+	st, _, err := g.openExisting(ctx) // nor does a schema or database that holds no store
 	if err != nil {
 		return err
 	}
