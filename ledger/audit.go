@@ -399,12 +399,7 @@ func (a *auditor) checkCheckpoint(sc strata.LedgerCheckpoint) {
 	if a.opts.Policy != nil {
 		c, _, err = OpenCheckpoint(sc.Note, *a.opts.Policy)
 	} else {
-		text, _, found := bytes.Cut(sc.Note, []byte("\n\n"))
-		if !found {
-			err = strata.Errorf(strata.Invalid, "parse checkpoint", "not a signed note")
-		} else {
-			c, err = ParseCheckpoint(append(text, '\n'))
-		}
+		c, err = noteCheckpoint(sc.Note)
 	}
 	if err != nil {
 		a.problem(cpProblem(sc.Size, "%v", err))

@@ -199,6 +199,16 @@ func GenerateKey(rand io.Reader, origin string) (skey, vkey string, err error) {
 	return skey, vkey, nil
 }
 
+// noteCheckpoint returns the checkpoint in the text of a signed note, whose signatures it
+// does not check (OpenCheckpoint does).
+func noteCheckpoint(note []byte) (Checkpoint, error) {
+	text, _, found := bytes.Cut(note, []byte("\n\n"))
+	if !found {
+		return Checkpoint{}, strata.Errorf(strata.Invalid, "parse checkpoint", "not a signed note")
+	}
+	return ParseCheckpoint(note[:len(text)+1]) // the text with its last newline
+}
+
 // NewSigner parses a log signer key.
 func NewSigner(skey string) (note.Signer, error) {
 	s, err := note.NewSigner(strings.TrimSpace(skey))

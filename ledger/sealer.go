@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -309,20 +308,13 @@ func (s *Sealer) run(ctx context.Context) error {
 	}
 }
 
-// signedBy reports whether the signed note msg carries a signature line of signer (its name
-// and key hash). It does not verify the signature: it tells which key signed a checkpoint
-// this log stored, and ledger.Audit verifies them.
 // extends checks that the tree of size n with root, as the stored tiles give it, extends the
 // latest checkpoint signed before, by a consistency proof from the same tiles: a sealer must
 // never sign a fork of its own log, whatever changed the tiles (a bug, or someone who can write
 // to the database but does not hold the key).
 func extends(ctx context.Context, tr *tileReader, latest strata.LedgerCheckpoint, n uint64, root Hash) error {
 	const op = "checkpoint"
-	text, _, found := bytes.Cut(latest.Note, []byte("\n\n"))
-	if !found {
-		return strata.Errorf(strata.Internal, op, "the latest checkpoint, at %d leaves, is not a signed note", latest.Size)
-	}
-	prev, err := ParseCheckpoint(append(text, '\n'))
+	prev, err := noteCheckpoint(latest.Note)
 	if err != nil {
 		return strata.Errorf(strata.Internal, op, "the latest checkpoint, at %d leaves: %w", latest.Size, err)
 	}
@@ -336,6 +328,9 @@ func extends(ctx context.Context, tr *tileReader, latest strata.LedgerCheckpoint
 	return nil
 }
 
+// signedBy reports whether the signed note msg carries a signature line of signer (its name
+// and key hash). It does not verify the signature: it tells which key signed a checkpoint
+// this log stored, and ledger.Audit verifies them.
 func signedBy(msg []byte, signer note.Signer) bool {
 	_, err := note.Open(msg, note.VerifierList())
 	var unk *note.UnverifiedNoteError
