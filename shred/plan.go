@@ -106,7 +106,7 @@ func (pl *plan) lookupExact(keys [][]byte) (byte, bool) {
 		if !pl.anyLeaf {
 			return 0, false
 		}
-		return pl.lookupWild(keys)
+		return pl.matchWild(keys, false)
 	}
 	if len(keys) == 1 {
 		if kind, ok := pl.sensitive[string(keys[0])]; ok {
@@ -121,18 +121,22 @@ func (pl *plan) lookupExact(keys [][]byte) (byte, bool) {
 	if len(pl.wild) == 0 {
 		return 0, false
 	}
-	return pl.lookupWild(keys)
+	return pl.matchWild(keys, false)
 }
 
-// lookupWild matches keys against the paths with a "*" step.
-func (pl *plan) lookupWild(keys [][]byte) (byte, bool) {
+// matchWild matches keys against the paths with a "*" step, comparing member names byte for
+// byte, or with fold as bytes.EqualFold does.
+func (pl *plan) matchWild(keys [][]byte, fold bool) (byte, bool) {
 next:
 	for _, w := range pl.wild {
 		if len(w.steps) != len(keys) {
 			continue
 		}
 		for i, st := range w.steps {
-			if st != "*" && st != string(keys[i]) {
+			if st == "*" {
+				continue
+			}
+			if fold && !bytes.EqualFold([]byte(st), keys[i]) || !fold && st != string(keys[i]) {
 				continue next
 			}
 		}
@@ -158,19 +162,7 @@ func (pl *plan) lookupFolded(keys [][]byte) (byte, bool) {
 	if kind, ok := pl.foldedSensitive[string(path)]; ok {
 		return kind, true
 	}
-next:
-	for _, w := range pl.wild {
-		if len(w.steps) != len(keys) {
-			continue
-		}
-		for i, st := range w.steps {
-			if st != "*" && !bytes.EqualFold([]byte(st), keys[i]) {
-				continue next
-			}
-		}
-		return w.kind, true
-	}
-	return 0, false
+	return pl.matchWild(keys, true)
 }
 
 // foldKey appends k folded to dst: each rune replaced by the smallest rune of its case-folding
