@@ -74,6 +74,19 @@ type Transform interface {
 	Decode(ctx context.Context, rec *Record) error
 }
 
+// FieldDecoder is an optional interface of a Transform that can put decoded values straight
+// into the Go value, sparing json.Unmarshal their parsing (package shred does so for the
+// decrypted values of sensitive string fields). The registry calls DecodeInto in place of
+// Decode for the transform that runs last, the first one installed, when the event's type is
+// registered at its stored schema (no upcaster runs): dst is a pointer to a new zero value of
+// the registered Go type, into which the registry then unmarshals rec.Data. DecodeInto may set
+// fields of *dst and leave their members out of rec.Data, so that json.Unmarshal leaves them as
+// set; the value must be the one that Decode and json.Unmarshal would have made. It must not
+// change rec.Type or rec.Schema.
+type FieldDecoder interface {
+	DecodeInto(ctx context.Context, rec *Record, dst reflect.Value) error
+}
+
 // TypeChecker is an optional interface of a Transform that cannot handle every Go type: field
 // encryption (package shred) cannot reach a field tagged sensitive that its type hides. Register
 // calls CheckType of every installed transform that implements it, and refuses the type with
@@ -327,15 +340,29 @@ func (r *Registry) transformsSnapshot() []Transform {
 func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error) {
 	ts := r.transformsSnapshot()
 	rec := Record{ID: e.ID, Type: e.Type, Schema: e.Schema, Data: e.Data, Meta: e.Meta}
+	var into reflect.Value // the value a FieldDecoder decoded into, when one did
 	for i := len(ts) - 1; i >= 0; i-- {
-		if err := ts[i].Decode(ctx, &rec); err != nil {
+		var err error
+		if fd, ok := ts[i].(FieldDecoder); ok && i == 0 {
+			if et, ok := r.byNameLocked(rec.Type); ok && rec.Schema == et.schema {
+				into = reflect.New(et.goType)
+				if err = fd.DecodeInto(ctx, &rec, into); err == nil && (rec.Type != et.name || rec.Schema != et.schema) {
+					err = fmt.Errorf("%T.DecodeInto changed the type of the record to %q schema %d", fd, rec.Type, rec.Schema)
+				}
+			} else {
+				err = ts[i].Decode(ctx, &rec)
+			}
+		} else {
+			err = ts[i].Decode(ctx, &rec)
+		}
+		if err != nil {
 			return nil, decodeError(e, fmt.Errorf("%w: transform: %w", ErrUndecodable, err))
 		}
 	}
 	// The transforms gave new bytes: they may hold fields decrypted (see unmarshal).
 	revealed := len(rec.Data) != len(e.Data) || len(rec.Data) > 0 && &rec.Data[0] != &e.Data[0]
 	if et, ok := r.byNameLocked(rec.Type); ok && rec.Schema == et.schema { // no upcaster runs
-		m, err := unmarshal(e, et, rec, revealed)
+		m, err := unmarshal(e, et, rec, revealed, into)
 		if err != nil {
 			return nil, err
 		}
@@ -348,7 +375,7 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 	out := make([]Message, 0, len(recs))
 	for _, rc := range recs {
 		et, _ := r.byNameLocked(rc.Type) // upcast only returns registered types
-		m, err := unmarshal(e, et, rc, revealed)
+		m, err := unmarshal(e, et, rc, revealed, reflect.Value{})
 		if err != nil {
 			return nil, err
 		}
@@ -360,8 +387,12 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 // unmarshal decodes rc, of the registered type et, into the message of the stored event e.
 // revealed says that transforms changed the stored payload: it may hold decrypted personal
 // data, which the error of a value that does not decode then does not quote (see withoutValues).
-func unmarshal(e strata.Event, et *eventType, rc Record, revealed bool) (Message, error) {
-	p := reflect.New(et.goType)
+// into, when valid, is the new value that a FieldDecoder already set fields of.
+func unmarshal(e strata.Event, et *eventType, rc Record, revealed bool, into reflect.Value) (Message, error) {
+	p := into
+	if !p.IsValid() {
+		p = reflect.New(et.goType)
+	}
 	if err := json.Unmarshal(rc.Data, p.Interface()); err != nil {
 		if revealed {
 			err = withoutValues(err)

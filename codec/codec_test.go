@@ -384,3 +384,66 @@ func TestUpcastSplitIntoMany(t *testing.T) {
 		t.Fatalf("looping split: %v", err)
 	}
 }
+
+// nameSetter is a FieldDecoder that sets NameChanged.Name itself, from a "setName" member
+// that it leaves out of the payload; retype makes it change the record's type, which the
+// registry refuses.
+type nameSetter struct{ retype bool }
+
+func (nameSetter) Encode(context.Context, any, *codec.Record) error { return nil }
+
+func (nameSetter) Decode(_ context.Context, rec *codec.Record) error {
+	rec.Data = json.RawMessage(strings.Replace(string(rec.Data), `"setName"`, `"name"`, 1))
+	return nil
+}
+
+func (x nameSetter) DecodeInto(_ context.Context, rec *codec.Record, dst reflect.Value) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Data, &m); err != nil {
+		return err
+	}
+	if v, ok := m["setName"]; ok {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return err
+		}
+		dst.Elem().FieldByName("Name").SetString(s + " (set)")
+		delete(m, "setName")
+		rec.Data, _ = json.Marshal(m)
+	}
+	if x.retype {
+		rec.Type = "AddressChanged"
+	}
+	return nil
+}
+
+// TestFieldDecoder checks when the registry lets the first transform decode into the value:
+// for a type registered at the stored schema, with the value it then unmarshals the rest into;
+// not when an upcaster runs (Decode then), nor for a transform installed after the first; and
+// never with the record's type changed.
+func TestFieldDecoder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRegistry(t)
+	r.Use(nameSetter{})
+	m, err := r.DecodeOne(ctx, stored("NameChanged", 1, `{"setName":"Ada"}`))
+	if err != nil || m.Value != (nameChanged{Name: "Ada (set)"}) {
+		t.Fatalf("decoded into: %#v, %v", m.Value, err)
+	}
+	// Upcast: "NameSet" is renamed to NameChanged, so Decode runs, not DecodeInto.
+	if m, err := r.DecodeOne(ctx, stored("NameSet", 1, `{"setName":"Ada"}`)); err != nil || m.Value != (nameChanged{Name: "Ada"}) {
+		t.Fatalf("upcast: %#v, %v", m.Value, err)
+	}
+	// Installed second, it runs first: Decode.
+	r2 := newRegistry(t)
+	r2.Use(tagTransform{"a"})
+	r2.Use(nameSetter{})
+	if m, err := r2.DecodeOne(ctx, stored("NameChanged", 1, `{"a":{"setName":"Ada"}}`)); err != nil || m.Value != (nameChanged{Name: "Ada"}) {
+		t.Fatalf("second transform: %#v, %v", m.Value, err)
+	}
+	r3 := newRegistry(t)
+	r3.Use(nameSetter{retype: true})
+	if _, err := r3.Decode(ctx, stored("NameChanged", 1, `{"setName":"Ada"}`)); !errors.Is(err, codec.ErrUndecodable) || !strings.Contains(err.Error(), "changed the type") {
+		t.Fatalf("a DecodeInto that changed the type: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"encoding/base64"
 	"fmt"
+	"reflect"
 	"slices"
 
 	"github.com/google/uuid"
@@ -37,6 +38,13 @@ type fields struct {
 	erased bool
 	// dropErased makes an erased subject's envelope an errSnapshotErased, not a marker.
 	dropErased bool
+
+	// direct (walkOpen, DecodeInto) are the fields of dst, a struct, that the walk sets
+	// itself for top-level members (see openDirect); seen has a bit for each that a member
+	// walked so far names without regard to case (see candidate).
+	direct []directField
+	dst    reflect.Value
+	seen   uint64
 }
 
 // sealFields returns data with the values f.plan marks sensitive replaced by their envelopes.

@@ -68,6 +68,12 @@ type walker struct {
 	f fields
 	// outCap is the capacity to allocate out with at the first replacement.
 	outCap int
+
+	// cand (walkOpen with f.direct) is 1 + the index of the direct field that the top-level
+	// member being walked may set, or 0; deferred is set by openDirect when it did, for the
+	// container to leave the member out.
+	cand     int
+	deferred bool
 }
 
 // rewrite copies the JSON document data, replacing values: for each value below the top for
@@ -208,6 +214,9 @@ func (w *walker) value(depth int, keys [][]byte) error {
 	switch w.mode {
 	case walkOpen:
 		if isEnvelope(raw) {
+			if w.cand > 0 && len(keys) == 1 {
+				return w.openDirect(start, keys, raw)
+			}
 			w.flush(start, w.i)
 			return w.f.open(w, keys, raw)
 		}
@@ -269,6 +278,11 @@ func (w *walker) container(depth int, keys [][]byte) error {
 		return nil
 	}
 	n := len(keys)
+	// direct: the members of the top-level object may set fields of f.dst (see openDirect).
+	// kept counts the members written to the copy; a member left out takes the comma before
+	// it along, or the one after it (dropComma) when it would be the first.
+	direct := w.mode == walkOpen && len(w.f.direct) > 0 && open == '{' && n == 0
+	kept, commaAt, dropComma := 0, -1, false
 	for {
 		if open == '{' {
 			keyStart := w.i
@@ -288,6 +302,17 @@ func (w *walker) container(depth int, keys [][]byte) error {
 			}
 			w.i++
 			keys = append(keys[:n], key)
+			if direct {
+				if w.cand = w.f.candidate(key) + 1; w.cand > 0 {
+					from := keyStart
+					if kept > 0 {
+						from = commaAt
+					}
+					// What may be left out stays pending. (The white space before the
+					// colon is then copied as it is: only json.Unmarshal reads this copy.)
+					w.flush(from, from)
+				}
+			}
 		} else {
 			keys = append(keys[:n], arrayKey)
 		}
@@ -295,12 +320,27 @@ func (w *walker) container(depth int, keys [][]byte) error {
 		if err := w.value(depth+1, keys); err != nil {
 			return err
 		}
+		if direct {
+			if w.deferred {
+				w.last, w.deferred, dropComma = w.i, false, kept == 0
+			} else {
+				kept++
+			}
+			w.cand = 0
+		}
 		w.skipSpace()
 		if w.i >= len(w.data) {
 			return errBadJSON
 		}
 		switch w.data[w.i] {
 		case ',':
+			if direct {
+				commaAt = w.i
+				if dropComma {
+					w.flush(w.i, w.i+1)
+					dropComma = false
+				}
+			}
 			w.i++
 			w.skipSpace()
 		case closer:

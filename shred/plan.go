@@ -43,6 +43,10 @@ type plan struct {
 	foldedSensitive map[string]byte
 	foldedLeaves    map[string]bool
 
+	// direct, for a Go struct type, lists the sensitive string fields that DecodeInto sets
+	// itself (see directFieldsOf).
+	direct []directField
+
 	// dynamic, for a Go type, is set when it has fields of interface type: the values they hold
 	// are checked for tags at every Encode (see checkDynamic).
 	dynamic bool

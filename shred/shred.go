@@ -175,6 +175,9 @@ func (p *Protector) planForType(t reflect.Type) *plan {
 		return cached.(*plan)
 	}
 	pl := planOfType(t)
+	if pl.err == nil {
+		pl.direct = directFieldsOf(t)
+	}
 	p.plans.Store(t, pl)
 	return pl
 }
