@@ -16,6 +16,10 @@ type keyCache struct {
 	ttl   time.Duration
 	order *list.List // front: most recently used
 	items map[cacheKey]*list.Element
+	// erasures counts the erased keys put: a live key read from the store before one of them
+	// (see generation) is not put, since it may be the key just erased, and its erased entry
+	// may have been evicted already.
+	erasures uint64
 }
 
 type cacheEntry struct {
@@ -49,12 +53,37 @@ func (c *keyCache) get(k cacheKey) (cipher.AEAD, bool, bool) {
 	return e.aead, e.erased, true
 }
 
-func (c *keyCache) put(k cacheKey, aead cipher.AEAD, erased bool) {
+// generation returns the number of erased keys put so far, to pass to putLive for a key read
+// from the store after it.
+func (c *keyCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.erasures
+}
+
+// putErased records that the key k is erased.
+func (c *keyCache) putErased(k cacheKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.erasures++
+	c.putLocked(k, nil, true)
+}
+
+// putLive caches the key k, read from the store after generation returned gen, unless a key was
+// erased since.
+func (c *keyCache) putLive(k cacheKey, aead cipher.AEAD, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.erasures != gen {
+		return
+	}
+	c.putLocked(k, aead, false)
+}
+
+func (c *keyCache) putLocked(k cacheKey, aead cipher.AEAD, erased bool) {
 	if c.size <= 0 {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	e := &cacheEntry{key: k, aead: aead, erased: erased, expires: time.Now().Add(c.ttl)}
 	if el, ok := c.items[k]; ok {
 		// An erasure is final: a key read from the store before Erase, and put here after it,

@@ -338,6 +338,7 @@ func (p *Protector) dataKey(ctx context.Context, tenant, subject string, create 
 	if p.kek == nil {
 		return nil, false, strata.Errorf(strata.Unavailable, op, "subject %q has personal data, and no key-encryption key is configured (STRATA_KEK, STRATA_KEK_FILE or --kek-file)", subject)
 	}
+	gen := p.cache.generation()
 	k, err := p.keys.SubjectKey(ctx, tenant, subject)
 	switch {
 	case errors.Is(err, strata.ErrNotFound) && create:
@@ -362,7 +363,7 @@ func (p *Protector) dataKey(ctx context.Context, tenant, subject string, create 
 		return nil, false, err
 	}
 	if k.Erased() {
-		p.cache.put(ck, nil, true)
+		p.cache.putErased(ck)
 		return nil, true, nil
 	}
 	dek, err := p.kek.Unwrap(ctx, k.KEK, subject, k.Wrapped)
@@ -374,7 +375,7 @@ func (p *Protector) dataKey(ctx context.Context, tenant, subject string, create 
 	if err != nil {
 		return nil, false, strata.Errorf(strata.Internal, op, "subject %q: %w", subject, err)
 	}
-	p.cache.put(ck, aead, false)
+	p.cache.putLive(ck, aead, gen)
 	return aead, false, nil
 }
 
@@ -501,7 +502,7 @@ func (p *Protector) Erase(ctx context.Context, subject string, meta strata.Metad
 	if err != nil {
 		return strata.SubjectKey{}, err
 	}
-	p.cache.put(cacheKey{"", subject}, nil, true)
+	p.cache.putErased(cacheKey{"", subject})
 	return tomb, p.recordErasure(ctx, op, tomb, ErasureStream(subject), "", meta)
 }
 

@@ -133,7 +133,7 @@ func (p *Protector) EraseTenant(ctx context.Context, tenant, subject string, met
 	if err != nil {
 		return strata.SubjectKey{}, err
 	}
-	p.cache.put(cacheKey{tenant, subject}, nil, true)
+	p.cache.putErased(cacheKey{tenant, subject})
 	return tomb, p.recordErasure(context.WithValue(ctx, erasureTenantKey{}, tenant), op, tomb, TenantErasureStream(tenant, subject), tenant, meta)
 }
 
@@ -155,7 +155,7 @@ func (p *Protector) eraseTenants(ctx context.Context, subject string) error {
 					return err
 				}
 			}
-			p.cache.put(cacheKey{k.Tenant, subject}, nil, true)
+			p.cache.putErased(cacheKey{k.Tenant, subject})
 		}
 		if len(page) < 100 {
 			return nil
