@@ -77,19 +77,23 @@ func decodesItself(t reflect.Type) bool {
 // DecodeInto implements codec.FieldDecoder: it is Decode for an event that the registry then
 // unmarshals into dst, a pointer to a new zero value of its Go type. The sensitive string
 // fields of the struct are set from their decrypted values (or Redacted) by the walk itself,
-// and left out of rec.Data, which only the registry reads afterwards.
+// and left out of rec.Data, which only the registry reads afterwards. An erased value that
+// the Go type does not decode as a string reads as null (its zero value), whatever the kind
+// its envelope names: a schema declared for writers in other languages takes a time, a number
+// in a string or an enumeration for a string, and Redacted would make the event undecodable.
 func (p *Protector) DecodeInto(ctx context.Context, rec *codec.Record, dst reflect.Value) error {
 	if dst.Kind() != reflect.Pointer || dst.IsNil() {
 		return p.Decode(ctx, rec)
 	}
-	pl := p.planForType(dst.Type().Elem())
-	if len(pl.direct) == 0 || !bytes.Contains(rec.Data, []byte(envelopePrefix)) {
-		return p.Decode(ctx, rec)
+	if !bytes.Contains(rec.Data, []byte(envelopePrefix)) {
+		return nil
 	}
+	t := dst.Type().Elem()
+	pl := p.planForType(t)
 	const op = "shred decode"
 	subject := rec.Meta.Subject
 	data, err := openFields(rec.Data, fields{id: rec.ID, typ: rec.Type, subject: subject, tenant: rec.Meta.Tenant, p: p, ctx: ctx,
-		direct: pl.direct, dst: dst.Elem()})
+		direct: pl.direct, dst: dst.Elem(), goType: t})
 	if err != nil {
 		var se *strata.Error
 		if errors.As(err, &se) {
@@ -168,4 +172,82 @@ func keptString(tok []byte) (string, bool) {
 		return "", false
 	}
 	return string(inner), true
+}
+
+// goKindAt returns the redaction kind (see redactionKind) of the Go value that encoding/json
+// decodes the value at path keys into, in a value of type t, or 0 when the path leads to
+// nothing it can tell: a member that t leaves out, a value behind an interface or its own
+// decoding method.
+func goKindAt(t reflect.Type, keys [][]byte) byte {
+	for _, k := range keys {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if decodesItself(t) {
+			return 0
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			f, ok := fieldNamed(t, k, 0)
+			if !ok {
+				return 0
+			}
+			t = f.Type
+		case reflect.Slice, reflect.Array:
+			if !bytes.Equal(k, arrayKey) {
+				return 0
+			}
+			t = t.Elem()
+		case reflect.Map:
+			t = t.Elem()
+		default:
+			return 0
+		}
+	}
+	if t.Kind() == reflect.Interface {
+		return 0
+	}
+	return redactionKind(t)
+}
+
+// fieldNamed returns the field of the struct t that encoding/json decodes the member name into:
+// the one of that JSON name, else the first one equal to it without regard to case, among
+// t's fields and those its embedded structs promote (depth bounds the embedding).
+func fieldNamed(t reflect.Type, name []byte, depth int) (reflect.StructField, bool) {
+	if depth > 8 {
+		return reflect.StructField{}, false
+	}
+	var folded reflect.StructField
+	found := false
+	for i := range t.NumField() {
+		f := t.Field(i)
+		n, promoted, skip := jsonField(f)
+		switch {
+		case skip:
+		case promoted:
+			et := f.Type
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if pf, ok := fieldNamed(et, name, depth+1); ok {
+				if string(name) == jsonNameOf(pf) {
+					return pf, true
+				}
+				if !found {
+					folded, found = pf, true
+				}
+			}
+		case n == string(name):
+			return f, true
+		case !found && bytes.EqualFold([]byte(n), name):
+			folded, found = f, true
+		}
+	}
+	return folded, found
+}
+
+// jsonNameOf is the JSON name of a field that is not promoted.
+func jsonNameOf(f reflect.StructField) string {
+	n, _, _ := jsonField(f)
+	return n
 }

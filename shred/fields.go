@@ -45,6 +45,9 @@ type fields struct {
 	direct []directField
 	dst    reflect.Value
 	seen   uint64
+	// goType (walkOpen, DecodeInto) is the Go type the record decodes into: it chooses the
+	// marker of an erased value (see goKindAt).
+	goType reflect.Type
 }
 
 // sealFields returns data with the values f.plan marks sensitive replaced by their envelopes.
@@ -124,6 +127,9 @@ func (f *fields) open(w *walker, keys [][]byte, raw []byte) error {
 	if f.erased {
 		if f.dropErased {
 			return errSnapshotErased
+		}
+		if env.kind == 's' && f.goType != nil && goKindAt(f.goType, keys) == 'j' {
+			env.kind = 'j'
 		}
 		w.out = append(out, env.redaction()...)
 		return nil
