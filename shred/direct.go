@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/strata-events/strata"
@@ -188,11 +190,11 @@ func goKindAt(t reflect.Type, keys [][]byte) byte {
 		}
 		switch t.Kind() {
 		case reflect.Struct:
-			f, ok := fieldNamed(t, k, 0)
+			ft, ok := fieldNamed(t, k)
 			if !ok {
 				return 0
 			}
-			t = f.Type
+			t = ft
 		case reflect.Slice, reflect.Array:
 			if !bytes.Equal(k, arrayKey) {
 				return 0
@@ -204,50 +206,117 @@ func goKindAt(t reflect.Type, keys [][]byte) byte {
 			return 0
 		}
 	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem() // encoding/json decodes into what the pointer points to
+	}
 	if t.Kind() == reflect.Interface {
 		return 0
 	}
 	return redactionKind(t)
 }
 
-// fieldNamed returns the field of the struct t that encoding/json decodes the member name into:
-// the one of that JSON name, else the first one equal to it without regard to case, among
-// t's fields and those its embedded structs promote (depth bounds the embedding).
-func fieldNamed(t reflect.Type, name []byte, depth int) (reflect.StructField, bool) {
-	if depth > 8 {
-		return reflect.StructField{}, false
-	}
-	var folded reflect.StructField
-	found := false
-	for i := range t.NumField() {
-		f := t.Field(i)
-		n, promoted, skip := jsonField(f)
-		switch {
-		case skip:
-		case promoted:
-			et := f.Type
-			if et.Kind() == reflect.Pointer {
-				et = et.Elem()
-			}
-			if pf, ok := fieldNamed(et, name, depth+1); ok {
-				if string(name) == jsonNameOf(pf) {
-					return pf, true
-				}
-				if !found {
-					folded, found = pf, true
-				}
-			}
-		case n == string(name):
-			return f, true
-		case !found && bytes.EqualFold([]byte(n), name):
-			folded, found = f, true
-		}
-	}
-	return folded, found
+// jsonMember is a field of a struct as encoding/json names it: its JSON name, whether a tag
+// gave the name, its index path (through embedded structs) and its type.
+type jsonMember struct {
+	name   string
+	tagged bool
+	index  []int
+	typ    reflect.Type
 }
 
-// jsonNameOf is the JSON name of a field that is not promoted.
-func jsonNameOf(f reflect.StructField) string {
-	n, _, _ := jsonField(f)
-	return n
+// fieldNamed returns the field of the struct t that encoding/json decodes the member name into:
+// the one of that JSON name, else the first one equal to it without regard to case, among
+// the fields encoding/json keeps (see jsonMembers).
+func fieldNamed(t reflect.Type, name []byte) (reflect.Type, bool) {
+	var folded reflect.Type
+	for _, m := range jsonMembers(t) {
+		if m.name == string(name) {
+			return m.typ, true
+		}
+		if folded == nil && bytes.EqualFold([]byte(m.name), name) {
+			folded = m.typ
+		}
+	}
+	return folded, folded != nil
 }
+
+// jsonMembers returns the fields of the struct t that encoding/json decodes members into, in
+// the order of their index paths, by its rules (encoding/json's typeFields): the fields that
+// embedded structs promote, breadth first; of the fields of one name, the shallowest, the
+// tagged one among those of that depth, and none when that leaves two.
+func jsonMembers(t reflect.Type) []jsonMember {
+	if v, ok := membersCache.Load(t); ok {
+		return v.([]jsonMember)
+	}
+	var all []jsonMember
+	next := []jsonMember{{typ: t}}
+	var count, nextCount map[reflect.Type]int
+	visited := map[reflect.Type]bool{}
+	for len(next) > 0 {
+		current := next
+		next = nil
+		count, nextCount = nextCount, map[reflect.Type]int{}
+		for _, c := range current {
+			if visited[c.typ] {
+				continue
+			}
+			visited[c.typ] = true
+			for i := range c.typ.NumField() {
+				sf := c.typ.Field(i)
+				name, promoted, skip := jsonField(sf)
+				if skip {
+					continue
+				}
+				index := append(append([]int(nil), c.index...), i)
+				if !promoted {
+					tn, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+					m := jsonMember{name: name, tagged: validJSONName(tn), index: index, typ: sf.Type}
+					all = append(all, m)
+					if count[c.typ] > 1 {
+						all = append(all, m) // the same type embedded twice: both go
+					}
+					continue
+				}
+				ft := sf.Type
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if nextCount[ft]++; nextCount[ft] == 1 {
+					next = append(next, jsonMember{index: index, typ: ft})
+				}
+			}
+		}
+	}
+	slices.SortStableFunc(all, func(a, b jsonMember) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		if c := len(a.index) - len(b.index); c != 0 {
+			return c
+		}
+		if a.tagged != b.tagged {
+			if a.tagged {
+				return -1
+			}
+			return 1
+		}
+		return slices.Compare(a.index, b.index)
+	})
+	var out []jsonMember
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j].name == all[i].name {
+			j++
+		}
+		if j-i == 1 || len(all[i].index) != len(all[i+1].index) || all[i].tagged != all[i+1].tagged {
+			out = append(out, all[i])
+		}
+		i = j
+	}
+	slices.SortFunc(out, func(a, b jsonMember) int { return slices.Compare(a.index, b.index) })
+	membersCache.Store(t, out)
+	return out
+}
+
+// membersCache caches jsonMembers by type.
+var membersCache sync.Map // reflect.Type -> []jsonMember

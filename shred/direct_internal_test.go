@@ -49,3 +49,46 @@ func TestGoKindAt(t *testing.T) {
 		}
 	}
 }
+
+type KindAtA struct {
+	X    time.Time
+	Deep time.Time `json:"deep"`
+}
+
+type KindAtB struct {
+	X time.Time
+}
+
+type KindAtC struct {
+	Tagged string `json:"T"`
+}
+
+type KindAtD struct {
+	T time.Time
+}
+
+// kindDominant has names that encoding/json's rules for promoted names resolve: the
+// shallower field, the tagged one of a depth, none of two at a depth (the folded name then).
+type kindDominant struct {
+	KindAtA
+	KindAtB
+	KindAtD
+	KindAtC
+	Deep string  `json:"deep"`
+	Low  string  `json:"x"`
+	Ptr  *string `json:"ptr"`
+	PPtr **string
+}
+
+// TestGoKindAtDominance checks goKindAt by encoding/json's rules for promoted names and
+// through pointers to strings.
+func TestGoKindAtDominance(t *testing.T) {
+	tt := reflect.TypeFor[kindDominant]()
+	for path, want := range map[string]byte{
+		"deep": 's', "DEEP": 's', "X": 's', "x": 's', "T": 's', "t": 's', "ptr": 's', "PPtr": 's',
+	} {
+		if got := goKindAt(tt, [][]byte{[]byte(path)}); got != want {
+			t.Errorf("%s: kind %q, want %q", path, got, want)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package shred_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/codec"
+	"github.com/strata-events/strata/inmem"
+	"github.com/strata-events/strata/shred"
+)
+
+// KindEmb has a field of the name of kindCert's own dn, which encoding/json's rules for
+// promoted names leave behind kindCert.DN (the shallower one dominates).
+type KindEmb struct {
+	DN time.Time `json:"dn"`
+}
+
+// kindCert has sensitive fields that decode a JSON string as a string, though not (or not
+// only) as a top-level string field: an erased value there must read as Redacted.
+type kindCert struct {
+	KindEmb
+	Subject string  `json:"subjectId" strata:"subject"`
+	DN      string  `json:"dn" strata:"sensitive"`
+	Ptr     *string `json:"ptr" strata:"sensitive"`
+}
+
+// TestErasedKindByGoType checks that an erased value of a declared schema reads as Redacted,
+// as Decode and json.Unmarshal give it, where the Go value at its path decodes a string as
+// a string: a field that dominates an embedded one of its name, a pointer to a string.
+func TestErasedKindByGoType(t *testing.T) {
+	ctx := context.Background()
+	st := inmem.New()
+	t.Cleanup(func() { st.Close() })
+	text, _ := shred.GenerateKEK()
+	kek, _ := shred.ParseKEK(text)
+	p, err := shred.New(ctx, st, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Declare(ctx, strata.EventSchema{Type: "Kind", Sensitive: []string{"dn", "ptr"}, Subject: "subjectId"}); err != nil {
+		t.Fatal(err)
+	}
+	reg := codec.NewRegistry()
+	if err := codec.Register[kindCert](reg, "Kind", 1); err != nil {
+		t.Fatal(err)
+	}
+	reg.Use(p)
+	d := strata.EventData{Type: "Kind", Schema: 1, Data: []byte(`{"subjectId":"gone","dn":"CN=gone","ptr":"p"}`), Meta: strata.Metadata{Tenant: "acme"}}
+	if err := p.Protect(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Erase(ctx, "gone", strata.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	ev := strata.Event{ID: d.ID, Stream: "kind-1", Version: 1, Type: d.Type, Schema: d.Schema, Data: d.Data, Meta: d.Meta}
+	opened := ev
+	if err := p.Reveal(ctx, &opened); err != nil {
+		t.Fatal(err)
+	}
+	var want kindCert
+	if err := json.Unmarshal(opened.Data, &want); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := reg.Decode(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ms[0].Value.(kindCert)
+	if !reflect.DeepEqual(got, want) || got.DN != shred.Redacted || got.Ptr == nil || *got.Ptr != shred.Redacted {
+		t.Fatalf("decoded %+v (ptr %v), want %+v (ptr %v)", got, got.Ptr, want, want.Ptr)
+	}
+}
