@@ -181,6 +181,7 @@ func keptString(tok []byte) (string, bool) {
 // nothing it can tell: a member that t leaves out, a value behind an interface or its own
 // decoding method.
 func goKindAt(t reflect.Type, keys [][]byte) byte {
+	quoted := false
 	for _, k := range keys {
 		for t.Kind() == reflect.Pointer {
 			t = t.Elem()
@@ -190,11 +191,11 @@ func goKindAt(t reflect.Type, keys [][]byte) byte {
 		}
 		switch t.Kind() {
 		case reflect.Struct:
-			ft, ok := fieldNamed(t, k)
+			m, ok := fieldNamed(t, k)
 			if !ok {
 				return 0
 			}
-			t = ft
+			t, quoted = m.typ, m.quoted
 		case reflect.Slice, reflect.Array:
 			if !bytes.Equal(k, arrayKey) {
 				return 0
@@ -212,14 +213,19 @@ func goKindAt(t reflect.Type, keys [][]byte) byte {
 	if t.Kind() == reflect.Interface {
 		return 0
 	}
+	if quoted {
+		return 'j' // a string field of the option string decodes JSON in a string: Redacted is none
+	}
 	return redactionKind(t)
 }
 
 // jsonMember is a field of a struct as encoding/json names it: its JSON name, whether a tag
-// gave the name, its index path (through embedded structs) and its type.
+// gave the name, its index path (through embedded structs), its type, and whether
+// encoding/json decodes it from a JSON string holding its JSON (the option string).
 type jsonMember struct {
 	name   string
 	tagged bool
+	quoted bool
 	index  []int
 	typ    reflect.Type
 }
@@ -227,17 +233,17 @@ type jsonMember struct {
 // fieldNamed returns the field of the struct t that encoding/json decodes the member name into:
 // the one of that JSON name, else the first one equal to it without regard to case, among
 // the fields encoding/json keeps (see jsonMembers).
-func fieldNamed(t reflect.Type, name []byte) (reflect.Type, bool) {
-	var folded reflect.Type
+func fieldNamed(t reflect.Type, name []byte) (jsonMember, bool) {
+	var folded jsonMember
 	for _, m := range jsonMembers(t) {
 		if m.name == string(name) {
-			return m.typ, true
+			return m, true
 		}
-		if folded == nil && bytes.EqualFold([]byte(m.name), name) {
-			folded = m.typ
+		if folded.typ == nil && bytes.EqualFold([]byte(m.name), name) {
+			folded = m
 		}
 	}
-	return folded, folded != nil
+	return folded, folded.typ != nil
 }
 
 // jsonMembers returns the fields of the struct t that encoding/json decodes members into, in
@@ -269,8 +275,8 @@ func jsonMembers(t reflect.Type) []jsonMember {
 				}
 				index := append(append([]int(nil), c.index...), i)
 				if !promoted {
-					tn, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
-					m := jsonMember{name: name, tagged: validJSONName(tn), index: index, typ: sf.Type}
+					tn, opts, _ := strings.Cut(sf.Tag.Get("json"), ",")
+					m := jsonMember{name: name, tagged: validJSONName(tn), quoted: hasOption(opts, "string") && quotable(sf.Type), index: index, typ: sf.Type}
 					all = append(all, m)
 					if count[c.typ] > 1 {
 						all = append(all, m) // the same type embedded twice: both go
@@ -316,6 +322,20 @@ func jsonMembers(t reflect.Type) []jsonMember {
 	slices.SortFunc(out, func(a, b jsonMember) int { return slices.Compare(a.index, b.index) })
 	membersCache.Store(t, out)
 	return out
+}
+
+// quotable reports whether encoding/json honours the option string for a field of type t.
+func quotable(t reflect.Type) bool {
+	if t.Name() == "" && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.String:
+		return true
+	}
+	return false
 }
 
 // membersCache caches jsonMembers by type.

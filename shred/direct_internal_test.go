@@ -92,3 +92,30 @@ func TestGoKindAtDominance(t *testing.T) {
 		}
 	}
 }
+
+// kindQuoted has string fields of the option string, which decode JSON inside a JSON string.
+type kindQuoted struct {
+	Q  string   `json:"q,string"`
+	P  *string  `json:"p,omitempty,string"`
+	S  string   `json:"s,omitempty"`
+	St []string `json:"st,string"` // encoding/json ignores the option here
+}
+
+// TestGoKindAtQuoted checks that an erased string reads as null in a field of the option
+// string, which Redacted would make undecodable.
+func TestGoKindAtQuoted(t *testing.T) {
+	tt := reflect.TypeFor[kindQuoted]()
+	for path, want := range map[string]byte{"q": 'j', "p": 'j', "s": 's', "st.[]": 's'} {
+		var keys [][]byte
+		for k := range strings.SplitSeq(path, ".") {
+			keys = append(keys, []byte(k))
+		}
+		if got := goKindAt(tt, keys); got != want {
+			t.Errorf("%s: kind %q, want %q", path, got, want)
+		}
+	}
+	var v kindQuoted
+	if err := json.Unmarshal([]byte(`{"q":null,"p":null}`), &v); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -74,3 +74,45 @@ func TestErasedKindByGoType(t *testing.T) {
 		t.Fatalf("decoded %+v (ptr %v), want %+v (ptr %v)", got, got.Ptr, want, want.Ptr)
 	}
 }
+
+// quotedCert has a sensitive string of the option string.
+type quotedCert struct {
+	Subject string `json:"subjectId" strata:"subject"`
+	Q       string `json:"q,string" strata:"sensitive"`
+}
+
+// TestErasedQuotedString checks that an event with an erased value of a declared schema at a
+// string field of the option string decodes, the field empty: Redacted is no JSON in a string.
+func TestErasedQuotedString(t *testing.T) {
+	ctx := context.Background()
+	st := inmem.New()
+	t.Cleanup(func() { st.Close() })
+	text, _ := shred.GenerateKEK()
+	kek, _ := shred.ParseKEK(text)
+	p, err := shred.New(ctx, st, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Declare(ctx, strata.EventSchema{Type: "Quoted", Sensitive: []string{"q"}, Subject: "subjectId"}); err != nil {
+		t.Fatal(err)
+	}
+	reg := codec.NewRegistry()
+	if err := codec.Register[quotedCert](reg, "Quoted", 1); err != nil {
+		t.Fatal(err)
+	}
+	reg.Use(p)
+	d := strata.EventData{Type: "Quoted", Schema: 1, Data: []byte(`{"subjectId":"gone","q":"\"CN=gone\""}`), Meta: strata.Metadata{Tenant: "acme"}}
+	if err := p.Protect(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Erase(ctx, "gone", strata.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := reg.Decode(ctx, strata.Event{ID: d.ID, Stream: "quoted-1", Version: 1, Type: d.Type, Schema: d.Schema, Data: d.Data, Meta: d.Meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := ms[0].Value.(quotedCert); v.Q != "" || v.Subject != "gone" {
+		t.Fatalf("decoded %+v", v)
+	}
+}
