@@ -82,9 +82,11 @@ type Transform interface {
 // the registered Go type, into which the registry then unmarshals rec.Data. DecodeInto may set
 // fields of *dst and leave their members out of rec.Data, so that json.Unmarshal leaves them as
 // set; the value must be the one that Decode and json.Unmarshal would have made. It must not
-// change rec.Type or rec.Schema.
+// change rec.Type or rec.Schema. When DecodeInto set rec.Data to new bytes, the registry hands
+// them back with Recycle once json.Unmarshal has returned, and holds them no longer.
 type FieldDecoder interface {
 	DecodeInto(ctx context.Context, rec *Record, dst reflect.Value) error
+	Recycle(data []byte)
 }
 
 // TypeChecker is an optional interface of a Transform that cannot handle every Go type: field
@@ -340,14 +342,19 @@ func (r *Registry) transformsSnapshot() []Transform {
 func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error) {
 	ts := r.transformsSnapshot()
 	rec := Record{ID: e.ID, Type: e.Type, Schema: e.Schema, Data: e.Data, Meta: e.Meta}
-	var into reflect.Value // the value a FieldDecoder decoded into, when one did
+	var into reflect.Value   // the value a FieldDecoder decoded into, when one did
+	var recycle FieldDecoder // the FieldDecoder whose bytes rec.Data holds
 	for i := len(ts) - 1; i >= 0; i-- {
 		var err error
 		if fd, ok := ts[i].(FieldDecoder); ok && i == 0 {
 			if et, ok := r.byNameLocked(rec.Type); ok && rec.Schema == et.schema {
 				into = reflect.New(et.goType)
+				before := rec.Data
 				if err = fd.DecodeInto(ctx, &rec, into); err == nil && (rec.Type != et.name || rec.Schema != et.schema) {
 					err = fmt.Errorf("%T.DecodeInto changed the type of the record to %q schema %d", fd, rec.Type, rec.Schema)
+				}
+				if err == nil && !sameBytes(rec.Data, before) {
+					recycle = fd
 				}
 			} else {
 				err = ts[i].Decode(ctx, &rec)
@@ -360,9 +367,12 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 		}
 	}
 	// The transforms gave new bytes: they may hold fields decrypted (see unmarshal).
-	revealed := len(rec.Data) != len(e.Data) || len(rec.Data) > 0 && &rec.Data[0] != &e.Data[0]
+	revealed := !sameBytes(rec.Data, e.Data)
 	if et, ok := r.byNameLocked(rec.Type); ok && rec.Schema == et.schema { // no upcaster runs
 		m, err := unmarshal(e, et, rec, revealed, into)
+		if recycle != nil {
+			recycle.Recycle(rec.Data)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -382,6 +392,11 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// sameBytes reports whether a and b are the same bytes in memory (not merely equal).
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // unmarshal decodes rc, of the registered type et, into the message of the stored event e.

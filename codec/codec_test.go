@@ -387,10 +387,19 @@ func TestUpcastSplitIntoMany(t *testing.T) {
 
 // nameSetter is a FieldDecoder that sets NameChanged.Name itself, from a "setName" member
 // that it leaves out of the payload; retype makes it change the record's type, which the
-// registry refuses.
-type nameSetter struct{ retype bool }
+// registry refuses. recycled counts the payloads of its own that the registry gave back.
+type nameSetter struct {
+	retype   bool
+	recycled *int
+}
 
 func (nameSetter) Encode(context.Context, any, *codec.Record) error { return nil }
+
+func (x nameSetter) Recycle(data []byte) {
+	if !strings.Contains(string(data), `"setName"`) { // its own: the member is gone
+		*x.recycled++
+	}
+}
 
 func (nameSetter) Decode(_ context.Context, rec *codec.Record) error {
 	rec.Data = json.RawMessage(strings.Replace(string(rec.Data), `"setName"`, `"name"`, 1))
@@ -425,10 +434,15 @@ func TestFieldDecoder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	r := newRegistry(t)
-	r.Use(nameSetter{})
+	recycled := 0
+	r.Use(nameSetter{recycled: &recycled})
 	m, err := r.DecodeOne(ctx, stored("NameChanged", 1, `{"setName":"Ada"}`))
-	if err != nil || m.Value != (nameChanged{Name: "Ada (set)"}) {
-		t.Fatalf("decoded into: %#v, %v", m.Value, err)
+	if err != nil || m.Value != (nameChanged{Name: "Ada (set)"}) || recycled != 1 {
+		t.Fatalf("decoded into: %#v, %v, %d payloads recycled", m.Value, err, recycled)
+	}
+	// Its payload left as stored is not given back.
+	if m, err := r.DecodeOne(ctx, stored("NameChanged", 1, `{"name":"Ada"}`)); err != nil || m.Value != (nameChanged{Name: "Ada"}) || recycled != 1 {
+		t.Fatalf("stored payload: %#v, %v, %d payloads recycled", m.Value, err, recycled)
 	}
 	// Upcast: "NameSet" is renamed to NameChanged, so Decode runs, not DecodeInto.
 	if m, err := r.DecodeOne(ctx, stored("NameSet", 1, `{"setName":"Ada"}`)); err != nil || m.Value != (nameChanged{Name: "Ada"}) {
@@ -437,12 +451,12 @@ func TestFieldDecoder(t *testing.T) {
 	// Installed second, it runs first: Decode.
 	r2 := newRegistry(t)
 	r2.Use(tagTransform{"a"})
-	r2.Use(nameSetter{})
+	r2.Use(nameSetter{recycled: new(int)})
 	if m, err := r2.DecodeOne(ctx, stored("NameChanged", 1, `{"a":{"setName":"Ada"}}`)); err != nil || m.Value != (nameChanged{Name: "Ada"}) {
 		t.Fatalf("second transform: %#v, %v", m.Value, err)
 	}
 	r3 := newRegistry(t)
-	r3.Use(nameSetter{retype: true})
+	r3.Use(nameSetter{retype: true, recycled: new(int)})
 	if _, err := r3.Decode(ctx, stored("NameChanged", 1, `{"setName":"Ada"}`)); !errors.Is(err, codec.ErrUndecodable) || !strings.Contains(err.Error(), "changed the type") {
 		t.Fatalf("a DecodeInto that changed the type: %v", err)
 	}

@@ -94,7 +94,11 @@ func (p *Protector) DecodeInto(ctx context.Context, rec *codec.Record, dst refle
 	pl := p.planForType(t)
 	const op = "shred decode"
 	subject := rec.Meta.Subject
-	data, err := openFields(rec.Data, fields{id: rec.ID, typ: rec.Type, subject: subject, tenant: rec.Meta.Tenant, p: p, ctx: ctx,
+	var out []byte
+	if len(rec.Data) <= pooledOut-64-len(rec.Type)-len(subject) {
+		out = outPool.Get().(*[pooledOut]byte)[:0]
+	}
+	data, err := openFieldsInto(out, rec.Data, fields{id: rec.ID, typ: rec.Type, subject: subject, tenant: rec.Meta.Tenant, p: p, ctx: ctx,
 		direct: pl.direct, dst: dst.Elem(), goType: t})
 	if err != nil {
 		var se *strata.Error
@@ -105,6 +109,20 @@ func (p *Protector) DecodeInto(ctx context.Context, rec *codec.Record, dst refle
 	}
 	rec.Data = data
 	return nil
+}
+
+// pooledOut is the size of the buffers that DecodeInto opens payloads into, taken from outPool
+// and given back by Recycle: decoding then allocates no more than for a payload in clear. A
+// larger payload gets a buffer of its own.
+const pooledOut = 1024
+
+var outPool = sync.Pool{New: func() any { return new([pooledOut]byte) }}
+
+// Recycle implements codec.FieldDecoder: it takes back a buffer of DecodeInto's.
+func (p *Protector) Recycle(data []byte) {
+	if cap(data) == pooledOut {
+		outPool.Put((*[pooledOut]byte)(data[:pooledOut]))
+	}
 }
 
 // candidate returns the index in f.direct of the field that the top-level member named key

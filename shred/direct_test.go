@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,4 +246,43 @@ func FuzzDecodeIntoMatchesDecode(f *testing.F) {
 			e.compare(t, ev)
 		}
 	})
+}
+
+// TestDecodeIntoConcurrently decodes events of different subjects and contents from several
+// goroutines at once, each many times: the buffers DecodeInto opens payloads into go back to a
+// pool, and no value may show another event's bytes.
+func TestDecodeIntoConcurrently(t *testing.T) {
+	e := newDirectEnv(t)
+	type job struct {
+		ev   strata.Event
+		want directCert
+	}
+	var jobs []job
+	for i := range 8 {
+		doc := fmt.Sprintf(`{"subjectId":"s%d","dn":"CN=holder %d,O=Example","mail":"holder%d@example.org","note":"%s","n":%d}`, i%3, i, i, strings.Repeat("x", i*150), i)
+		ev, ok := e.seal(t, doc)
+		if !ok {
+			t.Fatalf("cannot seal %s", doc)
+		}
+		want, _ := e.compare(t, ev)
+		jobs = append(jobs, job{ev, want})
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 400 {
+				j := jobs[(g+i)%len(jobs)]
+				m, err := e.reg.DecodeOne(context.Background(), j.ev)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got := m.Value.(directCert); got != j.want {
+					t.Errorf("decoded %+v, want %+v", got, j.want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

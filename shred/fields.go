@@ -58,8 +58,12 @@ func sealFields(data []byte, f fields) ([]byte, error) {
 
 // openFields returns data with every envelope replaced by the value it holds, or by its
 // redaction marker when the subject is erased.
-func openFields(data []byte, f fields) ([]byte, error) {
-	w := walker{data: data, mode: walkOpen, f: f, outCap: len(data) + 64 + len(f.typ) + len(f.subject)}
+func openFields(data []byte, f fields) ([]byte, error) { return openFieldsInto(nil, data, f) }
+
+// openFieldsInto is openFields writing into out's spare capacity, when it has room, rather than a
+// new buffer; the result is then always a copy.
+func openFieldsInto(out, data []byte, f fields) ([]byte, error) {
+	w := walker{data: data, mode: walkOpen, f: f, out: out, outCap: len(data) + 64 + len(f.typ) + len(f.subject)}
 	return w.run()
 }
 
