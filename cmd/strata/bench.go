@@ -66,7 +66,7 @@ runs (there is no SQL to compare with).
           stop them (target: at least ` + strconv.Itoa(retentionTarget) + ` events removed a second).`,
 		Example: `  strata bench append --db sqlite:strata.db --clients 4 --batch 10 --events 10000
   strata bench read --db 'postgres://postgres@127.0.0.1:5432/postgres' --events 100000
-  strata bench protect --db sqlite:strata.db --clients 1 --batch 100 --events 20000
+  strata bench protect --db sqlite:strata.db --clients 1 --batch 100 --events 80000
   strata bench retention --db 'postgres://postgres@127.0.0.1:5432/postgres' --events 100000`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
