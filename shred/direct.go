@@ -3,14 +3,12 @@ package shred
 import (
 	"bytes"
 	"context"
-	"errors"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
 
-	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/codec"
 )
 
@@ -92,23 +90,13 @@ func (p *Protector) DecodeInto(ctx context.Context, rec *codec.Record, dst refle
 	}
 	t := dst.Type().Elem()
 	pl := p.planForType(t)
-	const op = "shred decode"
 	subject := rec.Meta.Subject
 	var out []byte
 	if len(rec.Data) <= pooledOut-64-len(rec.Type)-len(subject) {
 		out = outPool.Get().(*[pooledOut]byte)[:0]
 	}
-	data, err := openFieldsInto(out, rec.Data, fields{id: rec.ID, typ: rec.Type, subject: subject, tenant: rec.Meta.Tenant, p: p, ctx: ctx,
+	return openRecord(rec, out, fields{id: rec.ID, typ: rec.Type, subject: subject, tenant: rec.Meta.Tenant, p: p, ctx: ctx,
 		direct: pl.direct, dst: dst.Elem(), goType: t})
-	if err != nil {
-		var se *strata.Error
-		if errors.As(err, &se) {
-			return err
-		}
-		return strata.Errorf(strata.Invalid, op, "event %s field of subject %q: %w", rec.ID, subject, err)
-	}
-	rec.Data = data
-	return nil
 }
 
 // pooledOut is the size of the buffers that DecodeInto opens payloads into, taken from outPool

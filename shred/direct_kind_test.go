@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/strata-events/strata"
-	"github.com/strata-events/strata/codec"
-	"github.com/strata-events/strata/inmem"
 	"github.com/strata-events/strata/shred"
 )
 
@@ -33,22 +31,7 @@ type kindCert struct {
 // a string: a field that dominates an embedded one of its name, a pointer to a string.
 func TestErasedKindByGoType(t *testing.T) {
 	ctx := context.Background()
-	st := inmem.New()
-	t.Cleanup(func() { st.Close() })
-	text, _ := shred.GenerateKEK()
-	kek, _ := shred.ParseKEK(text)
-	p, err := shred.New(ctx, st, kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Declare(ctx, strata.EventSchema{Type: "Kind", Sensitive: []string{"dn", "ptr"}, Subject: "subjectId"}); err != nil {
-		t.Fatal(err)
-	}
-	reg := codec.NewRegistry()
-	if err := codec.Register[kindCert](reg, "Kind", 1); err != nil {
-		t.Fatal(err)
-	}
-	reg.Use(p)
+	p, reg := declaredProtector[kindCert](t, strata.EventSchema{Type: "Kind", Sensitive: []string{"dn", "ptr"}, Subject: "subjectId"})
 	d := strata.EventData{Type: "Kind", Schema: 1, Data: []byte(`{"subjectId":"gone","dn":"CN=gone","ptr":"p"}`), Meta: strata.Metadata{Tenant: "acme"}}
 	if err := p.Protect(ctx, &d); err != nil {
 		t.Fatal(err)
@@ -85,22 +68,7 @@ type quotedCert struct {
 // string field of the option string decodes, the field empty: Redacted is no JSON in a string.
 func TestErasedQuotedString(t *testing.T) {
 	ctx := context.Background()
-	st := inmem.New()
-	t.Cleanup(func() { st.Close() })
-	text, _ := shred.GenerateKEK()
-	kek, _ := shred.ParseKEK(text)
-	p, err := shred.New(ctx, st, kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Declare(ctx, strata.EventSchema{Type: "Quoted", Sensitive: []string{"q"}, Subject: "subjectId"}); err != nil {
-		t.Fatal(err)
-	}
-	reg := codec.NewRegistry()
-	if err := codec.Register[quotedCert](reg, "Quoted", 1); err != nil {
-		t.Fatal(err)
-	}
-	reg.Use(p)
+	p, reg := declaredProtector[quotedCert](t, strata.EventSchema{Type: "Quoted", Sensitive: []string{"q"}, Subject: "subjectId"})
 	d := strata.EventData{Type: "Quoted", Schema: 1, Data: []byte(`{"subjectId":"gone","q":"\"CN=gone\""}`), Meta: strata.Metadata{Tenant: "acme"}}
 	if err := p.Protect(ctx, &d); err != nil {
 		t.Fatal(err)

@@ -8,9 +8,6 @@ import (
 	"testing"
 
 	"github.com/strata-events/strata"
-	"github.com/strata-events/strata/codec"
-	"github.com/strata-events/strata/inmem"
-	"github.com/strata-events/strata/shred"
 )
 
 // upperText decodes itself, from text.
@@ -48,22 +45,7 @@ func FuzzDecodeIntoRichMatchesDecode(f *testing.F) {
 		f.Add(s)
 	}
 	ctx := context.Background()
-	st := inmem.New()
-	f.Cleanup(func() { st.Close() })
-	text, _ := shred.GenerateKEK()
-	kek, _ := shred.ParseKEK(text)
-	p, err := shred.New(ctx, st, kek)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if err := p.Declare(ctx, strata.EventSchema{Type: "Rich", Sensitive: []string{"a", "ſk", "K", "q", "num", "up", "-", "ptr", "b"}, Subject: "subjectId"}); err != nil {
-		f.Fatal(err)
-	}
-	reg := codec.NewRegistry()
-	if err := codec.Register[richCert](reg, "Rich", 1); err != nil {
-		f.Fatal(err)
-	}
-	reg.Use(p)
+	p, reg := declaredProtector[richCert](f, strata.EventSchema{Type: "Rich", Sensitive: []string{"a", "ſk", "K", "q", "num", "up", "-", "ptr", "b"}, Subject: "subjectId"})
 	f.Fuzz(func(t *testing.T, doc string) {
 		if !json.Valid([]byte(doc)) || !strings.Contains(doc, "subjectId") {
 			return

@@ -46,9 +46,9 @@ type directEnv struct {
 // erasedSubject is erased in every directEnv.
 const erasedSubject = "subject-erased"
 
-// newDirectEnv returns a directEnv with the documents erasedDocs, of erasedSubject, sealed
-// before it was erased.
-func newDirectEnv(t testing.TB, erasedDocs ...string) directEnv {
+// declaredProtector returns a Protector over a new in-memory store, with schema declared, and
+// a registry that decodes schema.Type (schema 1) into E through it.
+func declaredProtector[E any](t testing.TB, schema strata.EventSchema) (*shred.Protector, *codec.Registry) {
 	t.Helper()
 	ctx := context.Background()
 	st := inmem.New()
@@ -59,14 +59,23 @@ func newDirectEnv(t testing.TB, erasedDocs ...string) directEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Declare(ctx, strata.EventSchema{Type: "Direct", Sensitive: []string{"dn", "mail", "nick", "born", "list[]"}, Subject: "subjectId"}); err != nil {
+	if err := p.Declare(ctx, schema); err != nil {
 		t.Fatal(err)
 	}
 	reg := codec.NewRegistry()
-	if err := codec.Register[directCert](reg, "Direct", 1); err != nil {
+	if err := codec.Register[E](reg, schema.Type, 1); err != nil {
 		t.Fatal(err)
 	}
 	reg.Use(p)
+	return p, reg
+}
+
+// newDirectEnv returns a directEnv with the documents erasedDocs, of erasedSubject, sealed
+// before it was erased.
+func newDirectEnv(t testing.TB, erasedDocs ...string) directEnv {
+	t.Helper()
+	ctx := context.Background()
+	p, reg := declaredProtector[directCert](t, strata.EventSchema{Type: "Direct", Sensitive: []string{"dn", "mail", "nick", "born", "list[]"}, Subject: "subjectId"})
 	e := directEnv{p: p, reg: reg}
 	for _, doc := range append(erasedDocs, `{"subjectId":"`+erasedSubject+`","dn":"x"}`) {
 		ev, ok := e.seal(t, doc)

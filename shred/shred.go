@@ -277,18 +277,22 @@ func (p *Protector) Encode(ctx context.Context, v any, rec *codec.Record) error 
 // Decode implements codec.Transform: it decrypts the encrypted fields of rec, or replaces them
 // with redaction markers when the subject was erased. Tampered or moved ciphertext is an error.
 func (p *Protector) Decode(ctx context.Context, rec *codec.Record) error {
-	const op = "shred decode"
 	if !bytes.Contains(rec.Data, []byte(envelopePrefix)) {
 		return nil
 	}
-	subject := rec.Meta.Subject
-	data, err := openFields(rec.Data, fields{id: rec.ID, typ: rec.Type, subject: subject, tenant: rec.Meta.Tenant, p: p, ctx: ctx})
+	return openRecord(rec, nil, fields{id: rec.ID, typ: rec.Type, subject: rec.Meta.Subject, tenant: rec.Meta.Tenant, p: p, ctx: ctx})
+}
+
+// openRecord sets rec.Data to its payload opened by f (see openFieldsInto, which out goes to).
+// An error is a *strata.Error.
+func openRecord(rec *codec.Record, out []byte, f fields) error {
+	data, err := openFieldsInto(out, rec.Data, f)
 	if err != nil {
 		var se *strata.Error
 		if errors.As(err, &se) {
 			return err
 		}
-		return strata.Errorf(strata.Invalid, op, "event %s field of subject %q: %w", rec.ID, subject, err)
+		return strata.Errorf(strata.Invalid, "shred decode", "event %s field of subject %q: %w", rec.ID, f.subject, err)
 	}
 	rec.Data = data
 	return nil
