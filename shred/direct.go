@@ -18,7 +18,8 @@ import (
 // event's own struct: the walk sets the field to the decrypted string itself and leaves the
 // member out of the document that json.Unmarshal reads, which then leaves the field as set.
 //
-// The result is the value json.Unmarshal would have made of the whole opened document:
+// The result is the value json.Unmarshal would have made of the whole opened document (but for
+// the marker of an erased value, which follows the Go type: see goKindAt):
 //   - only a member whose name is the field's JSON name exactly, and that no member before it
 //     names without regard to case, is left out (encoding/json matches names so, and a later
 //     one overwrites an earlier one; a later member still does, the field's member being gone);
