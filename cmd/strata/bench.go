@@ -66,7 +66,7 @@ runs (there is no SQL to compare with).
           stop them (target: at least ` + strconv.Itoa(retentionTarget) + ` events removed a second).`,
 		Example: `  strata bench append --db sqlite:strata.db --clients 4 --batch 10 --events 10000
   strata bench read --db 'postgres://postgres@127.0.0.1:5432/postgres' --events 100000
-  strata bench protect --db sqlite:strata.db --clients 1 --batch 100 --events 80000
+  strata bench protect --db sqlite:strata.db   # one client, batches of 100, 80,000 events
   strata bench retention --db 'postgres://postgres@127.0.0.1:5432/postgres' --events 100000`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -140,11 +140,20 @@ runs (there is no SQL to compare with).
 		case "command":
 			f.IntVar(&o.clients, "clients", 4, "concurrent clients (goroutines, each with its own stream)")
 			f.IntVar(&o.batch, "batch", 1, "events per command (must be 1)")
+		case "protect":
+			// The targets' measurement: one client, batches of 100, and rounds long enough
+			// (5,000 events a side) that a disk's uneven fsyncs do not move the median.
+			f.IntVar(&o.clients, "clients", 1, "concurrent clients (goroutines, each with its own stream)")
+			f.IntVar(&o.batch, "batch", 100, "events per append (one transaction)")
 		default:
 			f.IntVar(&o.clients, "clients", 4, "concurrent clients (goroutines, each with its own stream)")
 			f.IntVar(&o.batch, "batch", 10, "events per append (one transaction)")
 		}
-		f.IntVar(&o.events, "events", 10000, "events in all")
+		events := 10000
+		if w == "protect" {
+			events = 80000
+		}
+		f.IntVar(&o.events, "events", events, "events in all")
 		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (strata, baseline and set-up) to this file, for go tool pprof")
 		c.AddCommand(wrap(wc))
 	}
