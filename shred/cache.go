@@ -61,11 +61,21 @@ func (c *keyCache) generation() uint64 {
 	return c.erasures
 }
 
-// putErased records that the key k is erased.
+// putErased records that the key k was erased here (Erase, EraseTenant): live keys read before
+// are not cached after it.
 func (c *keyCache) putErased(k cacheKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.erasures++
+	c.putLocked(k, nil, true)
+}
+
+// putTombstone caches the erased key k as read from the store. It is no erasure made here (that
+// one counted already), so it leaves the live keys being read to be cached: counting it would
+// keep every key read meanwhile out of the cache whenever erased subjects are read.
+func (c *keyCache) putTombstone(k cacheKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.putLocked(k, nil, true)
 }
 

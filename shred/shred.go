@@ -367,7 +367,7 @@ func (p *Protector) dataKey(ctx context.Context, tenant, subject string, create 
 		return nil, false, err
 	}
 	if k.Erased() {
-		p.cache.putErased(ck)
+		p.cache.putTombstone(ck)
 		return nil, true, nil
 	}
 	dek, err := p.kek.Unwrap(ctx, k.KEK, subject, k.Wrapped)
