@@ -315,7 +315,9 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 	}
 	n := 0
 	err := s.inTx(ctx, func(c *sql.Conn) error {
-		rows, err := c.QueryContext(ctx, `SELECT id, meta, stream FROM events e WHERE id IN (?`+strings.Repeat(`, ?`, len(args)-1)+`)
+		// A tenant of up to 200 bytes is the tenant column itself (see tenantKey): only the
+		// metadata of a longer one is read, to find its tenant.
+		rows, err := c.QueryContext(ctx, `SELECT id, tenant, IF(LENGTH(tenant) > 200, meta, NULL), stream FROM events e WHERE id IN (?`+strings.Repeat(`, ?`, len(args)-1)+`)
 			AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.event_id = e.id)
 			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream) FOR UPDATE`, args...)
 		if err != nil {
@@ -327,9 +329,10 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 		var metas []string // in first-seen order, for a stable statement order
 		streams := map[string]bool{}
 		var del []any
+		tombMeta := map[string][]byte{} // by tenant column, for the tenants it holds whole
 		for rows.Next() {
-			var id, meta, stream []byte
-			if err := rows.Scan(&id, &meta, &stream); err != nil {
+			var id, tenant, meta, stream []byte
+			if err := rows.Scan(&id, &tenant, &meta, &stream); err != nil {
 				rows.Close()
 				return err
 			}
@@ -337,12 +340,20 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 				streams[string(stream)] = true
 				del = append(del, stream)
 			}
-			var m strata.Metadata
-			if err := m.UnmarshalJSON(meta); err != nil {
-				rows.Close()
-				return err
+			tm, ok := tombMeta[string(tenant)]
+			if !ok {
+				var m strata.Metadata
+				if meta == nil {
+					m.Tenant = string(tenant)
+				} else if err := m.UnmarshalJSON(meta); err != nil {
+					rows.Close()
+					return err
+				}
+				tm, _ = strata.TombstoneMeta(m).MarshalJSON()
+				if meta == nil {
+					tombMeta[string(tenant)] = tm
+				}
 			}
-			tm, _ := strata.TombstoneMeta(m).MarshalJSON()
 			t := byID[uuid.UUID(id)]
 			ins = append(ins, id, t.LeafHash, t.Run[:], now)
 			if _, ok := byMeta[string(tm)]; !ok {
