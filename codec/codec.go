@@ -347,17 +347,9 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 	for i := len(ts) - 1; i >= 0; i-- {
 		var err error
 		if fd, ok := ts[i].(FieldDecoder); ok && i == 0 {
-			if et, ok := r.byNameLocked(rec.Type); ok && rec.Schema == et.schema {
-				into = reflect.New(et.goType)
-				before := rec.Data
-				if err = fd.DecodeInto(ctx, &rec, into); err == nil && (rec.Type != et.name || rec.Schema != et.schema) {
-					err = fmt.Errorf("%T.DecodeInto changed the type of the record to %q schema %d", fd, rec.Type, rec.Schema)
-				}
-				if err == nil && !sameBytes(rec.Data, before) {
-					recycle = fd
-				}
-			} else {
-				err = ts[i].Decode(ctx, &rec)
+			var own bool
+			if into, own, err = r.decodeInto(ctx, ts[i], fd, &rec); own {
+				recycle = fd
 			}
 		} else {
 			err = ts[i].Decode(ctx, &rec)
@@ -392,6 +384,25 @@ func (r *Registry) Decode(ctx context.Context, e strata.Event) ([]Message, error
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// decodeInto runs the first transform installed, t, on rec: as the FieldDecoder fd when the
+// record's type is registered at its schema (no upcaster runs), else with Decode. into is the
+// value DecodeInto decoded into, own whether rec.Data holds new bytes of fd's to give back.
+func (r *Registry) decodeInto(ctx context.Context, t Transform, fd FieldDecoder, rec *Record) (into reflect.Value, own bool, err error) {
+	et, ok := r.byNameLocked(rec.Type)
+	if !ok || rec.Schema != et.schema {
+		return reflect.Value{}, false, t.Decode(ctx, rec)
+	}
+	into = reflect.New(et.goType)
+	before := rec.Data
+	if err := fd.DecodeInto(ctx, rec, into); err != nil {
+		return reflect.Value{}, false, err
+	}
+	if rec.Type != et.name || rec.Schema != et.schema {
+		return reflect.Value{}, false, fmt.Errorf("%T.DecodeInto changed the type of the record to %q schema %d", fd, rec.Type, rec.Schema)
+	}
+	return into, !sameBytes(rec.Data, before), nil
 }
 
 // sameBytes reports whether a and b are the same bytes in memory (not merely equal).
