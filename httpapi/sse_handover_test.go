@@ -165,7 +165,9 @@ func TestSlowSubscriberRejoinsLiveFeed(t *testing.T) {
 	if _, err := e.store.Append(ctx, "ticks", strata.Any, strata.EventData{Type: "Tick", Meta: strata.Metadata{Tenant: "acme"}}); err != nil {
 		t.Fatal(err)
 	}
-	slow := e.subscribe(t, ctx, e.keys["acme/reader"], "", "")
+	// The slow subscriber's socket buffers are kept small, so that the burst is sure to fill
+	// them and its live buffer.
+	slow := e.subscribeWith(t, ctx, smallBufferClient(t), e.keys["acme/reader"], "", "")
 	defer slow.close()
 	fast := e.subscribe(t, ctx, e.keys["acme/reader"], "", "")
 	defer fast.close()
@@ -174,8 +176,10 @@ func TestSlowSubscriberRejoinsLiveFeed(t *testing.T) {
 			t.Fatalf("first event: %+v %v", ev, ok)
 		}
 	}
-	// A burst far beyond what the live buffer, the read-ahead and the socket buffers hold.
-	const bursts, per, pad = 8, 250, 4 << 10
+	// A burst far beyond what the live buffer (SSELiveBuffer events), the read-ahead and the
+	// socket buffers hold: the server's send buffer alone may grow to 4 MiB, a thousand of
+	// these events.
+	const bursts, per, pad = 16, 250, 4 << 10
 	for range bursts {
 		evs := make([]strata.EventData, per)
 		for j := range evs {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,6 +29,33 @@ type sseClient struct {
 
 func (e *env) subscribe(t testing.TB, ctx context.Context, key, query, lastID string) *sseClient {
 	t.Helper()
+	return e.subscribeWith(t, ctx, e.srv.Client(), key, query, lastID)
+}
+
+// smallBufferClient is an HTTP client whose connections take at most 64 KiB into their receive
+// buffers: the kernel would otherwise grow a loopback socket's to tens of MiB, and a reader
+// that stops reading would not fall behind until all of it is full.
+func smallBufferClient(t testing.TB) *http.Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			if err := tc.SetReadBuffer(64 << 10); err != nil {
+				c.Close()
+				return nil, err
+			}
+		}
+		return c, nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// subscribeWith is subscribe through client.
+func (e *env) subscribeWith(t testing.TB, ctx context.Context, client *http.Client, key, query, lastID string) *sseClient {
+	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/v1/subscribe"+query, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +64,7 @@ func (e *env) subscribe(t testing.TB, ctx context.Context, key, query, lastID st
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := e.srv.Client().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
