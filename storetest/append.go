@@ -546,10 +546,7 @@ func (s suite) testIdempotentRetryMatches(t *testing.T) {
 func (s suite) testConcurrentAnyRaces(t *testing.T) {
 	ctx := testContext(t)
 	st := s.newStore(t)
-	stores := []strata.Store{st}
-	if s.f.Reopen != nil {
-		stores = append(stores, s.f.Reopen(t, st))
-	}
+	stores := s.raceStores(t, st)
 	const (
 		stream  = "certificate-ANY-RACE"
 		writers = 8
@@ -570,15 +567,11 @@ func (s suite) testConcurrentAnyRaces(t *testing.T) {
 				for j := range batch {
 					batch[j] = ev("CertificateRenewed", map[string]int{"w": w, "i": i, "j": j})
 				}
-				var err error
+				var beside *strata.StreamAppend
 				if (w+i)%4 == 1 {
-					_, err = st.AppendMulti(ctx,
-						strata.StreamAppend{Stream: stream, Expected: strata.Any, Events: batch},
-						strata.StreamAppend{Stream: fmt.Sprintf("commands-%d", w), Expected: strata.Any, Events: []strata.EventData{ev("CommandSucceeded", nil)}})
-				} else {
-					_, err = st.Append(ctx, stream, strata.Any, batch...)
+					beside = &strata.StreamAppend{Stream: fmt.Sprintf("commands-%d", w), Expected: strata.Any, Events: []strata.EventData{ev("CommandSucceeded", nil)}}
 				}
-				if err != nil {
+				if _, err := raceAppend(ctx, st, strata.StreamAppend{Stream: stream, Expected: strata.Any, Events: batch}, beside); err != nil {
 					t.Errorf("writer %d append %d of %d events with Any: %v", w, i, n, err)
 					return
 				}
@@ -605,6 +598,29 @@ func (s suite) testConcurrentAnyRaces(t *testing.T) {
 	checkVersionsInLogOrder(t, ctx, st, stream, n)
 }
 
+// raceStores returns st and, with Features.Reopen, a second Store on its database, as a second
+// process would open it: the race tests' writers take turns between them.
+func (s suite) raceStores(t *testing.T, st strata.Store) []strata.Store {
+	stores := []strata.Store{st}
+	if s.f.Reopen != nil {
+		stores = append(stores, s.f.Reopen(t, st))
+	}
+	return stores
+}
+
+// raceAppend appends a with Append, or, when beside is set, with AppendMulti beside it, and
+// returns a's result.
+func raceAppend(ctx context.Context, st strata.Store, a strata.StreamAppend, beside *strata.StreamAppend) (strata.AppendResult, error) {
+	if beside == nil {
+		return st.Append(ctx, a.Stream, a.Expected, a.Events...)
+	}
+	rs, err := st.AppendMulti(ctx, a, *beside)
+	if err != nil {
+		return strata.AppendResult{}, err
+	}
+	return rs[0], nil
+}
+
 // testConcurrentExactRaces is testConcurrentExact by every way an append can take, as
 // testConcurrentAnyRaces: in each round all writers append after the same version, with
 // single events, batches too large to group, or multi-appends, through one Store or (with
@@ -613,10 +629,7 @@ func (s suite) testConcurrentAnyRaces(t *testing.T) {
 func (s suite) testConcurrentExactRaces(t *testing.T) {
 	ctx := testContext(t)
 	st := s.newStore(t)
-	stores := []strata.Store{st}
-	if s.f.Reopen != nil {
-		stores = append(stores, s.f.Reopen(t, st))
-	}
+	stores := s.raceStores(t, st)
 	const (
 		stream  = "certificate-EXACT-RACE"
 		writers = 6
@@ -639,18 +652,11 @@ func (s suite) testConcurrentExactRaces(t *testing.T) {
 				for j := range batch {
 					batch[j] = ev("Attempt", map[string]int{"w": w, "round": round, "j": j})
 				}
-				var res strata.AppendResult
-				var err error
+				var beside *strata.StreamAppend
 				if (w+round)%3 == 1 {
-					var rs []strata.AppendResult
-					rs, err = st.AppendMulti(ctx, strata.StreamAppend{Stream: stream, Expected: strata.Exact(version), Events: batch},
-						strata.StreamAppend{Stream: fmt.Sprintf("commands-%d-%d", round, w), Expected: strata.NoStream, Events: []strata.EventData{ev("CommandSucceeded", nil)}})
-					if err == nil {
-						res = rs[0]
-					}
-				} else {
-					res, err = st.Append(ctx, stream, strata.Exact(version), batch...)
+					beside = &strata.StreamAppend{Stream: fmt.Sprintf("commands-%d-%d", round, w), Expected: strata.NoStream, Events: []strata.EventData{ev("CommandSucceeded", nil)}}
 				}
+				res, err := raceAppend(ctx, st, strata.StreamAppend{Stream: stream, Expected: strata.Exact(version), Events: batch}, beside)
 				switch {
 				case err == nil:
 					wins.Add(1)
