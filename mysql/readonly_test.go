@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/storetest"
 )
 
 // TestReadOnlyUserOpens: a user that may only read (an auditor's, for strata verify) opens a
@@ -51,14 +52,7 @@ func TestReadOnlyUserOpens(t *testing.T) {
 		t.Fatalf("a read-only user cannot open the store: %v", err)
 	}
 	defer ro.Close()
-	n := 0
-	for _, err := range ro.ReadAll(ctx, strata.ReadAllOptions{}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n != 1 {
-		t.Fatalf("the read-only user read %d events, want 1", n)
+	if evs, err := storetest.Collect(ro.ReadAll(ctx, strata.ReadAllOptions{})); err != nil || len(evs) != 1 {
+		t.Fatalf("the read-only user read %d events, %v; want 1", len(evs), err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/postgres"
+	"github.com/strata-events/strata/storetest"
 )
 
 // TestReadOnlyRoleOpens: a role that may only read (an auditor's, for strata verify) opens a
@@ -62,15 +63,8 @@ func TestReadOnlyRoleOpens(t *testing.T) {
 		t.Fatalf("a read-only role cannot open the store: %v", err)
 	}
 	defer ro.Close()
-	n := 0
-	for _, err := range ro.ReadAll(ctx, strata.ReadAllOptions{}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n != 1 {
-		t.Fatalf("the read-only role read %d events, want 1", n)
+	if evs, err := storetest.Collect(ro.ReadAll(ctx, strata.ReadAllOptions{})); err != nil || len(evs) != 1 {
+		t.Fatalf("the read-only role read %d events, %v; want 1", len(evs), err)
 	}
 	_, err = ro.Append(ctx, "certificate-7F3A", strata.Any, strata.EventData{Type: "CertificateRevoked", Data: []byte(`{}`)})
 	var se *strata.Error
