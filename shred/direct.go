@@ -69,12 +69,6 @@ func directFieldsOf(t reflect.Type) []directField {
 	return out
 }
 
-// decodesItself reports whether encoding/json decodes into t with t's own method.
-func decodesItself(t reflect.Type) bool {
-	pt := reflect.PointerTo(t)
-	return pt.Implements(jsonUnmarshalerType) || pt.Implements(textUnmarshalerType)
-}
-
 // DecodeInto implements codec.FieldDecoder: it is Decode for an event that the registry then
 // unmarshals into dst, a pointer to a new zero value of its Go type. The sensitive string
 // fields of the struct are set from their decrypted values (or Redacted) by the walk itself,

@@ -234,14 +234,19 @@ func encodesItself(t reflect.Type) bool {
 		pt.Implements(jsonMarshalerType) || pt.Implements(textMarshalerType)
 }
 
+// decodesItself reports whether encoding/json decodes into t with t's own method.
+func decodesItself(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return pt.Implements(jsonUnmarshalerType) || pt.Implements(textUnmarshalerType)
+}
+
 // redactionKind is the kind of the envelope of a sensitive value of type t: 's', which reads as
 // Redacted after erasure, for a string that decodes as encoding/json decodes strings (not a
 // json.Number, which decodes numbers only); 'j', which
 // reads as null (the zero value of every Go type), for anything else, so that a type that
 // checks what it decodes does not refuse the marker.
 func redactionKind(t reflect.Type) byte {
-	pt := reflect.PointerTo(t)
-	if t.Kind() == reflect.String && t != jsonNumberType && !pt.Implements(jsonUnmarshalerType) && !pt.Implements(textUnmarshalerType) {
+	if t.Kind() == reflect.String && t != jsonNumberType && !decodesItself(t) {
 		return 's'
 	}
 	return 'j'
