@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/internal/projstore"
 )
 
 func openInternal(t *testing.T, opts ...Option) *Store {
@@ -114,5 +115,43 @@ func TestWriterReconnects(t *testing.T) {
 	}
 	if info, err := s.StreamInfo(ctx, "certificate-1"); err != nil || info.Version != 2 {
 		t.Fatalf("stream info %+v, %v", info, err)
+	}
+}
+
+// TestCancelledProjectionTxLeavesTheNextAlone: a projection transaction whose context ends
+// while it runs is rolled back before the writer passes on. database/sql rolls back a
+// transaction begun with a context that ends from a goroutine of its own; when that rollback
+// ran after the writer had passed on, it ended the next transaction on the connection, whose
+// COMMIT then failed with "cannot commit - no transaction is active".
+func TestCancelledProjectionTxLeavesTheNextAlone(t *testing.T) {
+	t.Parallel()
+	s := openInternal(t)
+	b := projBackend{s}
+	bg := context.Background()
+	if err := b.Tx(bg, "test", func(c projstore.Conn) error {
+		_, err := c.Exec(bg, "CREATE TABLE tx_race (n INTEGER)")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		ctx, cancel := context.WithCancel(bg)
+		_ = b.Tx(ctx, "test", func(c projstore.Conn) error {
+			if _, err := c.Exec(ctx, "INSERT INTO tx_race VALUES (?)", -1); err != nil {
+				return err
+			}
+			cancel()
+			return ctx.Err()
+		})
+		if err := b.Tx(bg, "test", func(c projstore.Conn) error {
+			_, err := c.Exec(bg, "INSERT INTO tx_race VALUES (?)", i)
+			return err
+		}); err != nil {
+			t.Fatalf("round %d: the transaction after a cancelled one: %v", i, err)
+		}
+	}
+	var n, cancelled int
+	if err := s.wr.conn.QueryRowContext(bg, "SELECT count(*), count(*) FILTER (WHERE n < 0) FROM tx_race").Scan(&n, &cancelled); err != nil || n != 1000 || cancelled != 0 {
+		t.Fatalf("%d rows, %d of cancelled transactions, %v; want 1000 and 0", n, cancelled, err)
 	}
 }

@@ -41,15 +41,20 @@ func (b projBackend) Tx(ctx context.Context, op string, fn func(projstore.Conn) 
 		return b.s.failWrite(ctx, op, err)
 	}
 	defer w.release()
-	tx, err := w.conn.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock=immediate)
+	// BEGIN IMMEDIATE (_txlock=immediate). The transaction is begun without ctx's end:
+	// database/sql rolls back a transaction whose context ends from a goroutine of its own,
+	// which could run after the writer passed on and roll back the next transaction on the
+	// connection, or let this one's statements commit with it. The statements still end with
+	// ctx, and the rollbacks below are this goroutine's.
+	tx, err := w.conn.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return b.s.failWrite(ctx, op, err)
 	}
 	if err := fn(sqlConn{tx}); err != nil {
 		_ = tx.Rollback()
-		// Whatever the rollback did (a cancelled context rolls back on its own, asynchronously),
-		// the write connection must leave outside any transaction: abort makes sure, or
-		// discards it, as it does for appends.
+		// Whatever the rollback did (SQLite rolls back on its own after an interrupted
+		// statement), the write connection must leave outside any transaction: abort makes
+		// sure, or discards it, as it does for appends.
 		w.abort(ctx)
 		return err
 	}
