@@ -1,12 +1,15 @@
 package strata
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"iter"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -349,11 +352,15 @@ type RetentionStore interface {
 	// events and still have a Next.
 	RetentionCandidates(ctx context.Context, sel RetentionSelect) (RetentionPage, error)
 	// TombstoneEvents replaces the data of the given events with TombstoneData and their
-	// metadata with their tenant alone, and stores the tombstones, in one short transaction
-	// that takes no lock an append waits for. Events already tombstoned or whose stream is
-	// under legal hold when the transaction runs are left alone. The temporal snapshots of
-	// the streams of the removed events are deleted with them (they hold states folded from
-	// the removed payloads). It returns how many were removed. At most MaxTombstoneBatch per call; a leaf hash must be 32 bytes.
+	// metadata with their tenant alone, and stores the tombstones, in short transactions that
+	// take no lock an append waits for: one, or one per part of the batch where a backend
+	// cuts it in parts, each blanking exactly the events it stores the tombstones of. Events
+	// already tombstoned or whose stream is under legal hold when a transaction runs are left
+	// alone. The temporal snapshots of the streams of the removed events are deleted with
+	// them (they hold states folded from the removed payloads). It returns how many were
+	// removed; after an error, some may have been, each with its tombstone, and a call again
+	// removes the rest. An event named more than once gets its last tombstone. At most
+	// MaxTombstoneBatch per call; a leaf hash must be 32 bytes.
 	TombstoneEvents(ctx context.Context, ts []Tombstone) (int, error)
 	// Tombstone returns the tombstone of an event, or a NotFound error when it has none.
 	Tombstone(ctx context.Context, eventID uuid.UUID) (Tombstone, error)
@@ -417,6 +424,44 @@ func PrepareTombstones(op string, ts []Tombstone) error {
 		}
 	}
 	return nil
+}
+
+// TombstonesInParts is how a backend whose statements each run on one server core spreads a
+// TombstoneEvents batch over several: it keeps the last of each event's tombstones, sorts them
+// by event ID, cuts them into at most parts parts of at least minPart tombstones, and removes
+// the parts at once, each with its own call of remove (its own transaction). It returns how
+// many they removed in all, with their errors joined: a part that fails leaves the others'
+// removals in place. A remove that locks its events in the order it is given them never
+// deadlocks with another call's: every transaction then locks in the order of event IDs.
+func TombstonesInParts(ctx context.Context, ts []Tombstone, parts, minPart int, remove func(context.Context, []Tombstone) (int, error)) (int, error) {
+	last := make([]Tombstone, 0, len(ts))
+	seen := make(map[uuid.UUID]bool, len(ts))
+	for i := len(ts) - 1; i >= 0; i-- {
+		if !seen[ts[i].EventID] {
+			seen[ts[i].EventID] = true
+			last = append(last, ts[i])
+		}
+	}
+	slices.SortFunc(last, func(a, b Tombstone) int { return bytes.Compare(a.EventID[:], b.EventID[:]) })
+	parts = max(1, min(parts, len(last)/max(minPart, 1)))
+	if parts == 1 {
+		return remove(ctx, last)
+	}
+	var (
+		wg   sync.WaitGroup
+		ns   = make([]int, parts)
+		errs = make([]error, parts)
+	)
+	for p := range parts {
+		part := last[p*len(last)/parts : (p+1)*len(last)/parts]
+		wg.Go(func() { ns[p], errs[p] = remove(ctx, part) })
+	}
+	wg.Wait()
+	n := 0
+	for _, k := range ns {
+		n += k
+	}
+	return n, errors.Join(errs...)
 }
 
 // ValidateLegalHold checks a hold; every error is Invalid.

@@ -1,10 +1,16 @@
 package strata_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/strata-events/strata"
 )
@@ -55,4 +61,61 @@ func FuzzDecodeQueryCursor(f *testing.F) {
 			t.Fatalf("%q decodes to %+v, which encodes to %q", s, c, c.Encode())
 		}
 	})
+}
+
+func TestTombstonesInParts(t *testing.T) {
+	ctx := context.Background()
+	id := func(i int) uuid.UUID { return uuid.UUID{15: byte(i), 14: byte(i >> 8)} }
+	var ts []strata.Tombstone
+	for i := range 1200 {
+		ts = append(ts, strata.Tombstone{EventID: id(1199 - i), Run: uuid.UUID{0: 1}})
+	}
+	// Event 5 named again: its last tombstone is the one removed.
+	ts = append(ts, strata.Tombstone{EventID: id(5), Run: uuid.UUID{0: 2}})
+	var mu sync.Mutex
+	var parts [][]strata.Tombstone
+	remove := func(_ context.Context, p []strata.Tombstone) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		parts = append(parts, p)
+		if p[0].EventID == id(0) {
+			return len(p) - 1, errors.New("part of the low IDs failed")
+		}
+		return len(p), nil
+	}
+	n, err := strata.TombstonesInParts(ctx, ts, 4, 500, remove)
+	if err == nil || err.Error() != "part of the low IDs failed" {
+		t.Fatalf("error %v, want the failed part's", err)
+	}
+	if n != 1199 {
+		t.Fatalf("removed %d, want the parts' 1,199", n)
+	}
+	if len(parts) != 2 {
+		t.Fatalf("%d parts of 1,200 tombstones, want 2 (of at least 500)", len(parts))
+	}
+	var got []strata.Tombstone
+	slices.SortFunc(parts, func(a, b []strata.Tombstone) int { return bytes.Compare(a[0].EventID[:], b[0].EventID[:]) })
+	for _, p := range parts {
+		got = append(got, p...)
+	}
+	if len(got) != 1200 {
+		t.Fatalf("%d tombstones in the parts, want 1,200", len(got))
+	}
+	for i, tomb := range got {
+		if tomb.EventID != id(i) {
+			t.Fatalf("tombstone %d is of %s, want %s: the parts go in event ID order", i, tomb.EventID, id(i))
+		}
+		want := byte(1)
+		if i == 5 {
+			want = 2
+		}
+		if tomb.Run[0] != want {
+			t.Fatalf("event %d has run %d, want %d", i, tomb.Run[0], want)
+		}
+	}
+	// Fewer than two parts' worth: one call with everything.
+	parts = nil
+	if n, err := strata.TombstonesInParts(ctx, ts[:999], 2, 500, remove); err != nil || n != 999 || len(parts) != 1 {
+		t.Fatalf("999 tombstones: %d removed in %d parts, %v", n, len(parts), err)
+	}
 }

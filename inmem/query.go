@@ -186,7 +186,8 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 	}
 	now := strata.Timestamp(s.now())
 	n := 0
-	for _, t := range ts {
+	for k := len(ts) - 1; k >= 0; k-- { // the last of an event's tombstones wins
+		t := ts[k]
 		i, ok := s.ids[t.EventID]
 		if !ok {
 			continue

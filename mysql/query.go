@@ -287,13 +287,23 @@ func filterTenant(evs []strata.Event, tenant string) []strata.Event {
 	return out
 }
 
-// TombstoneEvents implements strata.RetentionStore: one transaction per batch of three
-// statements whatever its size (at most strata.MaxTombstoneBatch events, 4 placeholders
-// each, within MySQL's 65,535): a locking read of the batch's rows that are neither held
-// nor tombstoned, one multi-row insert of their tombstones, and one UPDATE ... WHERE id IN
-// per distinct tenant (usually one). It locks only the batch's rows, by events_id (appends
-// insert new rows and never wait for them), and the update changes no indexed column, so
-// InnoDB rewrites only the clustered record.
+// tombstoneParts is how many transactions TombstoneEvents runs at once, on as many pooled
+// connections, for a batch of at least tombstonePartMin events a part: a statement runs on one
+// server thread, and two parts remove a batch faster on two cores (see the PostgreSQL
+// backend's).
+const (
+	tombstoneParts   = 2
+	tombstonePartMin = 500
+)
+
+// TombstoneEvents implements strata.RetentionStore: a batch of fewer than 2×tombstonePartMin
+// events takes one transaction, a larger one is cut in tombstoneParts parts, each one
+// transaction, run at once. A transaction has three statements whatever its size (at most
+// strata.MaxTombstoneBatch events, 4 placeholders each, within MySQL's 65,535): a locking read
+// of the part's rows that are neither held nor tombstoned, one multi-row insert of their
+// tombstones, and one UPDATE ... WHERE id IN per distinct tenant (usually one). It locks only
+// the part's rows, by events_id (appends insert new rows and never wait for them), and the
+// update changes no indexed column, so InnoDB rewrites only the clustered record.
 func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int, error) {
 	const op = "tombstone events"
 	if s.isClosed() {
@@ -305,12 +315,19 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 	if len(ts) == 0 {
 		return 0, nil
 	}
+	n, err := strata.TombstonesInParts(ctx, ts, tombstoneParts, tombstonePartMin, s.tombstonePart)
+	if err != nil {
+		return n, s.fail(op, err)
+	}
+	return n, nil
+}
+
+// tombstonePart removes ts (one tombstone per event) in one transaction.
+func (s *Store) tombstonePart(ctx context.Context, ts []strata.Tombstone) (int, error) {
 	byID := make(map[uuid.UUID]strata.Tombstone, len(ts))
 	args := make([]any, 0, len(ts))
 	for _, t := range ts {
-		if _, dup := byID[t.EventID]; !dup {
-			args = append(args, t.EventID[:])
-		}
+		args = append(args, t.EventID[:])
 		byID[t.EventID] = t
 	}
 	n := 0
@@ -389,7 +406,7 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 		return nil
 	})
 	if err != nil {
-		return 0, s.fail(op, err)
+		return 0, err
 	}
 	return n, nil
 }

@@ -34,6 +34,7 @@ func (s suite) runQuery(t *testing.T) {
 		{"TemporalSnapshots", s.testTemporalSnapshots},
 		{"TombstonesAndLegalHolds", s.testTombstones},
 		{"TombstonesOfOddTenants", s.testTombstoneOddTenants},
+		{"LargeTombstoneBatchesAtOnce", s.testTombstoneLargeBatches},
 	})
 }
 
@@ -471,6 +472,94 @@ func (s suite) testTombstoneOddTenants(t *testing.T) {
 	cutoff := all[len(all)-1].RecordedAt.Add(time.Second)
 	if got, err := candidates(ctx, rs, strata.RetentionSelect{AnyTenant: true, RecordedBefore: cutoff, Limit: 100}); err != nil || len(got) != 0 {
 		t.Fatalf("candidates after tombstoning: %s, %v; want none", ids(got), err)
+	}
+}
+
+// testTombstoneLargeBatches removes batches large enough for a backend to cut in parts, of
+// plain, escaped and no tenants, with a held stream and repeated events, twice at once: every
+// event not held is removed exactly once, by the last of its tombstones in the call that
+// removed it, with its tenant's metadata alone; the held stream stays whole.
+func (s suite) testTombstoneLargeBatches(t *testing.T) {
+	ctx := testContext(t)
+	st, rs := capability[strata.RetentionStore](t, s)
+	const streams, perStream = 4, 600
+	tenants := []string{"acme", `q"uote`, "é", ""}
+	for i := range streams {
+		for from := 0; from < perStream; from += 300 {
+			evs := make([]strata.EventData, 300)
+			for j := range evs {
+				evs[j] = strata.EventData{Type: "T", Data: []byte(`{"n":1}`), Meta: strata.Metadata{Tenant: tenants[(from+j)%len(tenants)], Principal: "p"}}
+			}
+			mustAppend(t, ctx, st, certStream(i), strata.Any, evs...)
+		}
+	}
+	held := certStream(2)
+	if err := rs.PlaceLegalHold(ctx, strata.LegalHold{Stream: held, Reason: "case", HeldBy: "legal"}); err != nil {
+		t.Fatal(err)
+	}
+	all := allEvents(t, ctx, st)
+	runA, runB, runC := uuid.New(), uuid.New(), uuid.New()
+	var first, second []strata.Tombstone
+	for i, e := range all {
+		first = append(first, strata.Tombstone{EventID: e.ID, LeafHash: bytes.Repeat([]byte{1}, 32), Run: runA})
+		second = append(second, strata.Tombstone{EventID: all[len(all)-1-i].ID, LeafHash: bytes.Repeat([]byte{3}, 32), Run: runC})
+	}
+	// The first call names its first 100 events again at its end: those tombstones win.
+	for _, e := range all[:100] {
+		first = append(first, strata.Tombstone{EventID: e.ID, LeafHash: bytes.Repeat([]byte{2}, 32), Run: runB})
+	}
+	var (
+		wg     sync.WaitGroup
+		n      [2]int
+		errs   [2]error
+		calls  = [2][]strata.Tombstone{first, second}
+		starts = make(chan struct{})
+	)
+	for c := range calls {
+		wg.Go(func() {
+			<-starts
+			n[c], errs[c] = rs.TombstoneEvents(ctx, calls[c])
+		})
+	}
+	close(starts)
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatalf("tombstone at once: %v", err)
+	}
+	removable := (streams - 1) * perStream
+	if n[0]+n[1] != removable {
+		t.Fatalf("the two calls removed %d and %d events, want %d in all", n[0], n[1], removable)
+	}
+	byRun := map[uuid.UUID]int{}
+	after := allEvents(t, ctx, st)
+	for i, e := range after {
+		tomb, err := rs.Tombstone(ctx, e.ID)
+		if e.Stream == held {
+			if !errors.Is(err, strata.ErrNotFound) || !bytes.Equal(e.Data, all[i].Data) || !e.Meta.Equal(all[i].Meta) {
+				t.Fatalf("held event %d changed: %s %+v, tombstone %v", i, e.Data, e.Meta, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("tombstone of event %d: %v", i, err)
+		}
+		byRun[tomb.Run]++
+		if want := strata.TombstoneMeta(all[i].Meta); !bytes.Equal(e.Data, strata.TombstoneData) || !e.Meta.Equal(want) {
+			t.Fatalf("tombstoned event %d holds %s %+v, want %+v", i, e.Data, e.Meta, want)
+		}
+		wantRun, wantHash := runA, byte(1)
+		if i < 100 {
+			wantRun, wantHash = runB, 2
+		}
+		if tomb.Run == runC {
+			wantRun, wantHash = runC, 3
+		}
+		if tomb.Run != wantRun || !bytes.Equal(tomb.LeafHash, bytes.Repeat([]byte{wantHash}, 32)) {
+			t.Fatalf("event %d has the tombstone of run %s (leaf %x), want run %s", i, tomb.Run, tomb.LeafHash[:1], wantRun)
+		}
+	}
+	if byRun[runA]+byRun[runB] != n[0] || byRun[runC] != n[1] {
+		t.Fatalf("tombstones by run: %d + %d and %d, the calls reported %d and %d", byRun[runA], byRun[runB], byRun[runC], n[0], n[1])
 	}
 }
 
