@@ -1,8 +1,11 @@
 package strata
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -90,8 +93,10 @@ type LedgerStore interface {
 	LedgerLeaves(ctx context.Context, from uint64) iter.Seq2[LedgerLeaf, error]
 	// LedgerLeaf returns the leaf of an event, or a NotFound error when it has none.
 	LedgerLeaf(ctx context.Context, eventID uuid.UUID) (LedgerLeaf, error)
-	// SaveLedgerCheckpoint stores c, replacing the note of a stored checkpoint of the same
-	// size (to add cosignatures) and keeping its CreatedAt.
+	// SaveLedgerCheckpoint stores c. A stored checkpoint of the same size keeps its CreatedAt,
+	// and its note becomes MergeLedgerNotes of it and c's, atomically: a note of the same text
+	// adds or replaces signatures (cosignatures) and keeps the others, one of another text
+	// replaces the note.
 	SaveLedgerCheckpoint(ctx context.Context, c LedgerCheckpoint) error
 	// LedgerCheckpoints reads the checkpoints with a size greater than after, by size.
 	LedgerCheckpoints(ctx context.Context, after uint64) iter.Seq2[LedgerCheckpoint, error]
@@ -158,4 +163,112 @@ func LedgerLeafNotFound(op string, id uuid.UUID) error {
 // LedgerCheckpointNotFound returns the NotFound error of LatestLedgerCheckpoint.
 func LedgerCheckpointNotFound(op string) error {
 	return Errorf(NotFound, op, "the ledger has no checkpoint")
+}
+
+// MergeLedgerNotes returns the note that SaveLedgerCheckpoint stores when stored is the note
+// already stored at the checkpoint's size and incoming the one being saved. When both sign the
+// same checkpoint text, it is that text with stored's signatures in their order, those of a key
+// incoming signs replaced by incoming's (a key is a signature line's name and key hash),
+// followed by incoming's of other keys: a cosignature added meanwhile survives a sealer that
+// saves the same checkpoint again, and two witnesses that cosign at once both stay. Otherwise
+// it is incoming, which replaces stored whole.
+func MergeLedgerNotes(stored, incoming []byte) []byte {
+	text, sigs, ok := splitNote(stored)
+	newText, newSigs, newOK := splitNote(incoming)
+	if !ok || !newOK || string(text) != string(newText) {
+		return incoming
+	}
+	byKey := map[string][][]byte{}
+	var keys []string // incoming's, in order
+	for _, n := range newSigs {
+		k := noteSigKey(n)
+		if byKey[k] == nil {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], n)
+	}
+	out := append([]byte(nil), text...)
+	done := map[string]bool{}
+	for _, s := range sigs {
+		k := noteSigKey(s)
+		switch {
+		case byKey[k] == nil:
+			out = append(out, s...)
+		case !done[k]:
+			done[k] = true
+			out = append(out, bytes.Join(byKey[k], nil)...)
+		}
+	}
+	for _, k := range keys {
+		if !done[k] {
+			out = append(out, bytes.Join(byKey[k], nil)...)
+		}
+	}
+	return out
+}
+
+// splitNote cuts a signed note (C2SP signed-note) into its text, up to and with the blank line
+// that ends it, and its signature lines, each with its newline.
+func splitNote(n []byte) (text []byte, sigs [][]byte, ok bool) {
+	i := bytes.LastIndex(n, []byte("\n\n"))
+	if i < 0 || len(n) == 0 || n[len(n)-1] != '\n' {
+		return nil, nil, false
+	}
+	text, rest := n[:i+2], n[i+2:]
+	for len(rest) > 0 {
+		j := bytes.IndexByte(rest, '\n')
+		sigs, rest = append(sigs, rest[:j+1]), rest[j+1:]
+	}
+	return text, sigs, true
+}
+
+// noteSigKey is what tells a signature line's key: "— name base64" with the key hash in the
+// signature's first 4 bytes; a line that does not read so is its own key.
+func noteSigKey(line []byte) string {
+	f := strings.Fields(string(line))
+	if len(f) != 3 || f[0] != "—" {
+		return string(line)
+	}
+	sig, err := base64.StdEncoding.DecodeString(f[2])
+	if err != nil || len(sig) < 4 {
+		return string(line)
+	}
+	return f[1] + " " + string(sig[:4])
+}
+
+// SaveLedgerCheckpointMerged is SaveLedgerCheckpoint for a backend without a lock on the
+// checkpoint's row: it reads the stored note (load), merges c's into it with
+// MergeLedgerNotes, and stores the result with insert (false when a row of that size exists)
+// or swap (false when the stored note is no longer old), reading again when either lost a
+// race, at most a few times (then an Unavailable error).
+func SaveLedgerCheckpointMerged(ctx context.Context, op string, c LedgerCheckpoint,
+	load func(ctx context.Context, size uint64) (note []byte, found bool, err error),
+	insert func(ctx context.Context, c LedgerCheckpoint) (bool, error),
+	swap func(ctx context.Context, size uint64, old, note []byte) (bool, error)) error {
+	if err := ValidateLedgerCheckpoint(op, c); err != nil {
+		return err
+	}
+	for range 16 {
+		old, found, err := load(ctx, c.Size)
+		if err != nil {
+			return err
+		}
+		var done bool
+		if !found {
+			done, err = insert(ctx, c)
+		} else {
+			note := MergeLedgerNotes(old, c.Note)
+			if err := ValidateLedgerCheckpoint(op, LedgerCheckpoint{Size: c.Size, Note: note}); err != nil {
+				return err
+			}
+			if bytes.Equal(note, old) {
+				return nil
+			}
+			done, err = swap(ctx, c.Size, old, note)
+		}
+		if err != nil || done {
+			return err
+		}
+	}
+	return Errorf(Unavailable, op, "the checkpoint of size %d kept changing while it was saved; retry", c.Size)
 }

@@ -145,7 +145,11 @@ func (s *Store) SaveLedgerCheckpoint(ctx context.Context, c strata.LedgerCheckpo
 	})
 	c.Note = slices.Clone(c.Note)
 	if found {
-		cps[i].Note = c.Note
+		note := strata.MergeLedgerNotes(cps[i].Note, c.Note)
+		if err := strata.ValidateLedgerCheckpoint(op, strata.LedgerCheckpoint{Size: c.Size, Note: note}); err != nil {
+			return err
+		}
+		cps[i].Note = note
 		return nil
 	}
 	c.CreatedAt = strata.Timestamp(time.Now())

@@ -18,13 +18,11 @@ var _ strata.LedgerStore = (*Store)(nil)
 
 // The statements of the ledger (migration 0003).
 const (
-	sqlLedgerHead       = "SELECT size, position_commit, position_event FROM ledger_head WHERE id = 1"
-	sqlSetLedgerHead    = "UPDATE ledger_head SET size = ?, position_commit = ?, position_event = ? WHERE id = 1"
-	sqlLedgerLeafCols   = "leaf_index, event_id, position_commit, position_event, stream, version"
-	sqlLedgerLeafInsert = "INSERT INTO ledger_leaves (" + sqlLedgerLeafCols + ") VALUES "
-	sqlLedgerTileInsert = "INSERT INTO ledger_tiles (level, tile_index, data) VALUES "
-	sqlSaveLedgerCP     = "INSERT INTO ledger_checkpoints (size, note, created_at) VALUES (?, ?, UTC_TIMESTAMP(6))" +
-		" ON DUPLICATE KEY UPDATE note = VALUES(note)"
+	sqlLedgerHead        = "SELECT size, position_commit, position_event FROM ledger_head WHERE id = 1"
+	sqlSetLedgerHead     = "UPDATE ledger_head SET size = ?, position_commit = ?, position_event = ? WHERE id = 1"
+	sqlLedgerLeafCols    = "leaf_index, event_id, position_commit, position_event, stream, version"
+	sqlLedgerLeafInsert  = "INSERT INTO ledger_leaves (" + sqlLedgerLeafCols + ") VALUES "
+	sqlLedgerTileInsert  = "INSERT INTO ledger_tiles (level, tile_index, data) VALUES "
 	ledgerLeafChunk      = 1000
 	ledgerLeavesPage     = 5000
 	ledgerCheckpointPage = 100
@@ -203,10 +201,36 @@ func (s *Store) LedgerLeaf(ctx context.Context, eventID uuid.UUID) (strata.Ledge
 // SaveLedgerCheckpoint implements strata.LedgerStore.
 func (s *Store) SaveLedgerCheckpoint(ctx context.Context, c strata.LedgerCheckpoint) error {
 	const op = "save ledger checkpoint"
-	if err := strata.ValidateLedgerCheckpoint(op, c); err != nil {
-		return err
+	if s.isClosed() {
+		return strata.ClosedError(op)
 	}
-	return s.exec(ctx, op, sqlSaveLedgerCP, c.Size, c.Note)
+	err := strata.SaveLedgerCheckpointMerged(ctx, op, c,
+		func(ctx context.Context, size uint64) ([]byte, bool, error) {
+			var note []byte
+			err := s.db.QueryRowContext(ctx, "SELECT note FROM ledger_checkpoints WHERE size = ?", size).Scan(&note)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, false, nil
+			}
+			return note, err == nil, err
+		},
+		func(ctx context.Context, c strata.LedgerCheckpoint) (bool, error) {
+			// Affects no row when one of this size exists: the driver counts changed rows, not found ones.
+			return s.changed(ctx, "INSERT INTO ledger_checkpoints (size, note, created_at) VALUES (?, ?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE size = size", c.Size, c.Note)
+		},
+		func(ctx context.Context, size uint64, old, note []byte) (bool, error) {
+			return s.changed(ctx, "UPDATE ledger_checkpoints SET note = ? WHERE size = ? AND note = ?", note, size, old)
+		})
+	return s.fail(op, err)
+}
+
+// changed runs a statement that changes one row or none, and reports which.
+func (s *Store) changed(ctx context.Context, query string, args ...any) (bool, error) {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func scanCheckpoint(row interface{ Scan(...any) error }) (strata.LedgerCheckpoint, error) {

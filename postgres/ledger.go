@@ -203,11 +203,27 @@ func (s *Store) LedgerLeaf(ctx context.Context, eventID uuid.UUID) (strata.Ledge
 // SaveLedgerCheckpoint implements strata.LedgerStore.
 func (s *Store) SaveLedgerCheckpoint(ctx context.Context, c strata.LedgerCheckpoint) error {
 	const op = "save ledger checkpoint"
-	if err := strata.ValidateLedgerCheckpoint(op, c); err != nil {
+	if err := s.ledgerOpen(op); err != nil {
 		return err
 	}
-	return s.exec(ctx, op, s.lq(`INSERT INTO {schema}.ledger_checkpoints (size, note) VALUES ($1, $2)
-		ON CONFLICT (size) DO UPDATE SET note = excluded.note`), int64(c.Size), c.Note)
+	err := strata.SaveLedgerCheckpointMerged(ctx, op, c,
+		func(ctx context.Context, size uint64) ([]byte, bool, error) {
+			var note []byte
+			err := s.pool.QueryRow(ctx, s.lq(`SELECT note FROM {schema}.ledger_checkpoints WHERE size = $1`), int64(size)).Scan(&note)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil, false, nil
+			}
+			return note, err == nil, err
+		},
+		func(ctx context.Context, c strata.LedgerCheckpoint) (bool, error) {
+			tag, err := s.pool.Exec(ctx, s.lq(`INSERT INTO {schema}.ledger_checkpoints (size, note) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING`), int64(c.Size), c.Note)
+			return tag.RowsAffected() == 1, err
+		},
+		func(ctx context.Context, size uint64, old, note []byte) (bool, error) {
+			tag, err := s.pool.Exec(ctx, s.lq(`UPDATE {schema}.ledger_checkpoints SET note = $3 WHERE size = $1 AND note = $2`), int64(size), old, note)
+			return tag.RowsAffected() == 1, err
+		})
+	return s.fail(op, err)
 }
 
 func scanCheckpoint(row pgx.Row) (strata.LedgerCheckpoint, error) {

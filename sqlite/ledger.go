@@ -25,7 +25,6 @@ const (
 	sqlLedgerTile    = `INSERT INTO ledger_tiles (level, tile_index, data) VALUES (?, ?, ?)
 		ON CONFLICT (level, tile_index) DO UPDATE SET data = excluded.data`
 	sqlLedgerLeafCols  = `leaf_index, event_id, position_commit, position_event, stream, version`
-	sqlSaveLedgerCP    = `INSERT INTO ledger_checkpoints (size, note, created_at) VALUES (?, ?, ?) ON CONFLICT (size) DO UPDATE SET note = excluded.note`
 	sqlLedgerCPs       = `SELECT size, note, created_at FROM ledger_checkpoints WHERE size > ? ORDER BY size LIMIT ?`
 	sqlLatestLedgerCP  = `SELECT size, note, created_at FROM ledger_checkpoints ORDER BY size DESC LIMIT 1`
 	ledgerLeafChunk    = 500 // rows per INSERT: 3,000 parameters
@@ -252,10 +251,46 @@ func (s *Store) SaveLedgerCheckpoint(ctx context.Context, c strata.LedgerCheckpo
 	if err := s.checkOpen(op); err != nil {
 		return err
 	}
-	if err := strata.ValidateLedgerCheckpoint(op, c); err != nil {
-		return err
+	err := strata.SaveLedgerCheckpointMerged(ctx, op, c,
+		func(ctx context.Context, size uint64) ([]byte, bool, error) {
+			var note []byte
+			err := s.r.QueryRowContext(ctx, `SELECT note FROM ledger_checkpoints WHERE size = ?`, int64(size)).Scan(&note)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, false, nil
+			}
+			return note, err == nil, err
+		},
+		func(ctx context.Context, c strata.LedgerCheckpoint) (bool, error) {
+			return s.changed(ctx, `INSERT INTO ledger_checkpoints (size, note, created_at) VALUES (?, ?, ?) ON CONFLICT (size) DO NOTHING`,
+				int64(c.Size), c.Note, strata.Timestamp(time.Now()).UnixMicro())
+		},
+		func(ctx context.Context, size uint64, old, note []byte) (bool, error) {
+			return s.changed(ctx, `UPDATE ledger_checkpoints SET note = ? WHERE size = ? AND note = ?`, note, int64(size), old)
+		})
+	if err != nil {
+		var se *strata.Error
+		if errors.As(err, &se) {
+			return err
+		}
+		return s.failWrite(ctx, op, err)
 	}
-	return s.exec(ctx, op, sqlSaveLedgerCP, int64(c.Size), c.Note, strata.Timestamp(time.Now()).UnixMicro())
+	return nil
+}
+
+// changed runs a statement that changes one row or none on the write connection, and reports
+// which.
+func (s *Store) changed(ctx context.Context, query string, args ...any) (bool, error) {
+	w := s.wr
+	if err := w.acquire(ctx, s.closed); err != nil {
+		return false, err
+	}
+	defer w.release()
+	res, err := w.conn.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func scanCheckpoint(sc interface{ Scan(...any) error }) (strata.LedgerCheckpoint, error) {

@@ -4,15 +4,19 @@
 package ledgertest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"iter"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/strata-events/strata"
 	"github.com/strata-events/strata/ledger"
@@ -246,6 +250,91 @@ func Run(t *testing.T, newStore NewStore) {
 			t.Fatalf("seal again: %d, %v", n, err)
 		}
 	})
+	t.Run("CosignaturesAtOnceAllStay", func(t *testing.T) {
+		t.Parallel()
+		testCosignaturesAtOnce(t, newStore)
+	})
+}
+
+// testCosignaturesAtOnce has eight witnesses cosign the latest checkpoint at once, each reading
+// it, cosigning and saving it back as strata cosign does, then a sealer save the same
+// checkpoint again, as a second sealer would: every cosignature stays, and a witness that
+// cosigns again replaces its own.
+func testCosignaturesAtOnce(t *testing.T, newStore NewStore) {
+	ctx := testContext(t)
+	f := newFixture(t, newStore)
+	ls := f.st.(strata.LedgerStore)
+	const witnesses = 8
+	var vkeys []string
+	var signers []note.Signer
+	for i := range witnesses {
+		skey, vkey, err := ledger.GenerateWitnessKey(rand.Reader, fmt.Sprintf("witness-%d.example", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := ledger.NewWitnessSigner(skey, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vkeys, signers = append(vkeys, vkey), append(signers, w)
+	}
+	logOnly, err := ls.LatestLedgerCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosign := func(w note.Signer) error {
+		cp, err := ls.LatestLedgerCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		if cp.Note, err = ledger.Cosign(cp.Note, f.policy.Log, w); err != nil {
+			return err
+		}
+		return ls.SaveLedgerCheckpoint(ctx, cp)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, witnesses)
+	start := make(chan struct{})
+	for i, w := range signers {
+		wg.Go(func() {
+			<-start
+			errs[i] = cosign(w)
+		})
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("cosign at once: %v", err)
+	}
+	// A second sealer saves the checkpoint it signed, without the cosignatures.
+	if err := ls.SaveLedgerCheckpoint(ctx, logOnly); err != nil {
+		t.Fatal(err)
+	}
+	if err := cosign(signers[0]); err != nil {
+		t.Fatalf("cosign again: %v", err)
+	}
+	cp, err := ls.LatestLedgerCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.policy
+	p.Witnesses, p.Quorum = nil, witnesses
+	for _, v := range vkeys {
+		wv, err := ledger.NewWitnessVerifier(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Witnesses = append(p.Witnesses, wv)
+	}
+	if _, cosigned, err := ledger.OpenCheckpoint(cp.Note, p); err != nil || len(cosigned) != witnesses {
+		t.Fatalf("the checkpoint after %d witnesses cosigned at once holds %d cosignatures (%v), want all:\n%s", witnesses, len(cosigned), err, cp.Note)
+	}
+	if n := bytes.Count(cp.Note, []byte("\n— ")); n != witnesses+1 {
+		t.Fatalf("the checkpoint holds %d signatures, want the log's and one per witness:\n%s", n, cp.Note)
+	}
+	if !bytes.HasPrefix(cp.Note, logOnly.Note) {
+		t.Fatalf("the log's signed checkpoint changed:\n%s\nwas\n%s", cp.Note, logOnly.Note)
+	}
 }
 
 // testLateCommit seals while the append with the lower position is still open (the lost
