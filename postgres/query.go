@@ -268,8 +268,10 @@ var (
 )
 
 // retentionLive is the predicate of events_retention_idx (migration 0006), exactly: the
-// planner uses the partial index only for a query that repeats it.
-const retentionLive = `(data <> '\x6e756c6c'::bytea OR (meta IS NOT NULL AND (tenant IS NULL OR length(meta) <> length(tenant) + 13)))`
+// planner uses the partial index only for a query that repeats it. Its bytea constant is an E'...'
+// literal, the same constant as the migration's '\x6e756c6c' but read the same whatever
+// standard_conforming_strings a connection has (off, '\x6e' is a string escape).
+const retentionLive = `(data <> E'\\x6e756c6c'::bytea OR (meta IS NOT NULL AND (tenant IS NULL OR length(meta) <> length(tenant) + 13)))`
 
 // RetentionCandidates implements strata.RetentionStore: a walk of events_retention_idx in
 // (recorded_at, tx, seq) order from the cursor to the cutoff. The index holds only events that
@@ -423,10 +425,12 @@ SELECT (SELECT count(*) FROM upd), array(SELECT id FROM sel WHERE tenant IS NOT 
 
 // tombstoneMetaOf is the metadata a tombstoned event of the events row r keeps: NULL without a
 // tenant; for a plain tenant, {"tenant":"..."} made in SQL; else the metadata $7 holds for
-// the tenant in $6, NULL if $6 does not hold it.
+// the tenant in $6, NULL if $6 does not hold it. Its bytea constants are E'...' literals, read the
+// same whatever standard_conforming_strings a connection has (a pool of WithPool may have it
+// off, which made '\x7b22...' the bytes "{22...").
 func tombstoneMetaOf(r string) string {
 	return `CASE WHEN ` + r + `.tenant IS NULL THEN NULL
-		WHEN rtrim(encode(` + r + `.tenant, 'escape'), $5::text) = '' THEN '\x7b2274656e616e74223a22'::bytea || ` + r + `.tenant || '\x227d'::bytea
+		WHEN rtrim(encode(` + r + `.tenant, 'escape'), $5::text) = '' THEN E'\\x7b2274656e616e74223a22'::bytea || ` + r + `.tenant || E'\\x227d'::bytea
 		ELSE ($7::bytea[])[array_position($6::bytea[], ` + r + `.tenant)] END`
 }
 
