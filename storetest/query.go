@@ -35,6 +35,7 @@ func (s suite) runQuery(t *testing.T) {
 		{"TombstonesAndLegalHolds", s.testTombstones},
 		{"TombstonesOfOddTenants", s.testTombstoneOddTenants},
 		{"LargeTombstoneBatchesAtOnce", s.testTombstoneLargeBatches},
+		{"RepeatedTombstonesLastWins", s.testTombstoneRepeated},
 	})
 }
 
@@ -560,6 +561,50 @@ func (s suite) testTombstoneLargeBatches(t *testing.T) {
 	}
 	if byRun[runA]+byRun[runB] != n[0] || byRun[runC] != n[1] {
 		t.Fatalf("tombstones by run: %d + %d and %d, the calls reported %d and %d", byRun[runA], byRun[runB], byRun[runC], n[0], n[1])
+	}
+}
+
+// testTombstoneRepeated removes, in one call and so without a race deciding, a batch large
+// enough for a backend to cut in parts in which some events are named twice, in either half:
+// each is removed once, with the last of its tombstones.
+func (s suite) testTombstoneRepeated(t *testing.T) {
+	ctx := testContext(t)
+	st, rs := capability[strata.RetentionStore](t, s)
+	const events = 1200
+	for from := 0; from < events; from += 300 {
+		evs := make([]strata.EventData, 300)
+		for j := range evs {
+			evs[j] = strata.EventData{Type: "T", Data: []byte(`{"n":1}`), Meta: strata.Metadata{Tenant: "acme"}}
+		}
+		mustAppend(t, ctx, st, certStream(0), strata.Any, evs...)
+	}
+	all := allEvents(t, ctx, st)
+	runA, runB := uuid.New(), uuid.New()
+	var ts []strata.Tombstone
+	for _, e := range all {
+		ts = append(ts, strata.Tombstone{EventID: e.ID, LeafHash: bytes.Repeat([]byte{1}, 32), Run: runA})
+	}
+	again := func(i int) bool { return i%7 == 0 }
+	for i, e := range all {
+		if again(i) {
+			ts = append(ts, strata.Tombstone{EventID: e.ID, LeafHash: bytes.Repeat([]byte{2}, 32), Run: runB})
+		}
+	}
+	if n, err := rs.TombstoneEvents(ctx, ts); err != nil || n != events {
+		t.Fatalf("tombstone %d events named %d times: %d, %v", events, len(ts), n, err)
+	}
+	for i, e := range all {
+		tomb, err := rs.Tombstone(ctx, e.ID)
+		if err != nil {
+			t.Fatalf("tombstone of event %d: %v", i, err)
+		}
+		wantRun, wantHash := runA, byte(1)
+		if again(i) {
+			wantRun, wantHash = runB, 2
+		}
+		if tomb.Run != wantRun || !bytes.Equal(tomb.LeafHash, bytes.Repeat([]byte{wantHash}, 32)) {
+			t.Fatalf("event %d has the tombstone of run %s (leaf %x), want run %s", i, tomb.Run, tomb.LeafHash[:1], wantRun)
+		}
 	}
 }
 
