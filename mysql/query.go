@@ -330,8 +330,9 @@ func (s *Store) tombstonePart(ctx context.Context, ts []strata.Tombstone) (int, 
 		args = append(args, t.EventID[:])
 		byID[t.EventID] = t
 	}
-	n := 0
-	err := s.inTx(ctx, func(c *sql.Conn) error {
+	var n int
+	tx := func(c *sql.Conn) error {
+		n = 0
 		// A tenant of up to 200 bytes is the tenant column itself (see tenantKey): only the
 		// metadata of a longer one is read, to find its tenant.
 		rows, err := c.QueryContext(ctx, `SELECT id, tenant, IF(LENGTH(tenant) > 200, meta, NULL), stream FROM events e WHERE id IN (?`+strings.Repeat(`, ?`, len(args)-1)+`)
@@ -404,7 +405,19 @@ func (s *Store) tombstonePart(ctx context.Context, ts []strata.Tombstone) (int, 
 		}
 		n = k
 		return nil
-	})
+	}
+	err := s.inTx(ctx, tx)
+	// In READ COMMITTED the locking read waits for an event's row locked by another call and
+	// then reads the row anew, but its NOT EXISTS reads the tombstones as the statement began:
+	// a tombstone that call committed meanwhile is not seen, and the insert finds it (Duplicate
+	// entry). The transaction runs again, its read after that commit; each run again follows
+	// another call's progress.
+	for range 4 {
+		if !isMySQLError(err, errDupEntry) {
+			break
+		}
+		err = s.inTx(ctx, tx)
+	}
 	if err != nil {
 		return 0, err
 	}
