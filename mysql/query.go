@@ -298,10 +298,11 @@ const (
 
 // TombstoneEvents implements strata.RetentionStore: a batch of fewer than 2×tombstonePartMin
 // events takes one transaction, a larger one is cut in tombstoneParts parts, each one
-// transaction, run at once. A transaction has three statements whatever its size (at most
+// transaction, run at once. A transaction has four statements whatever its size (at most
 // strata.MaxTombstoneBatch events, 4 placeholders each, within MySQL's 65,535): a locking read
 // of the part's rows that are neither held nor tombstoned, one multi-row insert of their
-// tombstones, and one UPDATE ... WHERE id IN per distinct tenant (usually one). It locks only
+// tombstones, one DELETE of their streams' temporal snapshots, and one UPDATE ... WHERE id IN
+// per distinct tenant (usually one). It locks only
 // the part's rows, by events_id (appends insert new rows and never wait for them), and the
 // update changes no indexed column, so InnoDB rewrites only the clustered record.
 func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int, error) {

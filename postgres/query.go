@@ -412,7 +412,8 @@ var tombstoneEvents = `WITH sel AS MATERIALIZED (
 	-- The streams' temporal snapshots hold states folded from the removed payloads (a cache:
 	-- dropping those of a stream whose events were all left costs a rebuild only). They are
 	-- locked in key order, as the tombstones in ID order, after them (the main query reads
-	-- ins, and snaps runs once it is done): two statements at once never deadlock.
+	-- upd, which reads ins, and snaps runs once it is done): two statements at once never
+	-- deadlock.
 	DELETE FROM {schema}.temporal_snapshots s WHERE (s.stream, s.model, s.version) IN (
 		SELECT l.stream, l.model, l.version FROM {schema}.temporal_snapshots l
 		WHERE l.stream IN (SELECT stream FROM sel) ORDER BY l.stream, l.model, l.version FOR UPDATE)

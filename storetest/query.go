@@ -499,6 +499,18 @@ func (s suite) testTombstoneLargeBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := allEvents(t, ctx, st)
+	// Temporal snapshots of every stream, which the parts of both calls delete at once.
+	tss, snapshots := st.(strata.TemporalSnapshotStore)
+	at := all[len(all)-1].RecordedAt
+	for i := range streams {
+		for _, model := range []string{"m/1", "m/2", "m/3"} {
+			for v := int64(100); v <= perStream && snapshots; v += 100 {
+				if err := tss.SaveTemporalSnapshot(ctx, strata.TemporalSnapshot{Stream: certStream(i), Model: model, Version: v, RecordedUpTo: at, OccurredUpTo: at, Data: []byte("{}")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
 	runA, runB, runC := uuid.New(), uuid.New(), uuid.New()
 	var first, second []strata.Tombstone
 	for i, e := range all {
@@ -561,6 +573,20 @@ func (s suite) testTombstoneLargeBatches(t *testing.T) {
 	}
 	if byRun[runA]+byRun[runB] != n[0] || byRun[runC] != n[1] {
 		t.Fatalf("tombstones by run: %d + %d and %d, the calls reported %d and %d", byRun[runA], byRun[runB], byRun[runC], n[0], n[1])
+	}
+	for i := range streams {
+		for _, model := range []string{"m/1", "m/2", "m/3"} {
+			if !snapshots {
+				break
+			}
+			_, err := tss.TemporalSnapshotAt(ctx, certStream(i), model, at, time.Time{})
+			if certStream(i) == held && err != nil {
+				t.Fatalf("a temporal snapshot of the held stream: %v", err)
+			}
+			if certStream(i) != held && !errors.Is(err, strata.ErrNotFound) {
+				t.Fatalf("a temporal snapshot of %s (%s) after its events were removed: %v, want NotFound", certStream(i), model, err)
+			}
+		}
 	}
 }
 
