@@ -7,6 +7,8 @@ import (
 	"iter"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -170,8 +172,10 @@ func LedgerCheckpointNotFound(op string) error {
 // same checkpoint text, it is that text with stored's signatures in their order, those of a key
 // incoming signs replaced by incoming's (a key is a signature line's name and key hash),
 // followed by incoming's of other keys: a cosignature added meanwhile survives a sealer that
-// saves the same checkpoint again, and two witnesses that cosign at once both stay. Otherwise
-// it is incoming, which replaces stored whole.
+// saves the same checkpoint again, and two witnesses that cosign at once both stay. A stored
+// line that note.Open would refuse (it then opens no signature of the note at all) does not
+// stay, so that a save can mend a note a bad line broke. Otherwise it is incoming, which
+// replaces stored whole.
 func MergeLedgerNotes(stored, incoming []byte) []byte {
 	text, sigs, ok := splitNote(stored)
 	newText, newSigs, newOK := splitNote(incoming)
@@ -181,7 +185,7 @@ func MergeLedgerNotes(stored, incoming []byte) []byte {
 	byKey := map[string][][]byte{}
 	var keys []string // incoming's, in order
 	for _, n := range newSigs {
-		k := noteSigKey(n)
+		k, _ := noteSigKey(n)
 		if byKey[k] == nil {
 			keys = append(keys, k)
 		}
@@ -190,8 +194,11 @@ func MergeLedgerNotes(stored, incoming []byte) []byte {
 	out := append([]byte(nil), text...)
 	done := map[string]bool{}
 	for _, s := range sigs {
-		k := noteSigKey(s)
+		k, ok := noteSigKey(s)
 		switch {
+		case !ok:
+			// Dropped: kept, it would make the note fail to open for good, as no later save
+			// of the same text could remove it.
 		case byKey[k] == nil:
 			out = append(out, s...)
 		case !done[k]:
@@ -222,18 +229,21 @@ func splitNote(n []byte) (text []byte, sigs [][]byte, ok bool) {
 	return text, sigs, true
 }
 
-// noteSigKey is what tells a signature line's key: "— name base64" with the key hash in the
-// signature's first 4 bytes; a line that does not read so is its own key.
-func noteSigKey(line []byte) string {
-	f := strings.Fields(string(line))
-	if len(f) != 3 || f[0] != "—" {
-		return string(line)
+// noteSigKey is what tells a signature line's key, read as note.Open reads it: "— name base64"
+// with the key hash in the signature's first 4 bytes. ok is false for a line note.Open refuses
+// (which makes it refuse the whole note); such a line is its own key.
+func noteSigKey(line []byte) (key string, ok bool) {
+	rest, hasPrefix := strings.CutPrefix(string(line), "— ")
+	rest, hasNL := strings.CutSuffix(rest, "\n")
+	if !hasPrefix || !hasNL || !utf8.ValidString(rest) || strings.ContainsFunc(rest, func(r rune) bool { return r < 0x20 }) {
+		return string(line), false
 	}
-	sig, err := base64.StdEncoding.DecodeString(f[2])
-	if err != nil || len(sig) < 4 {
-		return string(line)
+	name, b64, _ := strings.Cut(rest, " ")
+	sig, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || b64 == "" || len(sig) < 5 || name == "" || strings.ContainsFunc(name, unicode.IsSpace) || strings.Contains(name, "+") {
+		return string(line), false
 	}
-	return f[1] + " " + string(sig[:4])
+	return name + " " + string(sig[:4]), true
 }
 
 // SaveLedgerCheckpointMerged is SaveLedgerCheckpoint for a backend without a lock on the

@@ -30,6 +30,12 @@ func TestMergeLedgerNotes(t *testing.T) {
 		{"a stored note that does not parse is replaced", "garbage", text + log, text + log},
 		{"an incoming note that does not parse replaces", text + log, "garbage", "garbage"},
 		{"a line that is no signature is its own key", text + log + "— odd\n", text + log + "— odd\n" + w1, text + log + "— odd\n" + w1},
+		// note.Open refuses a note with a line it cannot read, so such a stored line would
+		// break the note for good: a save of the same text drops it.
+		{"a stored line that is no signature goes", text + log + "junk\n" + w1, text + log, text + log + w1},
+		{"a stored line note.Open refuses goes", text + log + "— w2 !!\n" + w1 + "— w3\x01 AAAAAAA=\n", text + log + w2, text + log + w1 + w2},
+		// note.Open reads "— w1  base64" (two spaces) as a bad line, not as w1's: w1's stays.
+		{"a bad line does not replace a witness's", text + log + w1, text + log + strings.Replace(w1b, "w1 ", "w1  ", 1), text + log + w1 + strings.Replace(w1b, "w1 ", "w1  ", 1)},
 	}
 	for _, c := range cases {
 		if got := strata.MergeLedgerNotes([]byte(c.stored), []byte(c.incoming)); string(got) != c.want {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -254,6 +255,50 @@ func Run(t *testing.T, newStore NewStore) {
 		t.Parallel()
 		testCosignaturesAtOnce(t, newStore)
 	})
+	t.Run("ABadLineDoesNotStay", func(t *testing.T) {
+		t.Parallel()
+		testBadLineMended(t, newStore)
+	})
+}
+
+// testBadLineMended saves the latest checkpoint with a line note.Open refuses, which breaks the
+// whole note (no signature of it opens, and no witness can cosign it), then has a sealer save
+// the checkpoint again: the merge drops the bad line, and the note opens and takes a
+// cosignature again.
+func testBadLineMended(t *testing.T, newStore NewStore) {
+	ctx := testContext(t)
+	f := newFixture(t, newStore)
+	ls := f.st.(strata.LedgerStore)
+	logOnly, err := ls.LatestLedgerCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := logOnly
+	bad.Note = append(slices.Clone(logOnly.Note), "— not a signature\n"...)
+	if err := ls.SaveLedgerCheckpoint(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.SaveLedgerCheckpoint(ctx, logOnly); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := ls.LatestLedgerCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ledger.OpenCheckpoint(cp.Note, f.policy); err != nil {
+		t.Fatalf("the checkpoint saved again after a bad line does not open (%v):\n%s", err, cp.Note)
+	}
+	skey, _, err := ledger.GenerateWitnessKey(rand.Reader, "witness.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := ledger.NewWitnessSigner(skey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ledger.Cosign(cp.Note, f.policy.Log, w); err != nil {
+		t.Fatalf("cosign the checkpoint saved again after a bad line: %v", err)
+	}
 }
 
 // testCosignaturesAtOnce has eight witnesses cosign the latest checkpoint at once, each reading
