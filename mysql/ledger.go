@@ -214,23 +214,16 @@ func (s *Store) SaveLedgerCheckpoint(ctx context.Context, c strata.LedgerCheckpo
 			return note, err == nil, err
 		},
 		func(ctx context.Context, c strata.LedgerCheckpoint) (bool, error) {
-			// Affects no row when one of this size exists: the driver counts changed rows, not found ones.
-			return s.changed(ctx, "INSERT INTO ledger_checkpoints (size, note, created_at) VALUES (?, ?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE size = size", c.Size, c.Note)
+			// Affects no row when one of this size exists: the driver counts changed rows, not
+			// found ones (sessionConfig turns clientFoundRows off). execRows retries deadlocks.
+			n, err := s.execRows(ctx, op, "INSERT INTO ledger_checkpoints (size, note, created_at) VALUES (?, ?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE size = size", c.Size, c.Note)
+			return n == 1, err
 		},
 		func(ctx context.Context, size uint64, old, note []byte) (bool, error) {
-			return s.changed(ctx, "UPDATE ledger_checkpoints SET note = ? WHERE size = ? AND note = ?", note, size, old)
+			n, err := s.execRows(ctx, op, "UPDATE ledger_checkpoints SET note = ? WHERE size = ? AND note = ?", note, size, old)
+			return n == 1, err
 		})
 	return s.fail(op, err)
-}
-
-// changed runs a statement that changes one row or none, and reports which.
-func (s *Store) changed(ctx context.Context, query string, args ...any) (bool, error) {
-	res, err := s.db.ExecContext(ctx, query, args...)
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
 }
 
 func scanCheckpoint(row interface{ Scan(...any) error }) (strata.LedgerCheckpoint, error) {

@@ -218,6 +218,9 @@ func sessionConfig(cfg *mysqldrv.Config, isolationVar string) *mysqldrv.Config {
 	cfg.InterpolateParams = true // one round trip per statement; too large ones fall back to prepared statements
 	cfg.MaxAllowedPacket = 0     // ask the server
 	cfg.MultiStatements = false
+	// Rows affected counts the rows a statement changed, not those it found: SaveLedgerCheckpoint
+	// tells an INSERT ... ON DUPLICATE KEY UPDATE that found its row by it.
+	cfg.ClientFoundRows = false
 	cfg.Collation = "utf8mb4_bin"
 	params := map[string]string{}
 	for k, v := range cfg.Params {
