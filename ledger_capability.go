@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"iter"
+	"math/rand/v2"
 	"strings"
 	"time"
 	"unicode"
@@ -33,6 +34,9 @@ const (
 	MaxLedgerBatch = 100_000
 	// MaxLedgerNoteLen is the longest stored checkpoint note, in bytes.
 	MaxLedgerNoteLen = 64 << 10
+	// MaxLedgerNoteSignatures is the most signature lines a stored checkpoint note may hold:
+	// golang.org/x/mod/sumdb/note refuses to open a note with more, its log signature too.
+	MaxLedgerNoteSignatures = 100
 )
 
 // LedgerHead is how far the ledger has sealed the global log.
@@ -148,6 +152,9 @@ func ValidateLedgerCheckpoint(op string, c LedgerCheckpoint) error {
 	if len(c.Note) == 0 || len(c.Note) > MaxLedgerNoteLen {
 		return Errorf(Invalid, op, "checkpoint note of %d bytes, want 1-%d", len(c.Note), MaxLedgerNoteLen)
 	}
+	if _, sigs, ok := splitNote(c.Note); ok && len(sigs) > MaxLedgerNoteSignatures {
+		return Errorf(Invalid, op, "checkpoint note with %d signature lines (merged with the stored note's), more than the %d a verifier opens", len(sigs), MaxLedgerNoteSignatures)
+	}
 	return nil
 }
 
@@ -258,7 +265,18 @@ func SaveLedgerCheckpointMerged(ctx context.Context, op string, c LedgerCheckpoi
 	if err := ValidateLedgerCheckpoint(op, c); err != nil {
 		return err
 	}
-	for range 16 {
+	for attempt := range 16 {
+		if attempt > 0 {
+			// Another save came first: let it finish (saves of a checkpoint come in bursts,
+			// one per witness).
+			t := time.NewTimer(time.Duration(attempt)*time.Millisecond + rand.N(2*time.Millisecond))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
 		old, found, err := load(ctx, c.Size)
 		if err != nil {
 			return err

@@ -2,7 +2,9 @@ package strata_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -73,4 +75,34 @@ func FuzzMergeLedgerNotes(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLedgerNoteSignatureLimit(t *testing.T) {
+	const text = "ca.example/strata\n600\nAAAA\n\n"
+	note := func(from, to int) []byte {
+		n := text
+		for i := from; i < to; i++ {
+			n += sigLine(fmt.Sprintf("w%d", i), byte(i), "sig")
+		}
+		return []byte(n)
+	}
+	if err := strata.ValidateLedgerCheckpoint("save", strata.LedgerCheckpoint{Size: 600, Note: note(0, strata.MaxLedgerNoteSignatures)}); err != nil {
+		t.Fatalf("a note of %d signatures: %v", strata.MaxLedgerNoteSignatures, err)
+	}
+	if err := strata.ValidateLedgerCheckpoint("save", strata.LedgerCheckpoint{Size: 600, Note: note(0, strata.MaxLedgerNoteSignatures+1)}); strata.ErrorCode(err) != strata.Invalid {
+		t.Fatalf("a note of %d signatures: %v, want Invalid", strata.MaxLedgerNoteSignatures+1, err)
+	}
+	// A save whose merge with the stored note would pass the limit is refused, and the stored
+	// note stays as it was.
+	stored := note(0, strata.MaxLedgerNoteSignatures)
+	err := strata.SaveLedgerCheckpointMerged(context.Background(), "save", strata.LedgerCheckpoint{Size: 600, Note: note(strata.MaxLedgerNoteSignatures, strata.MaxLedgerNoteSignatures+1)},
+		func(context.Context, uint64) ([]byte, bool, error) { return stored, true, nil },
+		func(context.Context, strata.LedgerCheckpoint) (bool, error) {
+			t.Fatal("insert of a stored size")
+			return false, nil
+		},
+		func(_ context.Context, _ uint64, _, n []byte) (bool, error) { stored = n; return true, nil })
+	if strata.ErrorCode(err) != strata.Invalid || !bytes.Equal(stored, note(0, strata.MaxLedgerNoteSignatures)) {
+		t.Fatalf("a save past the limit: %v, the stored note now %d bytes", err, len(stored))
+	}
 }
