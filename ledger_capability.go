@@ -153,7 +153,7 @@ func ValidateLedgerCheckpoint(op string, c LedgerCheckpoint) error {
 		return Errorf(Invalid, op, "checkpoint note of %d bytes, want 1-%d", len(c.Note), MaxLedgerNoteLen)
 	}
 	if _, sigs, ok := splitNote(c.Note); ok && len(sigs) > MaxLedgerNoteSignatures {
-		return Errorf(Invalid, op, "checkpoint note with %d signature lines (merged with the stored note's), more than the %d a verifier opens", len(sigs), MaxLedgerNoteSignatures)
+		return Errorf(Invalid, op, "checkpoint note with %d signature lines (with the stored note's, when it merges with it), more than the %d a verifier opens", len(sigs), MaxLedgerNoteSignatures)
 	}
 	return nil
 }
@@ -257,7 +257,7 @@ func noteSigKey(line []byte) (key string, ok bool) {
 // checkpoint's row: it reads the stored note (load), merges c's into it with
 // MergeLedgerNotes, and stores the result with insert (false when a row of that size exists)
 // or swap (false when the stored note is no longer old), reading again when either lost a
-// race, at most a few times (then an Unavailable error).
+// race: 16 times at most, each after a little longer wait (then an Unavailable error).
 func SaveLedgerCheckpointMerged(ctx context.Context, op string, c LedgerCheckpoint,
 	load func(ctx context.Context, size uint64) (note []byte, found bool, err error),
 	insert func(ctx context.Context, c LedgerCheckpoint) (bool, error),
