@@ -261,11 +261,13 @@ func (s *Store) SaveLedgerCheckpoint(ctx context.Context, c strata.LedgerCheckpo
 			return note, err == nil, err
 		},
 		func(ctx context.Context, c strata.LedgerCheckpoint) (bool, error) {
-			return s.changed(ctx, `INSERT INTO ledger_checkpoints (size, note, created_at) VALUES (?, ?, ?) ON CONFLICT (size) DO NOTHING`,
+			n, err := s.execN(ctx, op, `INSERT INTO ledger_checkpoints (size, note, created_at) VALUES (?, ?, ?) ON CONFLICT (size) DO NOTHING`,
 				int64(c.Size), c.Note, strata.Timestamp(time.Now()).UnixMicro())
+			return n == 1, err
 		},
 		func(ctx context.Context, size uint64, old, note []byte) (bool, error) {
-			return s.changed(ctx, `UPDATE ledger_checkpoints SET note = ? WHERE size = ? AND note = ?`, note, int64(size), old)
+			n, err := s.execN(ctx, op, `UPDATE ledger_checkpoints SET note = ? WHERE size = ? AND note = ?`, note, int64(size), old)
+			return n == 1, err
 		})
 	if err != nil {
 		var se *strata.Error
@@ -275,22 +277,6 @@ func (s *Store) SaveLedgerCheckpoint(ctx context.Context, c strata.LedgerCheckpo
 		return s.failWrite(ctx, op, err)
 	}
 	return nil
-}
-
-// changed runs a statement that changes one row or none on the write connection, and reports
-// which.
-func (s *Store) changed(ctx context.Context, query string, args ...any) (bool, error) {
-	w := s.wr
-	if err := w.acquire(ctx, s.closed); err != nil {
-		return false, err
-	}
-	defer w.release()
-	res, err := w.conn.ExecContext(ctx, query, args...)
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
 }
 
 func scanCheckpoint(sc interface{ Scan(...any) error }) (strata.LedgerCheckpoint, error) {
