@@ -436,9 +436,10 @@ func tombstoneMetaOf(r string) string {
 }
 
 // plainTenant holds the bytes a tenant's text may consist of for its metadata to be written as
-// it is, {"tenant":"..."}: strata.Metadata's MarshalJSON escapes no other string. In the
-// escape format that tombstoneEvents reads tenants in, every other byte shows as itself too,
-// but for a backslash (doubled) and bytes from 0x80 (\nnn), neither of which is here.
+// it is, {"tenant":"..."}: strata.Metadata's MarshalJSON escapes a tenant of no other bytes.
+// tombstoneEvents reads a tenant through encode(tenant, 'escape'), which writes each of these
+// bytes as itself and every byte it escapes (NUL, a backslash, bytes from 0x80) with a
+// backslash, which is not here: rtrim by these bytes leaves nothing exactly of a plain tenant.
 var plainTenant = func() string {
 	var b []byte
 	for c := byte(0x20); c < 0x7f; c++ {
