@@ -27,6 +27,20 @@ func (downSink) Send(context.Context, []*transmit.Message) error {
 func (downSink) Close() error { return nil }
 
 // backlogOf scrapes the collector and returns the transmitter's backlog gauge.
+// runDownManager runs a transmit.Manager of cfg on st whose "down" sinks fail every send, until
+// stop cancels ctx (with cancel) and waits for it.
+func runDownManager(t *testing.T, ctx context.Context, cancel context.CancelFunc, st strata.Store, cfg transmit.Config) (m *transmit.Manager, stop func()) {
+	t.Helper()
+	m, err := transmit.NewManager(st, cfg, transmit.WithManagerLogger(slog.New(slog.DiscardHandler)),
+		transmit.WithSinks(map[string]transmit.SinkFactory{"down": func(context.Context, transmit.SinkConfig) (transmit.Sink, error) { return downSink{}, nil }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	return m, func() { cancel(); <-done }
+}
+
 func backlogOf(t *testing.T, c prometheus.Collector, name string) (float64, bool) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -74,14 +88,8 @@ func TestTransmitBacklogPastUnselectedEvents(t *testing.T) {
 	}
 	cfg := transmit.Config{Transmitters: []transmit.TransmitterConfig{{Name: "revocations", Type: "down",
 		Filter: hub.Spec{Types: []string{"CertificateRevoked"}}}}}
-	m, err := transmit.NewManager(st, cfg, transmit.WithManagerLogger(slog.New(slog.DiscardHandler)),
-		transmit.WithSinks(map[string]transmit.SinkFactory{"down": func(context.Context, transmit.SinkConfig) (transmit.Sink, error) { return downSink{}, nil }}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	m, stop := runDownManager(t, ctx, cancel, st, cfg)
+	defer stop()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		tr := m.Transmitters()["revocations"]
@@ -123,14 +131,8 @@ func TestTransmitBacklogScrapesShareACount(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := transmit.Config{Transmitters: []transmit.TransmitterConfig{{Name: "revocations", Type: "down"}}}
-	m, err := transmit.NewManager(st, cfg, transmit.WithManagerLogger(slog.New(slog.DiscardHandler)),
-		transmit.WithSinks(map[string]transmit.SinkFactory{"down": func(context.Context, transmit.SinkConfig) (transmit.Sink, error) { return downSink{}, nil }}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	m, stop := runDownManager(t, ctx, cancel, st, cfg)
+	defer stop()
 	for deadline := time.Now().Add(time.Minute); m.Transmitters()["revocations"] == nil; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the transmitter did not start")
