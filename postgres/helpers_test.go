@@ -44,8 +44,16 @@ func (e *env) open(opts ...postgres.Option) *postgres.Store {
 	return s
 }
 
-// exec runs SQL with the search path set to the env's schema.
+// exec runs SQL with the search path set to the env's schema, failing the test on an error.
 func (e *env) exec(sql string, args ...any) {
+	e.t.Helper()
+	if err := e.execErr(sql, args...); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// execErr runs SQL with the search path set to the env's schema and returns its error.
+func (e *env) execErr(sql string, args ...any) error {
 	e.t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, e.dsn)
@@ -56,9 +64,8 @@ func (e *env) exec(sql string, args ...any) {
 	if _, err := conn.Exec(ctx, "SET search_path TO "+pgx.Identifier{e.schema}.Sanitize()); err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		e.t.Fatalf("%s: %v", sql, err)
-	}
+	_, err = conn.Exec(ctx, sql, args...)
+	return err
 }
 
 // queryInt runs a query returning one integer, in the env's schema.

@@ -315,7 +315,7 @@ func (s *Store) RetentionCandidates(ctx context.Context, sel strata.RetentionSel
 	if p := storablePrefix(sel.ExcludePrefix); p != "" {
 		b.WriteString(` AND NOT starts_with(stream, ` + arg(p) + `::text)`)
 	}
-	b.WriteString(` AND NOT EXISTS (SELECT FROM {schema}.tombstones t WHERE t.event_id = e.id)
+	b.WriteString(` AND removed_leaf_hash IS NULL
 		AND NOT EXISTS (SELECT FROM {schema}.legal_holds h WHERE h.stream = e.stream)
 		ORDER BY recorded_at, tx, seq LIMIT ` + arg(sel.Limit))
 	var (
@@ -393,34 +393,29 @@ func storable(ss []string) []string {
 // sel finds each event once, through a LATERAL probe of events_id_key (LIMIT 1 keeps the
 // planner from flattening it into a join: a hash join it preferred for tables of some 10^5
 // events scanned the whole table for every batch, which took half of the statement's time at
-// 50k events and grows with the log), and leaves out events of a held stream. The insert skips
-// events tombstoned already (by another run meanwhile, too); the update blanks exactly the
-// rows it inserted tombstones for, each found by events_id_key. No step joins two lists of the
-// batch with each other, so no plan is quadratic in the batch whatever the planner estimates
-// for unnest (it assumes 10 rows) and for what follows from it (as little as 1).
+// 50k events and grows with the log), and leaves out events of a held stream. The update
+// blanks each row and stores its tombstone in it, skipping the rows tombstoned already (by
+// another run meanwhile, too: a statement that waited for a row's lock checks the row as the
+// other left it). It joins sel to events, which tombstonePart runs with nested loops only: an
+// index probe per event, whatever the planner estimates for unnest and the anti-join.
 var tombstoneEvents = `WITH sel AS MATERIALIZED (
 	SELECT t.id, t.leaf, t.run, e.stream, e.tenant, ` + tombstoneMetaOf("e") + ` AS meta
 	FROM unnest($1::uuid[], $2::bytea[], $3::uuid[]) AS t(id, leaf, run)
 	CROSS JOIN LATERAL (SELECT e.stream, e.tenant FROM {schema}.events e WHERE e.id = t.id LIMIT 1) e
 	WHERE NOT EXISTS (SELECT FROM {schema}.legal_holds h WHERE h.stream = e.stream)
-), ins AS (
-	INSERT INTO {schema}.tombstones (event_id, leaf_hash, run, removed_at)
-	SELECT id, leaf, run, now() FROM sel WHERE tenant IS NULL OR meta IS NOT NULL ORDER BY id
-	ON CONFLICT (event_id) DO NOTHING
-	RETURNING event_id
+), upd AS (
+	UPDATE {schema}.events e SET data = $4::bytea, meta = sel.meta,
+		removed_leaf_hash = sel.leaf, removed_run = sel.run, removed_at = now()
+	FROM sel WHERE e.id = sel.id AND e.removed_leaf_hash IS NULL AND (sel.tenant IS NULL OR sel.meta IS NOT NULL)
+	RETURNING 1
 ), snaps AS (
 	-- The streams' temporal snapshots hold states folded from the removed payloads (a cache:
 	-- dropping those of a stream whose events were all left costs a rebuild only). They are
-	-- locked in key order, as the tombstones in ID order, after them (the main query reads
-	-- upd, which reads ins, and snaps runs once it is done): two statements at once never
-	-- deadlock.
+	-- locked in key order, as the events in ID order, after them (snaps, which the main query
+	-- does not read, runs once the main query is done): two statements at once never deadlock.
 	DELETE FROM {schema}.temporal_snapshots s WHERE (s.stream, s.model, s.version) IN (
 		SELECT l.stream, l.model, l.version FROM {schema}.temporal_snapshots l
 		WHERE l.stream IN (SELECT stream FROM sel) ORDER BY l.stream, l.model, l.version FOR UPDATE)
-), upd AS (
-	UPDATE {schema}.events e SET data = $4::bytea, meta = ` + tombstoneMetaOf("e") + `
-	WHERE e.id IN (SELECT event_id FROM ins)
-	RETURNING 1
 )
 SELECT (SELECT count(*) FROM upd), array(SELECT id FROM sel WHERE tenant IS NOT NULL AND meta IS NULL)`
 
@@ -462,9 +457,10 @@ const (
 )
 
 // TombstoneEvents implements strata.RetentionStore: a batch of fewer than 2×tombstonePartMin
-// events takes one statement (see tombstonePart for a second one) that stores the tombstones
-// and blanks the rows, writing each row once and locking only those rows (appends insert new
-// rows and never wait for them); a larger one is cut in tombstoneParts parts, removed at once.
+// events takes one statement (see tombstonePart for a second one) that blanks the rows and
+// stores each tombstone in its row (migration 0012), writing each row once and locking only
+// those rows (appends insert new rows and never wait for them); a larger one is cut in
+// tombstoneParts parts, removed at once.
 // The blanked row version leaves events_retention_idx and, holding no metadata but the tenant,
 // the partial metadata search indexes: the update inserts into the other indexes only.
 func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int, error) {
@@ -505,15 +501,9 @@ func (s *Store) tombstonePart(ctx context.Context, ts []strata.Tombstone) (int, 
 	for _, t := range ts {
 		b.add(t)
 	}
-	var (
-		n    int
-		left [][16]byte
-	)
-	if err := s.pool.QueryRow(ctx, s.sq(tombstoneEvents), b.ids, b.hashes, b.runs, strata.TombstoneData, plainTenant, [][]byte{}, [][]byte{}).Scan(&n, &left); err != nil {
-		return 0, err
-	}
-	if len(left) == 0 {
-		return n, nil
+	n, left, err := s.tombstoneStatement(ctx, b, [][]byte{}, [][]byte{})
+	if err != nil || len(left) == 0 {
+		return n, err
 	}
 	byID := make(map[[16]byte]strata.Tombstone, len(ts))
 	for _, t := range ts {
@@ -528,14 +518,26 @@ func (s *Store) tombstonePart(ctx context.Context, ts []strata.Tombstone) (int, 
 	if err != nil {
 		return n, err
 	}
-	var more int
-	if err := s.pool.QueryRow(ctx, s.sq(tombstoneEvents), rest.ids, rest.hashes, rest.runs, strata.TombstoneData, plainTenant, tenants, metas).Scan(&more, &left); err != nil {
-		return n, err
+	more, left, err := s.tombstoneStatement(ctx, rest, tenants, metas)
+	if err == nil && len(left) > 0 {
+		err = fmt.Errorf("%d events were left although their tenants' metadata was given", len(left))
 	}
-	if len(left) > 0 {
-		return n + more, fmt.Errorf("%d events were left although their tenants' metadata was given", len(left))
+	return n + more, err
+}
+
+// tombstoneStatement runs tombstoneEvents on b, with the metadata of tenants not plain, in a
+// transaction whose joins are nested loops (see tombstoneEvents).
+func (s *Store) tombstoneStatement(ctx context.Context, b tombstoneBatch, tenants, metas [][]byte) (n int, left [][16]byte, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, s.sq(tombstoneEvents), b.ids, b.hashes, b.runs, strata.TombstoneData, plainTenant, tenants, metas).Scan(&n, &left)
+	})
+	if err != nil {
+		return 0, nil, err
 	}
-	return n + more, nil
+	return n, left, nil
 }
 
 // batchTenants returns the distinct tenants of the events ids and the metadata a tombstoned
@@ -564,7 +566,8 @@ func (s *Store) Tombstone(ctx context.Context, id uuid.UUID) (strata.Tombstone, 
 		return strata.Tombstone{}, strata.ClosedError(op)
 	}
 	t := strata.Tombstone{EventID: id}
-	err := s.pool.QueryRow(ctx, s.sq(`SELECT leaf_hash, run, removed_at FROM {schema}.tombstones WHERE event_id = $1`), id).Scan(&t.LeafHash, &t.Run, &t.RemovedAt)
+	err := s.pool.QueryRow(ctx, s.sq(`SELECT removed_leaf_hash, removed_run, removed_at FROM {schema}.events
+		WHERE id = $1 AND removed_leaf_hash IS NOT NULL`), id).Scan(&t.LeafHash, &t.Run, &t.RemovedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return strata.Tombstone{}, strata.TombstoneNotFound(op, id)
 	}

@@ -1,0 +1,23 @@
+-- strata schema, version 12: an event's tombstone is kept in its row. Retention rewrites the
+-- row of each event it removes anyway (data 'null', metadata its tenant's alone); the same
+-- write now stores the leaf hash the ledger sealed, the run that removed the payload and when.
+-- The tombstones table cost every removed event an insert and an entry in its primary key:
+-- a third of a retention batch's statement.
+--
+-- The constraint holds the three columns together and the hash at 32 bytes. It is NOT VALID
+-- so that the upgrade does not read the whole log under its lock: every row it would check
+-- has the three columns NULL, and the rows written from now on, the updates below included,
+-- are checked.
+ALTER TABLE events
+    ADD COLUMN removed_leaf_hash bytea,
+    ADD COLUMN removed_run       uuid,
+    ADD COLUMN removed_at        timestamptz,
+    ADD CONSTRAINT events_removed_check CHECK (
+        (removed_leaf_hash IS NULL) = (removed_run IS NULL)
+        AND (removed_run IS NULL) = (removed_at IS NULL)
+        AND length(removed_leaf_hash) = 32) NOT VALID;
+
+UPDATE events e SET removed_leaf_hash = t.leaf_hash, removed_run = t.run, removed_at = t.removed_at
+FROM tombstones t WHERE t.event_id = e.id;
+
+DROP TABLE tombstones;
