@@ -588,6 +588,24 @@ func (s suite) testTombstoneLargeBatches(t *testing.T) {
 			}
 		}
 	}
+	// The same call again removes nothing, and so leaves the snapshots saved since.
+	for i := range streams {
+		if snapshots {
+			if err := tss.SaveTemporalSnapshot(ctx, strata.TemporalSnapshot{Stream: certStream(i), Model: "m/1", Version: perStream, RecordedUpTo: at, OccurredUpTo: at, Data: []byte("{}")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, err := rs.TombstoneEvents(ctx, first); err != nil || n != 0 {
+		t.Fatalf("the first call again: %d, %v; want 0", n, err)
+	}
+	for i := range streams {
+		if snapshots {
+			if _, err := tss.TemporalSnapshotAt(ctx, certStream(i), "m/1", at, time.Time{}); err != nil {
+				t.Fatalf("the temporal snapshot of %s after a call that removed nothing: %v", certStream(i), err)
+			}
+		}
+	}
 }
 
 // testTombstoneRepeated removes, in one call and so without a race deciding, a batch large
