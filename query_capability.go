@@ -478,6 +478,12 @@ func ValidateLegalHold(op string, h LegalHold) error {
 // TombstoneMeta returns the metadata a tombstoned event keeps: its tenant.
 func TombstoneMeta(m Metadata) Metadata { return Metadata{Tenant: m.Tenant} }
 
+// TombstoneTenantBytes holds the bytes of a plain tenant: one whose tombstone metadata, as
+// [Metadata.MarshalJSON] writes it, is {"tenant":"<the tenant>"}, the tenant's bytes as they
+// are (printable ASCII and DEL, but for the five that JSON escapes: " \ < > &). A backend may
+// build such metadata in SQL, and must build that of any other tenant from MarshalJSON.
+const TombstoneTenantBytes = " !#$%'()*+,-./0123456789:;=?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f"
+
 // TombstoneNotFound returns the NotFound error of Tombstone.
 func TombstoneNotFound(op string, id uuid.UUID) error {
 	return Errorf(NotFound, op, "event %s has no tombstone", id)

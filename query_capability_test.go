@@ -119,3 +119,22 @@ func TestTombstonesInParts(t *testing.T) {
 		t.Fatalf("999 tombstones: %d removed in %d parts, %v", n, len(parts), err)
 	}
 }
+
+// TestTombstoneTenantBytes checks TombstoneTenantBytes against Metadata.MarshalJSON for every
+// byte: a tenant of one byte is written as it is exactly when the byte is in it, and so is a
+// tenant of all of them.
+func TestTombstoneTenantBytes(t *testing.T) {
+	asIs := func(tenant string) bool {
+		b, err := strata.Metadata{Tenant: tenant}.MarshalJSON()
+		return err == nil && string(b) == `{"tenant":"`+tenant+`"}`
+	}
+	for c := range 256 {
+		tenant := string([]byte{byte(c)})
+		if want := strings.Contains(strata.TombstoneTenantBytes, tenant); asIs(tenant) != want {
+			t.Errorf("byte %#02x: written as it is %v, in TombstoneTenantBytes %v", c, !want, want)
+		}
+	}
+	if !asIs(strata.TombstoneTenantBytes) {
+		t.Errorf("a tenant of all of TombstoneTenantBytes is not written as it is")
+	}
+}

@@ -385,7 +385,7 @@ func storable(ss []string) []string {
 }
 
 // tombstoneEvents is TombstoneEvents' one statement: $1 the event IDs and $2 their leaf
-// hashes, $3 the runs, $4 the tombstone data, $5 the plain bytes of a tenant (see plainTenant)
+// hashes, $3 the runs, $4 the tombstone data, $5 the plain bytes of a tenant (strata.TombstoneTenantBytes)
 // and $6 and $7 the metadata that events of other tenants keep, by tenant. It returns the
 // number of events it tombstoned and the IDs of the events it left for want of their tenant's
 // metadata in $7 (at most those of tenants not plain, which TombstoneEvents then passes).
@@ -423,30 +423,18 @@ var tombstoneEvents = `WITH sel AS MATERIALIZED (
 SELECT (SELECT count(*) FROM upd), array(SELECT id FROM sel WHERE tenant IS NOT NULL AND meta IS NULL)`
 
 // tombstoneMetaOf is the metadata a tombstoned event of the events row r keeps: NULL without a
-// tenant; for a plain tenant, {"tenant":"..."} made in SQL; else the metadata $7 holds for
-// the tenant in $6, NULL if $6 does not hold it. Its bytea constants are E'...' literals, read the
-// same whatever standard_conforming_strings a connection has (a pool of WithPool may have it
-// off, which made '\x7b22...' the bytes "{22...").
+// tenant; for a plain tenant (strata.TombstoneTenantBytes), {"tenant":"..."} made in SQL; else
+// the metadata $7 holds for the tenant in $6, NULL if $6 does not hold it. A tenant is read
+// through encode(tenant, 'escape'), which writes each plain byte as itself and every byte it
+// escapes (NUL, a backslash, bytes from 0x80) with a backslash, which is not plain: rtrim by
+// the plain bytes leaves nothing exactly of a plain tenant. The bytea constants are E'...'
+// literals, read the same whatever standard_conforming_strings a connection has (a pool of
+// WithPool may have it off, which made '\x7b22...' the bytes "{22...").
 func tombstoneMetaOf(r string) string {
 	return `CASE WHEN ` + r + `.tenant IS NULL THEN NULL
 		WHEN rtrim(encode(` + r + `.tenant, 'escape'), $5::text) = '' THEN E'\\x7b2274656e616e74223a22'::bytea || ` + r + `.tenant || E'\\x227d'::bytea
 		ELSE ($7::bytea[])[array_position($6::bytea[], ` + r + `.tenant)] END`
 }
-
-// plainTenant holds the bytes a tenant's text may consist of for its metadata to be written as
-// it is, {"tenant":"..."}: strata.Metadata's MarshalJSON escapes a tenant of no other bytes.
-// tombstoneEvents reads a tenant through encode(tenant, 'escape'), which writes each of these
-// bytes as itself and every byte it escapes (NUL, a backslash, bytes from 0x80) with a
-// backslash, which is not here: rtrim by these bytes leaves nothing exactly of a plain tenant.
-var plainTenant = func() string {
-	var b []byte
-	for c := byte(0x20); c < 0x7f; c++ {
-		if !strings.ContainsRune(`"\<>&`, rune(c)) {
-			b = append(b, c)
-		}
-	}
-	return string(b)
-}()
 
 // tombstoneParts is how many statements TombstoneEvents runs at once, on as many pooled
 // connections, for a batch of at least tombstonePartMin events a part. A statement runs on one
@@ -497,7 +485,7 @@ func (b *tombstoneBatch) add(t strata.Tombstone) {
 }
 
 // tombstonePart removes ts (one tombstone per event): the events of tenants whose metadata
-// tombstoneEvents writes itself in one statement, those of other tenants (see plainTenant) in
+// tombstoneEvents writes itself in one statement, those of other tenants (see strata.TombstoneTenantBytes) in
 // a second one, once their tenants are read; each statement is its own transaction.
 func (s *Store) tombstonePart(ctx context.Context, ts []strata.Tombstone) (int, error) {
 	var b tombstoneBatch
@@ -535,7 +523,7 @@ func (s *Store) tombstoneStatement(ctx context.Context, b tombstoneBatch, tenant
 		if _, err := tx.Exec(ctx, `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, s.sq(tombstoneEvents), b.ids, b.hashes, b.runs, strata.TombstoneData, plainTenant, tenants, metas).Scan(&n, &left)
+		return tx.QueryRow(ctx, s.sq(tombstoneEvents), b.ids, b.hashes, b.runs, strata.TombstoneData, strata.TombstoneTenantBytes, tenants, metas).Scan(&n, &left)
 	})
 	if err != nil {
 		return 0, nil, err

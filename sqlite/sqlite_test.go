@@ -691,6 +691,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	st.Close()
 	db := rawConn(t, path)
+	revertTombstonesInEvents(t, db) // the columns it adds to events stay when its table goes
 	drop := ""
 	for _, table := range tablesSince(t, 2) {
 		drop += "DROP TABLE " + table + "; "

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"strings"
+	"sync/atomic"
 
 	"github.com/strata-events/strata"
 )
@@ -34,8 +35,9 @@ var insertRows = [...]int{64, 16, 4, 1}
 // starts a goroutine per transaction and per query to watch its context, which cost about 10% of
 // a one-event append here.
 type writer struct {
-	db   *sql.DB
-	turn chan struct{} // holds a token while an append uses the connection
+	db      *sql.DB
+	turn    chan struct{} // holds a token while an append uses the connection
+	waiting atomic.Int32  // calls waiting for the turn
 
 	// Set by connect and cleared by discard, and used only by the holder of the turn.
 	conn                    *sql.Conn
@@ -57,10 +59,10 @@ func newWriter(db *sql.DB) *writer {
 func (w *writer) acquire(ctx context.Context, closed <-chan struct{}) error {
 	select {
 	case w.turn <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-closed:
-		return errStoreClosed
+	default:
+		if err := w.wait(ctx, closed); err != nil {
+			return err
+		}
 	}
 	if w.closed {
 		w.release()
@@ -75,7 +77,24 @@ func (w *writer) acquire(ctx context.Context, closed <-chan struct{}) error {
 	return nil
 }
 
+// wait waits for the writer's turn, counted in waiting meanwhile.
+func (w *writer) wait(ctx context.Context, closed <-chan struct{}) error {
+	w.waiting.Add(1)
+	defer w.waiting.Add(-1)
+	select {
+	case w.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-closed:
+		return errStoreClosed
+	}
+}
+
 func (w *writer) release() { <-w.turn }
+
+// contended reports whether a call waits for the writer's turn.
+func (w *writer) contended() bool { return w.waiting.Load() > 0 }
 
 // errStoreClosed tells fail that the store closed while a call waited.
 var errStoreClosed = errors.New("closed while waiting")
