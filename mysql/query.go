@@ -1,10 +1,13 @@
 package mysql
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"iter"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -209,8 +212,12 @@ func (s *Store) TemporalSnapshotAt(ctx context.Context, stream, model string, re
 	return t, nil
 }
 
-// RetentionCandidates implements strata.RetentionStore: a walk of events_position (or, for
-// one tenant, events_tenant_position) in Position order from the cursor.
+// RetentionCandidates implements strata.RetentionStore. A pass over every tenant walks
+// events_retention (migration 0012) in (recorded_at, position) order from the cursor to the
+// cutoff: the index keys an event removed by retention on NULL, so the pass reads neither the
+// events removed before nor those recorded after the cutoff. A pass over one tenant walks
+// events_tenant_position in Position order from the cursor, past the tenant's removed and
+// recent events (an index for it would cost every append a third insert).
 func (s *Store) RetentionCandidates(ctx context.Context, sel strata.RetentionSelect) (strata.RetentionPage, error) {
 	const op = "retention candidates"
 	if s.isClosed() {
@@ -232,15 +239,23 @@ func (s *Store) RetentionCandidates(ctx context.Context, sel strata.RetentionSel
 		}
 	}
 	var b strings.Builder
-	args := []any{int64(cur.Position.Event), sel.RecordedBefore.UTC()}
-	b.WriteString(`SELECT ` + eventColumns + ` FROM events e WHERE position > ? AND recorded_at < ?`)
+	args := []any{sel.RecordedBefore.UTC()}
+	order := ` ORDER BY position`
+	if sel.AnyTenant {
+		b.WriteString(`SELECT ` + eventColumns + ` FROM events e FORCE INDEX (events_retention) WHERE live_recorded_at < ? AND position IS NOT NULL`)
+		if after {
+			at := cur.RecordedAt.UTC()
+			b.WriteString(` AND (live_recorded_at > ? OR (live_recorded_at = ? AND position > ?))`)
+			args = append(args, at, at, int64(cur.Position.Event))
+		}
+		order = ` ORDER BY live_recorded_at, position`
+	} else {
+		b.WriteString(`SELECT ` + eventColumns + ` FROM events e WHERE recorded_at < ? AND position > ? AND tenant = ? AND removed_leaf_hash IS NULL`)
+		args = append(args, int64(cur.Position.Event), tenantKey(sel.Tenant))
+	}
 	if !sel.UpTo.IsZero() {
 		b.WriteString(` AND position <= ?`)
 		args = append(args, int64(sel.UpTo.Event))
-	}
-	if !sel.AnyTenant {
-		b.WriteString(` AND tenant = ?`)
-		args = append(args, tenantKey(sel.Tenant))
 	}
 	if len(sel.Types) > 0 {
 		b.WriteString(` AND type IN (?` + strings.Repeat(`, ?`, len(sel.Types)-1) + `)`)
@@ -258,8 +273,7 @@ func (s *Store) RetentionCandidates(ctx context.Context, sel strata.RetentionSel
 		b.WriteString(` AND LEFT(stream, ?) <> ?`)
 		args = append(args, len(sel.ExcludePrefix), sel.ExcludePrefix)
 	}
-	b.WriteString(` AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.event_id = e.id)
-		AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream) ORDER BY position LIMIT ?`)
+	b.WriteString(` AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream)` + order + ` LIMIT ?`)
 	args = append(args, sel.Limit)
 	p, err := s.readEvents(ctx, nil, sel.Limit, b.String(), args...)
 	if err != nil {
@@ -298,13 +312,10 @@ const (
 
 // TombstoneEvents implements strata.RetentionStore: a batch of fewer than 2×tombstonePartMin
 // events takes one transaction, a larger one is cut in tombstoneParts parts, each one
-// transaction, run at once. A transaction has four statements whatever its size (at most
-// strata.MaxTombstoneBatch events, 4 placeholders each, within MySQL's 65,535): a locking read
-// of the part's rows that are neither held nor tombstoned, one multi-row insert of their
-// tombstones, one DELETE of their streams' temporal snapshots, and one UPDATE ... WHERE id IN
-// per distinct tenant (usually one). It locks only
-// the part's rows, by events_id (appends insert new rows and never wait for them), and the
-// update changes no indexed column, so InnoDB rewrites only the clustered record.
+// transaction, run at once. Each event's tombstone is kept in its row (migration 0012): the
+// UPDATE that blanks the row stores it, and locks only the part's rows, by events_id (appends
+// insert new rows and never wait for them). Of the indexes, it changes only the row's entry
+// in events_retention, to NULL. See tombstonePart for the statements.
 func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int, error) {
 	const op = "tombstone events"
 	if s.isClosed() {
@@ -323,104 +334,190 @@ func (s *Store) TombstoneEvents(ctx context.Context, ts []strata.Tombstone) (int
 	return n, nil
 }
 
-// tombstonePart removes ts (one tombstone per event) in one transaction.
+// plainTenantRegexp matches the hex form (HEX, upper case) of a tenant whose bytes are all in
+// strata.TombstoneTenantBytes, byte by byte: 0x20-0x7f but for 0x22 ("), 0x26 (&), 0x3c (<),
+// 0x3e (>) and 0x5c (\). A regular expression over the hex text, not over the VARBINARY
+// tenant, because MySQL 8 refuses REGEXP on binary strings.
+const plainTenantRegexp = `^(2[013-57-9A-F]|3[0-9ABDF]|4[0-9A-F]|5[0-9ABD-F]|[67][0-9A-F])*$`
+
+// plainTenant is the SQL condition that the events column col holds a plain tenant (see
+// strata.TombstoneTenantBytes) as it is: at most 200 bytes, not a long tenant's key (tenantKey).
+func plainTenant(col string) string {
+	return `(LENGTH(` + col + `) <= 200 AND HEX(` + col + `) REGEXP '` + plainTenantRegexp + `')`
+}
+
+// tombstonePart removes ts (one tombstone per event) in one transaction, of statements whose
+// placeholders stay within MySQL's 65,535 for a part of strata.MaxTombstoneBatch events:
+//   - One UPDATE blanks the part's events of plain tenants (or none) that are neither removed
+//     nor held and stores their tombstones, joined to a derived table of the part's IDs, leaf
+//     hashes and runs; the metadata it keeps, {"tenant":"..."}, is made in SQL. It returns no
+//     rows: RowsAffected counts them (every row it matches changes).
+//   - Only when it left some of the part, a locking read finds those of other tenants, and an
+//     UPDATE per distinct tenant blanks them with the metadata Metadata.MarshalJSON writes.
+//   - Only when temporal snapshots exist, a read of the blanked events' streams and one DELETE
+//     of their snapshots, which hold states folded from the removed payloads.
+//
+// A call that waits for an event's row another call holds reads the row as that call left it
+// (InnoDB's locking reads see the latest version): an event it removed meanwhile is skipped.
 func (s *Store) tombstonePart(ctx context.Context, ts []strata.Tombstone) (int, error) {
 	byID := make(map[uuid.UUID]strata.Tombstone, len(ts))
-	args := make([]any, 0, len(ts))
 	for _, t := range ts {
-		args = append(args, t.EventID[:])
 		byID[t.EventID] = t
 	}
+	// In ID order, the order the rows are locked in: two calls never wait for each other both.
+	ids := slices.SortedFunc(maps.Keys(byID), func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	none, _ := strata.TombstoneMeta(strata.Metadata{}).MarshalJSON()
 	var n int
 	tx := func(c *sql.Conn) error {
-		n = 0
-		// A tenant of up to 200 bytes is the tenant column itself (see tenantKey): only the
-		// metadata of a longer one is read, to find its tenant.
-		rows, err := c.QueryContext(ctx, `SELECT id, tenant, IF(LENGTH(tenant) > 200, meta, NULL), stream FROM events e WHERE id IN (?`+strings.Repeat(`, ?`, len(args)-1)+`)
-			AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.event_id = e.id)
-			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream) FOR UPDATE`, args...)
+		now := strata.Timestamp(time.Now())
+		args := []any{}
+		derived := tombstoneDerived(ids, byID, &args)
+		args = append(args, []byte(strata.TombstoneData), none, now)
+		res, err := c.ExecContext(ctx, `UPDATE events e JOIN `+derived+` v ON e.id = v.id
+			SET e.data = ?, e.meta = IF(e.tenant = '', ?, CONCAT('{"tenant":"', e.tenant, '"}')),
+				e.removed_leaf_hash = v.leaf, e.removed_run = v.run, e.removed_at = ?
+			WHERE e.removed_leaf_hash IS NULL AND `+plainTenant("e.tenant")+`
+				AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream)`, args...)
 		if err != nil {
 			return err
 		}
-		now := strata.Timestamp(time.Now())
-		ins := make([]any, 0, 4*len(args))
-		byMeta := map[string][]any{}
-		var metas []string // in first-seen order, for a stable statement order
-		streams := map[string]bool{}
-		var del []any
-		tombMeta := map[string][]byte{} // by tenant column, for the tenants it holds whole
-		for rows.Next() {
-			var id, tenant, meta, stream []byte
-			if err := rows.Scan(&id, &tenant, &meta, &stream); err != nil {
-				rows.Close()
-				return err
-			}
-			if !streams[string(stream)] {
-				streams[string(stream)] = true
-				del = append(del, stream)
-			}
-			tm, ok := tombMeta[string(tenant)]
-			if !ok {
-				var m strata.Metadata
-				if meta == nil {
-					m.Tenant = string(tenant)
-				} else if err := m.UnmarshalJSON(meta); err != nil {
-					rows.Close()
-					return err
-				}
-				tm, _ = strata.TombstoneMeta(m).MarshalJSON()
-				if meta == nil {
-					tombMeta[string(tenant)] = tm
-				}
-			}
-			t := byID[uuid.UUID(id)]
-			ins = append(ins, id, t.LeafHash, t.Run[:], now)
-			if _, ok := byMeta[string(tm)]; !ok {
-				metas = append(metas, string(tm))
-			}
-			byMeta[string(tm)] = append(byMeta[string(tm)], id)
-		}
-		if err := rows.Close(); err != nil {
+		k, err := res.RowsAffected()
+		if err != nil {
 			return err
 		}
-		if len(ins) == 0 {
+		n = int(k)
+		if n < len(ids) {
+			more, err := s.tombstoneEscaped(ctx, c, ids, byID, now)
+			if err != nil {
+				return err
+			}
+			n += more
+		}
+		if n == 0 {
 			return nil
 		}
-		k := len(ins) / 4
-		if _, err := c.ExecContext(ctx, "INSERT INTO tombstones (event_id, leaf_hash, run, removed_at) VALUES (?, ?, ?, ?)"+
-			strings.Repeat(", (?, ?, ?, ?)", k-1), ins...); err != nil {
+		var snapshots bool
+		if err := c.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM temporal_snapshots)`).Scan(&snapshots); err != nil || !snapshots {
 			return err
 		}
-		// The streams' temporal snapshots hold states folded from the removed payloads.
-		if _, err := c.ExecContext(ctx, "DELETE FROM temporal_snapshots WHERE stream IN (?"+strings.Repeat(", ?", len(del)-1)+")", del...); err != nil {
+		streams, err := s.blankedStreams(ctx, c, ids, now)
+		if err != nil || len(streams) == 0 {
 			return err
 		}
-		// The rows are locked: each is blanked (RowsAffected would not count a row that held
-		// nothing to remove, so the count is the tombstones').
-		for _, meta := range metas {
-			ids := byMeta[meta]
-			if _, err := c.ExecContext(ctx, "UPDATE events SET data = ?, meta = ? WHERE id IN (?"+strings.Repeat(", ?", len(ids)-1)+")",
-				append([]any{[]byte(strata.TombstoneData), []byte(meta)}, ids...)...); err != nil {
-				return err
-			}
-		}
-		n = k
-		return nil
+		_, err = c.ExecContext(ctx, `DELETE FROM temporal_snapshots WHERE stream IN (?`+strings.Repeat(`, ?`, len(streams)-1)+`)`, streams...)
+		return err
 	}
-	err := s.inTx(ctx, tx)
-	// In READ COMMITTED the locking read waits for an event's row locked by another call and
-	// then reads the row anew, but its NOT EXISTS reads the tombstones as the statement began:
-	// a tombstone that call committed meanwhile is not seen, and the insert finds it (Duplicate
-	// entry). The transaction runs again, its read after that commit; each run again follows
-	// another call's progress.
-	for range 4 {
-		if !isMySQLError(err, errDupEntry) {
-			break
-		}
-		err = s.inTx(ctx, tx)
+	if err := s.inTx(ctx, tx); err != nil {
+		return 0, err
 	}
+	return n, nil
+}
+
+// blankedStreams returns the streams, in byte order, of the events of ids that this
+// transaction blanked: those it stamped now (removed_at is exact to the microsecond, as now
+// is). A plain read, apart from the DELETE that uses them: a subquery of a DELETE takes shared
+// locks on the rows it reads, which deadlocked two calls at once, each holding events the
+// other's subquery read.
+func (s *Store) blankedStreams(ctx context.Context, c *sql.Conn, ids []uuid.UUID, now time.Time) ([]any, error) {
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, now)
+	for _, id := range ids {
+		args = append(args, id[:])
+	}
+	rows, err := c.QueryContext(ctx, `SELECT DISTINCT stream FROM events WHERE removed_at = ? AND id IN (?`+strings.Repeat(`, ?`, len(ids)-1)+`) ORDER BY stream`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var streams []any
+	for rows.Next() {
+		var stream []byte
+		if err := rows.Scan(&stream); err != nil {
+			return nil, err
+		}
+		streams = append(streams, stream)
+	}
+	return streams, rows.Err()
+}
+
+// tombstoneDerived returns a derived table (id, leaf, run) of the tombstones of ids, appending
+// its arguments to args: a UNION ALL of one-row SELECTs, which MySQL and MariaDB both read (their
+// table value constructors are written differently).
+func tombstoneDerived(ids []uuid.UUID, byID map[uuid.UUID]strata.Tombstone, args *[]any) string {
+	var b strings.Builder
+	b.WriteString(`(SELECT ? AS id, ? AS leaf, ? AS run`)
+	for range len(ids) - 1 {
+		b.WriteString(` UNION ALL SELECT ?, ?, ?`)
+	}
+	b.WriteString(`)`)
+	for _, id := range ids {
+		t := byID[id]
+		*args = append(*args, id[:], t.LeafHash, t.Run[:])
+	}
+	return b.String()
+}
+
+// tombstoneEscaped removes those of ids that tombstonePart's first UPDATE left for their
+// tenants (not plain, or longer than 200 bytes, whose metadata is read to find the tenant):
+// a locking read of them, then an UPDATE per distinct metadata they keep, usually one.
+func (s *Store) tombstoneEscaped(ctx context.Context, c *sql.Conn, ids []uuid.UUID, byID map[uuid.UUID]strata.Tombstone, now time.Time) (int, error) {
+	args := make([]any, 0, len(ids))
+	for _, id := range ids {
+		args = append(args, id[:])
+	}
+	rows, err := c.QueryContext(ctx, `SELECT id, tenant, IF(LENGTH(tenant) > 200, meta, NULL) FROM events e
+		WHERE id IN (?`+strings.Repeat(`, ?`, len(ids)-1)+`) AND removed_leaf_hash IS NULL AND NOT `+plainTenant("e.tenant")+`
+			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream) ORDER BY id FOR UPDATE`, args...)
 	if err != nil {
 		return 0, err
+	}
+	byMeta := map[string][]uuid.UUID{}
+	var metas []string              // in first-seen order, for a stable statement order
+	tombMeta := map[string][]byte{} // by tenant column, for the tenants it holds whole
+	for rows.Next() {
+		var id, tenant, meta []byte
+		if err := rows.Scan(&id, &tenant, &meta); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		tm, ok := tombMeta[string(tenant)]
+		if !ok {
+			var m strata.Metadata
+			if meta == nil {
+				m.Tenant = string(tenant)
+			} else if err := m.UnmarshalJSON(meta); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			tm, _ = strata.TombstoneMeta(m).MarshalJSON()
+			if meta == nil {
+				tombMeta[string(tenant)] = tm
+			}
+		}
+		if _, ok := byMeta[string(tm)]; !ok {
+			metas = append(metas, string(tm))
+		}
+		byMeta[string(tm)] = append(byMeta[string(tm)], uuid.UUID(id))
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, meta := range metas {
+		// The rows are locked: each is blanked.
+		args := []any{}
+		derived := tombstoneDerived(byMeta[meta], byID, &args)
+		args = append(args, []byte(strata.TombstoneData), []byte(meta), now)
+		res, err := c.ExecContext(ctx, `UPDATE events e JOIN `+derived+` v ON e.id = v.id
+			SET e.data = ?, e.meta = ?, e.removed_leaf_hash = v.leaf, e.removed_run = v.run, e.removed_at = ?`, args...)
+		if err != nil {
+			return 0, err
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		n += int(k)
 	}
 	return n, nil
 }
@@ -433,7 +530,8 @@ func (s *Store) Tombstone(ctx context.Context, id uuid.UUID) (strata.Tombstone, 
 	}
 	t := strata.Tombstone{EventID: id}
 	var run []byte
-	err := s.db.QueryRowContext(ctx, `SELECT leaf_hash, run, removed_at FROM tombstones WHERE event_id = ?`, id[:]).Scan(&t.LeafHash, &run, &t.RemovedAt)
+	err := s.db.QueryRowContext(ctx, `SELECT removed_leaf_hash, removed_run, removed_at FROM events
+		WHERE id = ? AND removed_leaf_hash IS NOT NULL`, id[:]).Scan(&t.LeafHash, &run, &t.RemovedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return strata.Tombstone{}, strata.TombstoneNotFound(op, id)
 	}

@@ -418,6 +418,11 @@ func (s suite) testTombstones(t *testing.T) {
 	if got, err := candidates(ctx, rs, sel); err != nil || len(got) != 2 {
 		t.Fatalf("candidates after tombstoning: %s, %v; want beta's and the new one", ids(got), err)
 	}
+	acme := sel
+	acme.AnyTenant, acme.Tenant = false, "acme"
+	if got, err := candidates(ctx, rs, acme); err != nil || len(got) != 0 {
+		t.Fatalf("candidates of acme after tombstoning: %s, %v; want none (the rest is held)", ids(got), err)
+	}
 	if err := rs.ReleaseLegalHold(ctx, certStream(0)); err != nil {
 		t.Fatal(err)
 	}

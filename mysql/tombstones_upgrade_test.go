@@ -1,0 +1,139 @@
+package mysql
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-events/strata"
+)
+
+// TestPlainTenant evaluates plainTenant in the server for a tenant of every byte and some
+// longer ones: it holds exactly when the tenant is at most 200 bytes (the tenant column holds a
+// longer one's key) and every byte of it is in strata.TombstoneTenantBytes.
+func TestPlainTenant(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := newStore(t)
+	tenants := []string{"", "acme", "a b~!", "a]b", "a^b", "a-b", "[x]", "a\x00b", "nul\x00<", "é", "a\u2028", "\xc3", "a\x80", "\x7f\x7f",
+		"0123456789ABCDEFabcdef", strata.TombstoneTenantBytes, strata.TombstoneTenantBytes + `"`, strings.Repeat("a", 200), strings.Repeat("a", 201)}
+	for c := range 256 {
+		tenants = append(tenants, string([]byte{byte(c)}))
+	}
+	for _, tenant := range tenants {
+		var got bool
+		if err := s.db.QueryRowContext(ctx, `SELECT `+plainTenant("?"), []byte(tenant), []byte(tenant)).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := len(tenant) <= 200 && strings.Trim(tenant, strata.TombstoneTenantBytes) == ""; got != want {
+			t.Errorf("tenant %q: plain in SQL %v, want %v", tenant, got, want)
+		}
+	}
+}
+
+// TestUpgradeMovesTombstonesIntoEvents opens a database whose tombstones are in a table of their
+// own, as before the migration *_tombstones_in_events.sql: each tombstone reads back the same
+// from its event's row, the removed events are no retention candidates, the others still are,
+// the table is gone and the index of live events is there. The migration then runs again, as after a stop half way, and changes
+// nothing.
+func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	dsn := newDatabase(t)
+	s := openStore(t, dsn)
+	var ids []uuid.UUID
+	for i, tenant := range []string{"acme", `esc"aped`, "", "acme", `esc"aped`} {
+		id := uuid.Must(uuid.NewV7())
+		if _, err := s.Append(ctx, "upgrade-"+strings.Repeat("x", i+1), strata.NoStream, strata.EventData{ID: id, Type: "Issued", Data: []byte(`{"cn":"a"}`),
+			Meta: strata.Metadata{Tenant: tenant, Principal: "op"}}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	run := uuid.Must(uuid.NewV7())
+	var ts []strata.Tombstone
+	for i, id := range ids[:3] {
+		ts = append(ts, strata.Tombstone{EventID: id, LeafHash: bytes.Repeat([]byte{byte(i + 1)}, 32), Run: run})
+	}
+	if n, err := s.TombstoneEvents(ctx, ts); n != 3 || err != nil {
+		t.Fatalf("TombstoneEvents: %d, %v", n, err)
+	}
+	var want []strata.Tombstone
+	for _, id := range ids[:3] {
+		tomb, err := s.Tombstone(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, tomb)
+	}
+	names, _ := filepath.Glob(filepath.Join("migrations", "*_tombstones_in_events.sql"))
+	if len(names) != 1 {
+		t.Fatalf("migrations *_tombstones_in_events.sql: %q", names)
+	}
+	version, _, _ := strings.Cut(filepath.Base(names[0]), "_")
+	forget := "DELETE FROM strata_migrations WHERE version = " + strings.TrimLeft(version, "0")
+	for _, stmt := range []string{
+		`CREATE TABLE tombstones (
+			event_id   BINARY(16)  NOT NULL,
+			leaf_hash  BINARY(32)  NOT NULL,
+			run        BINARY(16)  NOT NULL,
+			removed_at DATETIME(6) NOT NULL,
+			PRIMARY KEY (event_id)
+		) ENGINE = InnoDB`,
+		`INSERT INTO tombstones SELECT id, removed_leaf_hash, removed_run, removed_at FROM events WHERE removed_leaf_hash IS NOT NULL`,
+		`ALTER TABLE events DROP INDEX events_retention, DROP COLUMN live_recorded_at`,
+		`ALTER TABLE events DROP COLUMN removed_leaf_hash, DROP COLUMN removed_run, DROP COLUMN removed_at`,
+		forget,
+	} {
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM tombstones`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("%d tombstones in the table before the upgrade (%v), want 3", n, err)
+	}
+	s.Close()
+
+	for pass := range 2 {
+		s = openStore(t, dsn)
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tombstones'`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("pass %d: %d tables named tombstones after the upgrade (%v), want none", pass, n, err)
+		}
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'events' AND INDEX_NAME = 'events_retention'`).Scan(&n); err != nil || n != 2 {
+			t.Errorf("pass %d: events_retention has %d columns (%v), want 2", pass, n, err)
+		}
+		for i, id := range ids {
+			got, err := s.Tombstone(ctx, id)
+			if i >= 3 {
+				if !errors.Is(err, strata.ErrNotFound) {
+					t.Errorf("pass %d, event %d, never removed: Tombstone = %+v, %v; want NotFound", pass, i, got, err)
+				}
+				continue
+			}
+			if err != nil || !bytes.Equal(got.LeafHash, want[i].LeafHash) || got.Run != want[i].Run || !got.RemovedAt.Equal(want[i].RemovedAt) {
+				t.Errorf("pass %d, event %d: Tombstone = %+v, %v; want %+v", pass, i, got, err, want[i])
+			}
+		}
+		page, err := s.RetentionCandidates(ctx, strata.RetentionSelect{AnyTenant: true, RecordedBefore: time.Now().Add(time.Hour), Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uuid.UUID
+		for _, ev := range page.Events {
+			got = append(got, ev.ID)
+		}
+		if len(got) != 2 || got[0] != ids[3] || got[1] != ids[4] {
+			t.Errorf("pass %d: retention candidates after the upgrade: %v, want the two events never removed %v", pass, got, ids[3:])
+		}
+		if _, err := s.db.ExecContext(ctx, forget); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+}
