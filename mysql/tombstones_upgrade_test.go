@@ -1,16 +1,12 @@
 package mysql
 
 import (
-	"bytes"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/storetest"
 )
 
 // TestPlainTenant evaluates plainTenant in the server for a tenant of every byte and some
@@ -46,31 +42,7 @@ func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 	ctx := testCtx(t)
 	dsn := newDatabase(t)
 	s := openStore(t, dsn)
-	var ids []uuid.UUID
-	for i, tenant := range []string{"acme", `esc"aped`, "", "acme", `esc"aped`} {
-		id := uuid.Must(uuid.NewV7())
-		if _, err := s.Append(ctx, "upgrade-"+strings.Repeat("x", i+1), strata.NoStream, strata.EventData{ID: id, Type: "Issued", Data: []byte(`{"cn":"a"}`),
-			Meta: strata.Metadata{Tenant: tenant, Principal: "op"}}); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	run := uuid.Must(uuid.NewV7())
-	var ts []strata.Tombstone
-	for i, id := range ids[:3] {
-		ts = append(ts, strata.Tombstone{EventID: id, LeafHash: bytes.Repeat([]byte{byte(i + 1)}, 32), Run: run})
-	}
-	if n, err := s.TombstoneEvents(ctx, ts); n != 3 || err != nil {
-		t.Fatalf("TombstoneEvents: %d, %v", n, err)
-	}
-	var want []strata.Tombstone
-	for _, id := range ids[:3] {
-		tomb, err := s.Tombstone(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, tomb)
-	}
+	before := storetest.RemoveBeforeUpgrade(t, s)
 	names, _ := filepath.Glob(filepath.Join("migrations", "*_tombstones_in_events.sql"))
 	if len(names) != 1 {
 		t.Fatalf("migrations *_tombstones_in_events.sql: %q", names)
@@ -108,29 +80,7 @@ func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'events' AND INDEX_NAME = 'events_retention'`).Scan(&n); err != nil || n != 2 {
 			t.Errorf("pass %d: events_retention has %d columns (%v), want 2", pass, n, err)
 		}
-		for i, id := range ids {
-			got, err := s.Tombstone(ctx, id)
-			if i >= 3 {
-				if !errors.Is(err, strata.ErrNotFound) {
-					t.Errorf("pass %d, event %d, never removed: Tombstone = %+v, %v; want NotFound", pass, i, got, err)
-				}
-				continue
-			}
-			if err != nil || !bytes.Equal(got.LeafHash, want[i].LeafHash) || got.Run != want[i].Run || !got.RemovedAt.Equal(want[i].RemovedAt) {
-				t.Errorf("pass %d, event %d: Tombstone = %+v, %v; want %+v", pass, i, got, err, want[i])
-			}
-		}
-		page, err := s.RetentionCandidates(ctx, strata.RetentionSelect{AnyTenant: true, RecordedBefore: time.Now().Add(time.Hour), Limit: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []uuid.UUID
-		for _, ev := range page.Events {
-			got = append(got, ev.ID)
-		}
-		if len(got) != 2 || got[0] != ids[3] || got[1] != ids[4] {
-			t.Errorf("pass %d: retention candidates after the upgrade: %v, want the two events never removed %v", pass, got, ids[3:])
-		}
+		storetest.TombstonesUpgraded(t, s, before)
 		if _, err := s.db.ExecContext(ctx, forget); err != nil {
 			t.Fatal(err)
 		}

@@ -1,17 +1,11 @@
 package postgres_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/storetest"
 )
 
 // TestUpgradeMovesTombstonesIntoEvents opens a schema whose tombstones are in a table of their
@@ -20,34 +14,9 @@ import (
 // events) is no retention candidate, and the others still are.
 func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	e := newEnv(t)
 	s := e.open()
-	var ids []uuid.UUID
-	for i, tenant := range []string{"acme", `esc"aped`, "", "acme", `esc"aped`} {
-		id := uuid.Must(uuid.NewV7())
-		if _, err := s.Append(ctx, "upgrade-"+strings.Repeat("x", i+1), strata.NoStream, strata.EventData{ID: id, Type: "Issued", Data: []byte(`{"cn":"a"}`),
-			Meta: strata.Metadata{Tenant: tenant, Principal: "op"}}); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	run := uuid.Must(uuid.NewV7())
-	var ts []strata.Tombstone
-	for i, id := range ids[:3] {
-		ts = append(ts, strata.Tombstone{EventID: id, LeafHash: bytes.Repeat([]byte{byte(i + 1)}, 32), Run: run})
-	}
-	if n, err := s.TombstoneEvents(ctx, ts); n != 3 || err != nil {
-		t.Fatalf("TombstoneEvents: %d, %v", n, err)
-	}
-	var want []strata.Tombstone
-	for _, id := range ids[:3] {
-		tomb, err := s.Tombstone(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, tomb)
-	}
+	before := storetest.RemoveBeforeUpgrade(t, s)
 	s.Close()
 
 	names, _ := filepath.Glob(filepath.Join("migrations", "*_tombstones_in_events.sql"))
@@ -72,29 +41,7 @@ func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 	if n := e.queryInt(`SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'tombstones'`); n != 0 {
 		t.Errorf("the tombstones table is still there after the upgrade")
 	}
-	for i, id := range ids {
-		got, err := s.Tombstone(ctx, id)
-		if i >= 3 {
-			if !errors.Is(err, strata.ErrNotFound) {
-				t.Errorf("event %d, never removed: Tombstone = %+v, %v; want NotFound", i, got, err)
-			}
-			continue
-		}
-		if err != nil || !bytes.Equal(got.LeafHash, want[i].LeafHash) || got.Run != want[i].Run || !got.RemovedAt.Equal(want[i].RemovedAt) {
-			t.Errorf("event %d: Tombstone = %+v, %v; want %+v", i, got, err, want[i])
-		}
-	}
-	page, err := s.RetentionCandidates(ctx, strata.RetentionSelect{AnyTenant: true, RecordedBefore: time.Now().Add(time.Hour), Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []uuid.UUID
-	for _, ev := range page.Events {
-		got = append(got, ev.ID)
-	}
-	if len(got) != 2 || got[0] != ids[3] || got[1] != ids[4] {
-		t.Errorf("retention candidates after the upgrade: %v, want the two events never removed %v", got, ids[3:])
-	}
+	storetest.TombstonesUpgraded(t, s, before)
 	// Every row moved holds a whole tombstone: the constraint, NOT VALID, validates.
 	e.exec(`ALTER TABLE events VALIDATE CONSTRAINT events_removed_check`)
 	// The columns go together, and a leaf hash has 32 bytes, in rows written from now on.
@@ -102,7 +49,7 @@ func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 		`UPDATE events SET removed_leaf_hash = '\x00'::bytea, removed_run = gen_random_uuid(), removed_at = now() WHERE id = $1`,
 		`UPDATE events SET removed_run = gen_random_uuid() WHERE id = $1`,
 	} {
-		if err := e.execErr(bad, ids[3]); err == nil || !strings.Contains(err.Error(), "events_removed_check") {
+		if err := e.execErr(bad, before.IDs[3]); err == nil || !strings.Contains(err.Error(), "events_removed_check") {
 			t.Errorf("%s: %v, want a violation of events_removed_check", bad, err)
 		}
 	}

@@ -1,19 +1,13 @@
 package sqlite_test
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
-	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/strata-events/strata"
+	"github.com/strata-events/strata/storetest"
 )
 
 // tombstonesInEventsVersion returns the version of the migration that keeps a tombstone in its
@@ -53,34 +47,9 @@ func revertTombstonesInEvents(t testing.TB, db *sql.DB) {
 // is no retention candidate, the others still are, and the table is gone.
 func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	s := open(t)
 	path := s.Path()
-	var ids []uuid.UUID
-	for i, tenant := range []string{"acme", `esc"aped`, "", "acme", `esc"aped`} {
-		id := uuid.Must(uuid.NewV7())
-		if _, err := s.Append(ctx, "upgrade-"+strings.Repeat("x", i+1), strata.NoStream, strata.EventData{ID: id, Type: "Issued", Data: []byte(`{"cn":"a"}`),
-			Meta: strata.Metadata{Tenant: tenant, Principal: "op"}}); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	run := uuid.Must(uuid.NewV7())
-	var ts []strata.Tombstone
-	for i, id := range ids[:3] {
-		ts = append(ts, strata.Tombstone{EventID: id, LeafHash: bytes.Repeat([]byte{byte(i + 1)}, 32), Run: run})
-	}
-	if n, err := s.TombstoneEvents(ctx, ts); n != 3 || err != nil {
-		t.Fatalf("TombstoneEvents: %d, %v", n, err)
-	}
-	var want []strata.Tombstone
-	for _, id := range ids[:3] {
-		tomb, err := s.Tombstone(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, tomb)
-	}
+	before := storetest.RemoveBeforeUpgrade(t, s)
 	s.Close()
 
 	db := rawConn(t, path)
@@ -98,29 +67,7 @@ func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 	if err := rawConn(t, path).QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'tombstones'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the tombstones table after the upgrade: %d, %v; want none", n, err)
 	}
-	for i, id := range ids {
-		got, err := s.Tombstone(ctx, id)
-		if i >= 3 {
-			if !errors.Is(err, strata.ErrNotFound) {
-				t.Errorf("event %d, never removed: Tombstone = %+v, %v; want NotFound", i, got, err)
-			}
-			continue
-		}
-		if err != nil || !bytes.Equal(got.LeafHash, want[i].LeafHash) || got.Run != want[i].Run || !got.RemovedAt.Equal(want[i].RemovedAt) {
-			t.Errorf("event %d: Tombstone = %+v, %v; want %+v", i, got, err, want[i])
-		}
-	}
-	page, err := s.RetentionCandidates(ctx, strata.RetentionSelect{AnyTenant: true, RecordedBefore: time.Now().Add(time.Hour), Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []uuid.UUID
-	for _, ev := range page.Events {
-		got = append(got, ev.ID)
-	}
-	if len(got) != 2 || got[0] != ids[3] || got[1] != ids[4] {
-		t.Errorf("retention candidates after the upgrade: %v, want the two events never removed %v", got, ids[3:])
-	}
+	storetest.TombstonesUpgraded(t, s, before)
 	// The columns go together, and a leaf hash has 32 bytes and a run 16.
 	w := rawConn(t, path)
 	for _, bad := range []string{
@@ -129,7 +76,7 @@ func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 		`UPDATE events SET removed_run = randomblob(16) WHERE id = ?`,
 		`UPDATE events SET removed_leaf_hash = randomblob(32), removed_run = randomblob(16) WHERE id = ?`,
 	} {
-		if _, err := w.Exec(bad, ids[3][:]); err == nil || !strings.Contains(err.Error(), "CHECK constraint failed") {
+		if _, err := w.Exec(bad, before.IDs[3][:]); err == nil || !strings.Contains(err.Error(), "CHECK constraint failed") {
 			t.Errorf("%s: %v, want a CHECK constraint failure", bad, err)
 		}
 	}
