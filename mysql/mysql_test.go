@@ -624,7 +624,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if _, err := s.Append(ctx, "certificate-1", strata.NoStream, strata.EventData{Type: "CertificateIssued"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, stmt := range []string{"DROP TABLE " + strings.Join(tablesSince(t, 2), ", "), "DELETE FROM strata_migrations WHERE version >= 2"} {
+	for _, stmt := range []string{"DROP TABLE IF EXISTS " + strings.Join(tablesSince(t, 2), ", "), "DELETE FROM strata_migrations WHERE version >= 2"} {
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
 		}

@@ -373,7 +373,7 @@ func (s *Store) tombstonePart(ctx context.Context, ts []strata.Tombstone) (int, 
 		args := []any{}
 		derived := tombstoneDerived(ids, byID, &args)
 		args = append(args, []byte(strata.TombstoneData), none, now)
-		res, err := c.ExecContext(ctx, `UPDATE events e JOIN `+derived+` v ON e.id = v.id
+		res, err := c.ExecContext(ctx, `UPDATE `+derived+` v STRAIGHT_JOIN events e ON e.id = v.id
 			SET e.data = ?, e.meta = IF(e.tenant = '', ?, CONCAT('{"tenant":"', e.tenant, '"}')),
 				e.removed_leaf_hash = v.leaf, e.removed_run = v.run, e.removed_at = ?
 			WHERE e.removed_leaf_hash IS NULL AND `+plainTenant("e.tenant")+`
@@ -461,13 +461,14 @@ func tombstoneDerived(ids []uuid.UUID, byID map[uuid.UUID]strata.Tombstone, args
 // tenants (not plain, or longer than 200 bytes, whose metadata is read to find the tenant):
 // a locking read of them, then an UPDATE per distinct metadata they keep, usually one.
 func (s *Store) tombstoneEscaped(ctx context.Context, c *sql.Conn, ids []uuid.UUID, byID map[uuid.UUID]strata.Tombstone, now time.Time) (int, error) {
-	args := make([]any, 0, len(ids))
-	for _, id := range ids {
-		args = append(args, id[:])
-	}
-	rows, err := c.QueryContext(ctx, `SELECT id, tenant, IF(LENGTH(tenant) > 200, meta, NULL) FROM events e
-		WHERE id IN (?`+strings.Repeat(`, ?`, len(ids)-1)+`) AND removed_leaf_hash IS NULL AND NOT `+plainTenant("e.tenant")+`
-			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream) ORDER BY id FOR UPDATE`, args...)
+	// The same plan as the UPDATE's, the derived table first and a probe of events_id per ID:
+	// it locks nothing the UPDATE did not (a plain IN list let MariaDB scan the table for a
+	// part that is a large share of it, locking every row in seq order, and deadlock).
+	args := []any{}
+	derived := tombstoneDerived(ids, byID, &args)
+	rows, err := c.QueryContext(ctx, `SELECT e.id, e.tenant, IF(LENGTH(e.tenant) > 200, e.meta, NULL) FROM `+derived+` v STRAIGHT_JOIN events e ON e.id = v.id
+		WHERE e.removed_leaf_hash IS NULL AND NOT `+plainTenant("e.tenant")+`
+			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.stream = e.stream) FOR UPDATE`, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -499,7 +500,8 @@ func (s *Store) tombstoneEscaped(ctx context.Context, c *sql.Conn, ids []uuid.UU
 		}
 		byMeta[string(tm)] = append(byMeta[string(tm)], uuid.UUID(id))
 	}
-	if err := rows.Close(); err != nil {
+	// A deadlock met while reading the rows ends the transaction: it must not go on.
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -508,7 +510,7 @@ func (s *Store) tombstoneEscaped(ctx context.Context, c *sql.Conn, ids []uuid.UU
 		args := []any{}
 		derived := tombstoneDerived(byMeta[meta], byID, &args)
 		args = append(args, []byte(strata.TombstoneData), []byte(meta), now)
-		res, err := c.ExecContext(ctx, `UPDATE events e JOIN `+derived+` v ON e.id = v.id
+		res, err := c.ExecContext(ctx, `UPDATE `+derived+` v STRAIGHT_JOIN events e ON e.id = v.id
 			SET e.data = ?, e.meta = ?, e.removed_leaf_hash = v.leaf, e.removed_run = v.run, e.removed_at = ?`, args...)
 		if err != nil {
 			return 0, err

@@ -35,8 +35,8 @@ func TestPlainTenant(t *testing.T) {
 // TestUpgradeMovesTombstonesIntoEvents opens a database whose tombstones are in a table of their
 // own, as before the migration *_tombstones_in_events.sql: each tombstone reads back the same
 // from its event's row, the removed events are no retention candidates, the others still are,
-// the table is gone and the index of live events is there. The migration then runs again, as after a stop half way, and changes
-// nothing.
+// the table is gone and the index of live events is there. The migration then runs after a
+// stop at its RENAME, and once more over its own result.
 func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -49,39 +49,49 @@ func TestUpgradeMovesTombstonesIntoEvents(t *testing.T) {
 	}
 	version, _, _ := strings.Cut(filepath.Base(names[0]), "_")
 	forget := "DELETE FROM strata_migrations WHERE version = " + strings.TrimLeft(version, "0")
-	for _, stmt := range []string{
-		`CREATE TABLE tombstones (
-			event_id   BINARY(16)  NOT NULL,
-			leaf_hash  BINARY(32)  NOT NULL,
-			run        BINARY(16)  NOT NULL,
-			removed_at DATETIME(6) NOT NULL,
-			PRIMARY KEY (event_id)
-		) ENGINE = InnoDB`,
-		`INSERT INTO tombstones SELECT id, removed_leaf_hash, removed_run, removed_at FROM events WHERE removed_leaf_hash IS NOT NULL`,
-		`ALTER TABLE events DROP INDEX events_retention, DROP COLUMN live_recorded_at`,
-		`ALTER TABLE events DROP COLUMN removed_leaf_hash, DROP COLUMN removed_run, DROP COLUMN removed_at`,
-		forget,
-	} {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
+	// revert puts the schema back as before the migration, the tombstones in a table of name;
+	// "tombstones_0012" is where the migration's RENAME leaves them, as after a stop there.
+	revert := func(name string) {
+		t.Helper()
+		for _, stmt := range []string{
+			`CREATE TABLE ` + name + ` (
+				event_id   BINARY(16)  NOT NULL,
+				leaf_hash  BINARY(32)  NOT NULL,
+				run        BINARY(16)  NOT NULL,
+				removed_at DATETIME(6) NOT NULL,
+				PRIMARY KEY (event_id)
+			) ENGINE = InnoDB`,
+			`INSERT INTO ` + name + ` SELECT id, removed_leaf_hash, removed_run, removed_at FROM events WHERE removed_leaf_hash IS NOT NULL`,
+			`ALTER TABLE events DROP INDEX events_retention, DROP COLUMN live_recorded_at`,
+			`ALTER TABLE events DROP COLUMN removed_leaf_hash, DROP COLUMN removed_run, DROP COLUMN removed_at`,
+			forget,
+		} {
+			if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+name).Scan(&n); err != nil || n != 3 {
+			t.Fatalf("%d tombstones in %s before the upgrade (%v), want 3", n, name, err)
 		}
 	}
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM tombstones`).Scan(&n); err != nil || n != 3 {
-		t.Fatalf("%d tombstones in the table before the upgrade (%v), want 3", n, err)
-	}
+	revert("tombstones")
 	s.Close()
 
-	for pass := range 2 {
+	// Pass 0 upgrades; pass 1 after a stop at the RENAME; pass 2 runs the migration again.
+	for pass := range 3 {
 		s = openStore(t, dsn)
-		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tombstones'`).Scan(&n); err != nil || n != 0 {
-			t.Errorf("pass %d: %d tables named tombstones after the upgrade (%v), want none", pass, n, err)
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'tombstones%'`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("pass %d: %d tables of tombstones after the upgrade (%v), want none", pass, n, err)
 		}
 		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'events' AND INDEX_NAME = 'events_retention'`).Scan(&n); err != nil || n != 2 {
 			t.Errorf("pass %d: events_retention has %d columns (%v), want 2", pass, n, err)
 		}
 		storetest.TombstonesUpgraded(t, s, before)
-		if _, err := s.db.ExecContext(ctx, forget); err != nil {
+		if pass == 0 {
+			revert("tombstones_0012")
+		} else if _, err := s.db.ExecContext(ctx, forget); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()

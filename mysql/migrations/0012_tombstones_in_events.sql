@@ -12,18 +12,28 @@
 --
 -- Every statement is idempotent, as in version 1 (MySQL 8 has no ADD COLUMN IF NOT EXISTS): the
 -- columns are added when they are missing, and the tombstones moved while their table is
--- there. The move locks only the tombstoned rows, which appends never wait for.
+-- there (under either name). The move locks only the tombstoned rows, which appends never wait
+-- for.
 SET @strata_add_removed = IF((SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'events' AND COLUMN_NAME = 'removed_leaf_hash') = 0, 'ALTER TABLE events ADD COLUMN removed_leaf_hash BINARY(32) NULL, ADD COLUMN removed_run BINARY(16) NULL, ADD COLUMN removed_at DATETIME(6) NULL', 'DO 0');
 PREPARE strata_add_removed FROM @strata_add_removed;
 EXECUTE strata_add_removed;
 DEALLOCATE PREPARE strata_add_removed;
 
-SET @strata_move_tombstones = IF((SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tombstones') = 1, 'UPDATE events e JOIN tombstones t ON t.event_id = e.id SET e.removed_leaf_hash = t.leaf_hash, e.removed_run = t.run, e.removed_at = t.removed_at', 'DO 0');
+-- The table is renamed before the move: a process of an older version still running fails its
+-- next tombstone insert from then on, and rolls back the blanking with it, where one that
+-- committed between the move and the DROP would have left an event blanked without its
+-- tombstone. RENAME waits for the transactions that wrote to the table to end.
+SET @strata_hide_tombstones = IF((SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tombstones') = 1, 'RENAME TABLE tombstones TO tombstones_0012', 'DO 0');
+PREPARE strata_hide_tombstones FROM @strata_hide_tombstones;
+EXECUTE strata_hide_tombstones;
+DEALLOCATE PREPARE strata_hide_tombstones;
+
+SET @strata_move_tombstones = IF((SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tombstones_0012') = 1, 'UPDATE events e JOIN tombstones_0012 t ON t.event_id = e.id SET e.removed_leaf_hash = t.leaf_hash, e.removed_run = t.run, e.removed_at = t.removed_at', 'DO 0');
 PREPARE strata_move_tombstones FROM @strata_move_tombstones;
 EXECUTE strata_move_tombstones;
 DEALLOCATE PREPARE strata_move_tombstones;
 
-DROP TABLE IF EXISTS tombstones;
+DROP TABLE IF EXISTS tombstones_0012;
 
 -- The index of events retention may remove, after the move (which would update each entry it
 -- moved): live_recorded_at is an event's recorded_at until retention removes its payload, then
