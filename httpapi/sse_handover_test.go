@@ -159,7 +159,13 @@ func TestSubscribersJoinWhileAppending(t *testing.T) {
 // joins again, without a gap or a repeat; the fast subscribers are not held up.
 func TestSlowSubscriberRejoinsLiveFeed(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, openSQLite(t), func(c *httpapi.Config) { c.Logger = discardLogger() })
+	// The slow subscriber takes no write until the fast one has read the whole burst: on a
+	// loaded machine that took longer than the default SSEWriteWait (10 s), which disconnects
+	// it (TestSlowSubscriberDisconnectedResumable's case, not this one's).
+	e := newEnv(t, openSQLite(t), func(c *httpapi.Config) {
+		c.Logger = discardLogger()
+		c.SSEWriteWait = 5 * time.Minute
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if _, err := e.store.Append(ctx, "ticks", strata.Any, strata.EventData{Type: "Tick", Meta: strata.Metadata{Tenant: "acme"}}); err != nil {
